@@ -33,6 +33,12 @@ if [ ${#pip_missing[@]} -gt 0 ]; then
   pip install -q "${pip_missing[@]}"
 fi
 
+# the stack checks' Python tools (pytest, helm SDK, kubernetes-validate, …); pip skips what is there
+if ! python3 -c 'import pytest, yaml, requests, helm_python, kubernetes_validate' 2>/dev/null; then
+  echo "install-test-deps: pip install -r tests/stack/requirements.txt"
+  pip install -q -r "$here/tests/stack/requirements.txt"
+fi
+
 if [ ! -d "$here/tests/peers/node_modules/ws" ]; then
   echo "install-test-deps: npm ci (tests/peers)"
   (cd "$here/tests/peers" && npm ci --silent --no-audit --no-fund)
