@@ -1,0 +1,89 @@
+//! The admin server (default :8080, the seed's port):
+//! - `GET /health`: liveness, with the seed's health score (HEALTHY / WARNING / CRITICAL), the score and
+//!   the list of issues as JSON; 200 unless the process itself is broken.
+//! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
+//!   the upstream (503 while the last dial of the primary failed and no backup is configured).
+//! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
+
+pub mod health;
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::proxy::Shared;
+use crate::telemetry::Telemetry;
+
+/// What the admin endpoints read.
+pub struct Admin {
+    /// Proxy state (readiness, shutdown).
+    pub proxy: Arc<Shared>,
+    /// Metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// Set once the client listener is bound.
+    pub listening: std::sync::atomic::AtomicBool,
+}
+
+fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ctype));
+    r
+}
+
+impl Admin {
+    /// Whether the sidecar should receive traffic.
+    pub fn ready(&self) -> bool {
+        let p = &self.proxy;
+        self.listening.load(Relaxed)
+            && !*p.shutdown.borrow()
+            && p.upstream_seen.load(Relaxed)
+            && (p.upstream_up.load(Relaxed) || p.upstreams.len() > 1)
+    }
+
+    fn route(&self, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        match req.uri().path() {
+            "/health" | "/healthz" => {
+                self.telemetry.sync();
+                let h = health::score(&self.telemetry.registry, &self.proxy.config);
+                reply(StatusCode::OK, "application/json", h.to_string())
+            }
+            "/ready" | "/readyz" => {
+                if self.ready() {
+                    reply(StatusCode::OK, "text/plain", "ready\n".into())
+                } else {
+                    reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".into())
+                }
+            }
+            "/metrics" => {
+                self.telemetry.sync();
+                let body = self.telemetry.registry.render_prometheus(&[]);
+                reply(StatusCode::OK, "text/plain; version=0.0.4", body)
+            }
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /health, /ready or /metrics\n".into()),
+        }
+    }
+
+    /// Serves until the process ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let r = me.route(&req);
+                    async move { Ok::<_, Infallible>(r) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}

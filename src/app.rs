@@ -1,0 +1,163 @@
+//! Wiring of one sidecar: bind the listeners, start the proxy, telemetry and admin tasks, and drain on
+//! SIGTERM/SIGINT (stop accepting, 1001 Going Away to open sessions, wait the grace period, exit 0).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::admin::Admin;
+use crate::cli::RunArgs;
+use crate::config::{self, Config, Sources};
+use crate::events::{Event, EventSink};
+use crate::proxy::{self, Stats};
+use crate::telemetry::Telemetry;
+
+/// Exit code for a bad configuration or usage (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code when an address cannot be bound (EX_UNAVAILABLE).
+pub const EXIT_BIND: u8 = 69;
+
+/// A started sidecar.
+pub struct Running {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The admin server.
+    pub admin_addr: SocketAddr,
+    /// Proxy state.
+    pub proxy: Arc<proxy::Shared>,
+    /// Telemetry state.
+    pub telemetry: Arc<Telemetry>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Why a sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        /// The config key.
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr, source })
+}
+
+/// Starts a sidecar; `tap` receives every event after telemetry has seen it (tests, the demo).
+pub async fn start(config: Config, tap: Option<mpsc::UnboundedSender<Event>>) -> Result<Running, StartError> {
+    let config = Arc::new(config);
+    let listener = bind("listen", config.listen).await?;
+    let admin_listener = bind("admin", config.admin).await?;
+    let (sink, rx) = EventSink::channel(config.events_capacity);
+    let stats = Arc::new(Stats::default());
+    let (tx, shutdown) = watch::channel(false);
+    let shared = proxy::Shared::new(config.clone(), sink.clone(), stats.clone(), shutdown);
+    let telemetry = Telemetry::new(&config.dashboard, stats, sink);
+    tokio::spawn(telemetry.clone().consume(rx, tap));
+    let admin = Arc::new(Admin {
+        proxy: shared.clone(),
+        telemetry: telemetry.clone(),
+        listening: true.into(),
+    });
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { key: "listen", addr: config.listen, source })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind { key: "admin", addr: config.admin, source })?;
+    tokio::spawn(admin.serve(admin_listener));
+    tokio::spawn(proxy::listener::serve(listener, shared.clone()));
+    // Readiness needs the upstream reached once: try it now rather than waiting for the first client.
+    let probe = shared.clone();
+    tokio::spawn(async move {
+        while !probe.upstream_seen.load(Relaxed) && !*probe.shutdown.borrow() {
+            if let Ok(d) = proxy::upstream::dial(&probe, None).await {
+                drop(d);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    Ok(Running { addr, admin_addr, proxy: shared, telemetry, shutdown: tx })
+}
+
+impl Running {
+    /// Stops accepting, sends 1001 to open sessions, and waits up to the grace period for them to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let deadline = Instant::now() + self.proxy.config.shutdown_grace;
+        while self.proxy.stats.open_connections.load(Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Prints one structured log line to stdout.
+pub fn log_line(level: &str, event_type: &str, fields: Value) {
+    let mut v = json!({
+        "timestamp": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        "level": level, "component": "iskra-ws-sidecar", "event_type": event_type,
+    });
+    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    println!("{v}");
+}
+
+/// Collects the run flags as config overrides.
+fn flag_overrides(args: &RunArgs) -> Vec<(&'static str, Value)> {
+    let mut flags = Vec::new();
+    for (key, v) in [("listen", &args.listen), ("upstream", &args.upstream), ("admin", &args.admin), ("dashboard", &args.dashboard)] {
+        if let Some(v) = v {
+            flags.push((key, Value::String(v.clone())));
+        }
+    }
+    flags
+}
+
+/// `iskra-ws-sidecar run`.
+pub async fn run_command(args: RunArgs) -> u8 {
+    let sources = Sources { file: args.cfg.config.clone(), flags: flag_overrides(&args) };
+    let config = match config::load(&sources) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!("hint: `iskra-ws-sidecar config` prints every key with its default");
+            return EXIT_CONFIG;
+        }
+    };
+    let running = match start(config, None).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BIND;
+        }
+    };
+    let cfg = running.proxy.config.clone();
+    log_line("INFO", "sidecar_started", json!({
+        "delta": "sidecar_started", "listen": running.addr.to_string(), "admin": running.admin_addr.to_string(),
+        "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
+    }));
+    wait_for_signal().await;
+    log_line("INFO", "sidecar_draining", json!({"delta": "sidecar_draining", "grace_ms": cfg.shutdown_grace.as_millis() as u64}));
+    running.shutdown().await;
+    log_line("INFO", "sidecar_stopped", json!({"delta": "sidecar_stopped"}));
+    0
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,85 @@
+//! Command-line definitions (clap) only; `main.rs` dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The OpenTelemetry-native WebSocket sidecar for the Iskra dashboards.
+#[derive(Debug, Parser)]
+#[command(name = "iskra-ws-sidecar", version, about, long_about = None,
+    after_help = "Examples:\n  iskra-ws-sidecar run --upstream ws://127.0.0.1:3001\n  iskra-ws-sidecar run --config sidecar.yaml\n  iskra-ws-sidecar config --check sidecar.json\n\nExit codes: 0 ok, 1 failure, 64 bad configuration or usage, 69 cannot bind an address.")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Config sources shared by every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Config file (TOML, YAML or JSON by extension; the seed's JSON shape loads as is).
+    #[arg(long, short = 'c', env = "ISKRA_SIDECAR_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar in front of one dashboard.
+    #[command(after_help = "Examples:\n  iskra-ws-sidecar run\n  iskra-ws-sidecar run --listen 0.0.0.0:8000 --upstream ws://127.0.0.1:3001 --admin 0.0.0.0:8080\n  ISKRA_SIDECAR_LIMITS__MAX_CONNECTIONS=5000 iskra-ws-sidecar run -c sidecar.toml")]
+    Run(RunArgs),
+    /// Print the effective configuration, or check a file (`--check FILE`: exit 0 valid, 64 invalid).
+    #[command(after_help = "Examples:\n  iskra-ws-sidecar config\n  iskra-ws-sidecar config --json\n  iskra-ws-sidecar config --check sidecar.yaml")]
+    Config(ConfigCmd),
+    /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
+    #[command(name = "demo-dashboard", after_help = "Examples:\n  iskra-ws-sidecar demo-dashboard --name pulse --listen 127.0.0.1:3001")]
+    DemoDashboard(DemoDashboardArgs),
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config sources.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Address clients connect to (default 0.0.0.0:8000).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The dashboard's WebSocket server (default ws://127.0.0.1:3001).
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// Admin server address for /health, /ready, /metrics (default 0.0.0.0:8080).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Which dashboard this is: pulse, seams or voices.
+    #[arg(long)]
+    pub dashboard: Option<String>,
+}
+
+/// `config` flags.
+#[derive(Debug, Args)]
+pub struct ConfigCmd {
+    /// Config sources.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Validate this file and exit 0 (valid) or 64 (invalid).
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `demo-dashboard` flags.
+#[derive(Debug, Args)]
+pub struct DemoDashboardArgs {
+    /// pulse, seams or voices (shapes the JSON it streams).
+    #[arg(long, default_value = "pulse")]
+    pub name: String,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    pub listen: String,
+    /// Interval between streamed updates, e.g. 1s or 250ms.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+}

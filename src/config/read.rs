@@ -1,0 +1,295 @@
+//! Reads typed values out of a merged config tree, collecting every problem instead of stopping at one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Endpoint, Upstream, SECRET_KEYS};
+
+/// One configuration problem: the key, the value found, and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// Dotted key (or the file path for file-level problems).
+    pub key: String,
+    /// The offending value, rendered (masked for secrets).
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: String,
+}
+
+impl ConfigError {
+    pub(super) fn file(path: &Path, msg: String) -> ConfigError {
+        ConfigError {
+            key: "--config".into(),
+            value: path.display().to_string(),
+            expected: msg,
+        }
+    }
+
+    pub(super) fn parse(path: Option<&Path>, msg: String) -> ConfigError {
+        ConfigError {
+            key: path.map_or("(config)".into(), |p| p.display().to_string()),
+            value: "(unparsable)".into(),
+            expected: format!("a valid file: {msg}"),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config key `{}` = {}: expected {}", self.key, self.value, self.expected)
+    }
+}
+
+/// Every problem found in one load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub(super) struct Reader<'a> {
+    tree: &'a Value,
+    errors: Vec<ConfigError>,
+}
+
+fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {
+    key.split('.').try_fold(tree, |v, part| v.get(part))
+}
+
+fn render(key: &str, v: &Value) -> String {
+    if SECRET_KEYS.contains(&key) {
+        return "\"****\"".into();
+    }
+    let s = v.to_string();
+    if s.len() > 80 {
+        format!("{}…", &s[..s.floor_char_boundary(80)])
+    } else {
+        s
+    }
+}
+
+/// Numbers from env vars arrive as strings or numbers; accept both.
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(tree: &'a Value) -> Self {
+        Reader { tree, errors: Vec::new() }
+    }
+
+    fn bad(&mut self, key: &str, v: Option<&Value>, expected: impl Into<String>) {
+        self.errors.push(ConfigError {
+            key: key.to_string(),
+            value: v.map_or("(missing)".into(), |v| render(key, v)),
+            expected: expected.into(),
+        });
+    }
+
+    /// Flags keys present in the tree but not in `known`, except below the `open` prefixes.
+    pub(super) fn check_unknown(&mut self, known: &Value, open: &[&str]) {
+        fn walk(t: &Value, k: &Value, prefix: &str, open: &[&str], out: &mut Vec<(String, Value)>) {
+            let (Value::Object(t), Value::Object(k)) = (t, k) else { return };
+            for (name, v) in t {
+                let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                if open.contains(&key.as_str()) {
+                    continue;
+                }
+                match k.get(name) {
+                    None => out.push((key, v.clone())),
+                    Some(kv) => walk(v, kv, &key, open, out),
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        walk(self.tree, known, "", open, &mut unknown);
+        for (key, v) in unknown {
+            self.bad(&key, Some(&v), "no such key (see `iskra-ws-sidecar config` for every key)");
+        }
+    }
+
+    pub(super) fn uint(&mut self, key: &str, min: u64, max: u64) -> u64 {
+        let v = lookup(self.tree, key);
+        match v.and_then(as_f64) {
+            Some(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => n as u64,
+            _ => {
+                self.bad(key, v, format!("a whole number from {min} to {max}"));
+                min
+            }
+        }
+    }
+
+    pub(super) fn float(&mut self, key: &str, min: f64, max: f64) -> f64 {
+        let v = lookup(self.tree, key);
+        match v.and_then(as_f64) {
+            Some(n) if n >= min && n <= max => n,
+            _ => {
+                self.bad(key, v, format!("a number from {min} to {max}"));
+                min
+            }
+        }
+    }
+
+    pub(super) fn millis(&mut self, key: &str, min: u64) -> Duration {
+        Duration::from_millis(self.uint(key, min, 7 * 24 * 3600 * 1000))
+    }
+
+    pub(super) fn boolean(&mut self, key: &str) -> bool {
+        let v = lookup(self.tree, key);
+        match v {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if matches!(s.as_str(), "true" | "1" | "yes" | "on") => true,
+            Some(Value::String(s)) if matches!(s.as_str(), "false" | "0" | "no" | "off") => false,
+            _ => {
+                self.bad(key, v, "true or false");
+                false
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        let v = lookup(self.tree, key);
+        match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => {
+                self.bad(key, v, "a string");
+                None
+            }
+        }
+    }
+
+    pub(super) fn one_of(&mut self, key: &str, allowed: &[&str]) -> String {
+        let v = lookup(self.tree, key);
+        match self.string(key) {
+            Some(s) if allowed.contains(&s.to_ascii_lowercase().as_str()) => s.to_ascii_lowercase(),
+            Some(_) => {
+                self.bad(key, v, format!("one of {}", allowed.join(", ")));
+                allowed[0].to_string()
+            }
+            None => allowed[0].to_string(),
+        }
+    }
+
+    pub(super) fn addr(&mut self, key: &str) -> SocketAddr {
+        let v = lookup(self.tree, key);
+        match self.string(key).map(|s| s.parse::<SocketAddr>()) {
+            Some(Ok(a)) => a,
+            Some(Err(_)) => {
+                self.bad(key, v, "an address like 0.0.0.0:8000 or [::]:8000");
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            }
+            None => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+
+    fn parse_upstream(&mut self, key: &str, v: Option<&Value>, s: &str) -> Option<Upstream> {
+        match Upstream::parse(s) {
+            Ok(u) => Some(u),
+            Err(expected) => {
+                self.bad(key, v, expected);
+                None
+            }
+        }
+    }
+
+    pub(super) fn upstream(&mut self, key: &str) -> Upstream {
+        let v = lookup(self.tree, key);
+        let parsed = self.string(key).and_then(|s| self.parse_upstream(key, v, &s));
+        parsed.unwrap_or(Upstream { url: String::new(), host: String::new(), port: 0 })
+    }
+
+    pub(super) fn upstream_list(&mut self, key: &str) -> Vec<Upstream> {
+        match lookup(self.tree, key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let k = format!("{key}.{i}");
+                    match item.as_str() {
+                        Some(s) => self.parse_upstream(&k, Some(item), s),
+                        None => {
+                            self.bad(&k, Some(item), "a ws:// URL string");
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Some(Value::String(s)) if s.is_empty() => Vec::new(),
+            Some(Value::String(s)) => {
+                let s = s.clone();
+                let items: Vec<Value> = s.split(',').map(|p| Value::String(p.trim().into())).collect();
+                let tree = serde_json::json!({ "v": items });
+                let mut sub = Reader::new(&tree);
+                let out = sub.upstream_list("v");
+                self.errors.extend(sub.errors.into_iter().map(|mut e| {
+                    e.key = e.key.replacen('v', key, 1);
+                    e
+                }));
+                out
+            }
+            v => {
+                self.bad(key, v, "a list of ws:// URLs");
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn endpoints(&mut self, key: &str) -> BTreeMap<String, Endpoint> {
+        let mut out = BTreeMap::new();
+        let Some(Value::Object(map)) = lookup(self.tree, key) else {
+            let v = lookup(self.tree, key);
+            self.bad(key, v, "a map of dashboards: {pulse: {url, name, priority, backup_urls}}");
+            return out;
+        };
+        for (name, _) in map.clone() {
+            let k = format!("{key}.{name}");
+            let url = self.upstream(&format!("{k}.url")).url;
+            let has = |f: &str| lookup(self.tree, &format!("{k}.{f}")).is_some();
+            let (has_name, has_prio, has_backups) = (has("name"), has("priority"), has("backup_urls"));
+            let label = match has_name {
+                true => self.string(&format!("{k}.name")).unwrap_or_else(|| name.clone()),
+                false => name.clone(),
+            };
+            let priority = match has_prio {
+                true => self.uint(&format!("{k}.priority"), 0, 1000) as u32,
+                false => 100,
+            };
+            let backups = match has_backups {
+                true => self.upstream_list(&format!("{k}.backup_urls")),
+                false => Vec::new(),
+            };
+            let backup_urls = backups.into_iter().map(|u| u.url).collect();
+            out.insert(name, Endpoint { url, name: label, priority, backup_urls });
+        }
+        out
+    }
+
+    pub(super) fn finish(self) -> Result<(), super::ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(super::ConfigErrors(self.errors))
+        }
+    }
+}

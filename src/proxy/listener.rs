@@ -1,0 +1,284 @@
+//! The client-facing side: accept loop with the connection limit, an HTTP/1 server per connection with
+//! the request-head timeout and size limit, plain requests relayed streamed, upgrades handed to the relay.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, CONNECTION, RETRY_AFTER, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::upstream::{self, UpstreamError};
+use super::{relay, SessionCtx, Shared};
+use crate::events::{EventKind, RejectCause, SessionInfo};
+
+type Body = Either<Incoming, Full<Bytes>>;
+
+/// Decrements the open-connection gauge when the last holder (connection task or session) ends.
+struct Permit(Arc<Shared>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.stats.open_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Accepts until shutdown; every connection runs in its own task.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        shared.stats.accepted.fetch_add(1, Relaxed);
+        let open = shared.stats.open_connections.fetch_add(1, Relaxed);
+        let permit = Arc::new(Permit(shared.clone()));
+        if open as usize >= shared.config.limits.max_connections {
+            shared.stats.rejected_limit.fetch_add(1, Relaxed);
+            tokio::spawn(refuse(stream, permit, shared.clone()));
+            continue;
+        }
+        shared.sink.emit(None, EventKind::Accepted { client: peer });
+        tokio::spawn(connection(stream, peer, permit, shared.clone()));
+    }
+}
+
+/// Over the limit: a fixed 503 with Retry-After, written without parsing anything.
+async fn refuse(mut stream: TcpStream, _permit: Arc<Permit>, shared: Arc<Shared>) {
+    let body = "connection limit reached\n";
+    let resp = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let kind = EventKind::HandshakeRejected {
+        duration: std::time::Duration::ZERO,
+        status: 503,
+        cause: RejectCause::ConnectionLimit,
+    };
+    shared.sink.emit(None, kind);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        stream.write_all(resp.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent so closing does not reset the connection under the response.
+        let mut sink = [0u8; 1024];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    client: SocketAddr,
+    permit: Arc<Permit>,
+    pooled: std::sync::Mutex<Option<SendRequest<Incoming>>>,
+}
+
+async fn connection(stream: TcpStream, client: SocketAddr, permit: Arc<Permit>, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let limits = &shared.config.limits;
+    let conn = Arc::new(Conn { shared: shared.clone(), client, permit, pooled: Default::default() });
+    let svc = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(req, conn).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake_timeout)
+        .max_buf_size(limits.max_header_size.max(8192))
+        .preserve_header_case(true);
+    let served = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    tokio::pin!(served);
+    let mut shutdown = shared.shutdown.clone();
+    tokio::select! {
+        _ = &mut served => {}
+        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
+    }
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
+}
+
+fn plain(status: u16, msg: &str, retry: bool) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{msg}\n")))));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+    if retry {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
+    let shared = &conn.shared;
+    let t0 = Instant::now();
+    let upgrade = is_upgrade(&req);
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    shared.sink.emit(None, EventKind::RequestHead { method: method.clone(), path: path.clone(), upgrade });
+    if *shared.shutdown.borrow() {
+        return plain(503, "sidecar shutting down", true);
+    }
+    if upgrade {
+        return handle_upgrade(req, conn, t0, path).await;
+    }
+    // Plain HTTP: reuse this client connection's upstream connection while it stays open.
+    let pooled = conn.pooled.lock().ok().and_then(|mut p| p.take());
+    let mut sender = match pooled {
+        Some(s) if !s.is_closed() => s,
+        _ => match dial_and_handshake(shared, None).await {
+            Ok(s) => s,
+            Err(e) => return plain(e.status(), &e.to_string(), true),
+        },
+    };
+    let _ = sender.ready().await;
+    req.headers_mut().remove("proxy-connection");
+    let timeout = shared.config.limits.upstream_timeout;
+    let res = upstream::send(&mut sender, req, timeout).await;
+    if let Ok(mut p) = conn.pooled.lock() {
+        *p = Some(sender);
+    }
+    let status = res.as_ref().map_or_else(|e| e.status(), |r| r.status().as_u16());
+    let kind = EventKind::HttpRelayed { method, path, status, duration: t0.elapsed() };
+    shared.sink.emit(None, kind);
+    match res {
+        Ok(resp) => resp.map(Either::Left),
+        Err(e) => plain(e.status(), &e.to_string(), true),
+    }
+}
+
+async fn dial_and_handshake(
+    shared: &Shared,
+    session: Option<&Arc<SessionInfo>>,
+) -> Result<SendRequest<Incoming>, UpstreamError> {
+    let d = upstream::dial(shared, session).await?;
+    upstream::handshake(d.stream).await
+}
+
+fn header_str(req_or_resp: &hyper::HeaderMap, name: &str) -> Option<String> {
+    req_or_resp.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant, path: String) -> Response<Body> {
+    let shared = conn.shared.clone();
+    let id = shared.next_id.fetch_add(1, Relaxed);
+    let mut info = SessionInfo {
+        id,
+        client: conn.client,
+        path,
+        user_agent: header_str(req.headers(), "user-agent"),
+        upstream_name: String::new(),
+        upstream_host: String::new(),
+        upstream_port: 0,
+    };
+    let reject = |status: u16, cause: RejectCause, info: &Arc<SessionInfo>| {
+        let kind = EventKind::HandshakeRejected { duration: t0.elapsed(), status, cause };
+        shared.sink.emit(Some(info), kind);
+    };
+    let dialed = match upstream::dial(&shared, None).await {
+        Ok(d) => d,
+        Err(e) => {
+            let info = Arc::new(info);
+            let cause = match e {
+                UpstreamError::Connect(c) => RejectCause::UpstreamUnavailable(c),
+                _ => RejectCause::UpstreamTimeout,
+            };
+            reject(e.status(), cause, &info);
+            return plain(e.status(), &e.to_string(), true);
+        }
+    };
+    info.upstream_name = dialed.name.clone();
+    info.upstream_host = dialed.upstream.host.clone();
+    info.upstream_port = dialed.upstream.port;
+    let info = Arc::new(info);
+    let on_client = hyper::upgrade::on(&mut req);
+    let timeout = shared.config.limits.upstream_timeout;
+    let resp = match upstream::handshake(dialed.stream).await {
+        Ok(mut sender) => upstream::send(&mut sender, req, timeout).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            let cause = if e.status() == 504 { RejectCause::UpstreamTimeout } else { RejectCause::UpstreamUnavailable(crate::events::ConnectCause::BadResponse) };
+            reject(e.status(), cause, &info);
+            return plain(e.status(), &e.to_string(), true);
+        }
+    };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        reject(resp.status().as_u16(), RejectCause::UpstreamStatus, &info);
+        return resp.map(Either::Left);
+    }
+    let on_upstream = hyper::upgrade::on(&mut resp);
+    let subprotocol = header_str(resp.headers(), "sec-websocket-protocol");
+    let extensions = header_str(resp.headers(), "sec-websocket-extensions");
+    let (parts, _) = resp.into_parts();
+    let client_resp = Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
+    let permit = conn.permit.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let (c, u) = tokio::join!(on_client, on_upstream);
+        let (Ok(c), Ok(u)) = (c, u) else { return };
+        let (Ok(c), Ok(u)) = (c.downcast::<TokioIo<TcpStream>>(), u.downcast::<TokioIo<TcpStream>>())
+        else {
+            return;
+        };
+        let kind = EventKind::HandshakeCompleted {
+            duration: t0.elapsed(),
+            subprotocol: subprotocol.clone(),
+            extensions: extensions.clone(),
+        };
+        shared.sink.emit(Some(&info), kind);
+        let ext = extensions.unwrap_or_default().to_ascii_lowercase();
+        let names: Vec<&str> = ext.split(',').filter_map(|e| e.split(';').next()).map(str::trim).filter(|s| !s.is_empty()).collect();
+        let limits = &shared.config.limits;
+        let ctx = SessionCtx {
+            info,
+            sink: shared.sink.clone(),
+            stats: shared.stats.clone(),
+            deflate: names.contains(&"permessage-deflate"),
+            any_extension: names.iter().any(|n| *n != "permessage-deflate"),
+            max_frame_size: limits.max_frame_size,
+            max_message_size: limits.max_message_size,
+            close_timeout: limits.close_timeout,
+            idle_timeout: limits.idle_timeout,
+            frame_events: shared.frame_events,
+            heartbeat: relay::Heartbeats::default(),
+        };
+        shared.stats.active_sessions.fetch_add(1, Relaxed);
+        let shutdown = shared.shutdown.clone();
+        relay::run(c.io.into_inner(), c.read_buf, u.io.into_inner(), u.read_buf, ctx, shutdown).await;
+        shared.stats.active_sessions.fetch_sub(1, Relaxed);
+    });
+    client_resp
+}

@@ -1,0 +1,98 @@
+//! The data path: accept client connections (with limits), read request heads, relay plain HTTP and SSE
+//! streamed, and hand upgraded WebSocket sessions to the frame relay.
+//!
+//! - [`listener`]: accept loop, connection limit (503 + Retry-After), per-connection HTTP/1 server.
+//! - [`upstream`]: dialing the dashboard, forwarding a request, typed failures (502 / 504).
+//! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
+//! - [`stats`]: hot-path counters read by telemetry.
+
+pub mod frame;
+pub mod listener;
+pub mod pump;
+pub mod relay;
+pub mod stats;
+pub mod upstream;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Upstream};
+use crate::events::{EventSink, SessionInfo};
+pub use stats::Stats;
+
+/// Everything a session needs, fixed when its handshake completes.
+pub struct SessionCtx {
+    /// Identity for events.
+    pub info: Arc<SessionInfo>,
+    /// Event stream.
+    pub sink: EventSink,
+    /// Shared counters.
+    pub stats: Arc<Stats>,
+    /// permessage-deflate negotiated: RSV1 allowed on first frames.
+    pub deflate: bool,
+    /// An extension other than permessage-deflate negotiated: RSV bits are not checked.
+    pub any_extension: bool,
+    /// Frame limit.
+    pub max_frame_size: u64,
+    /// Message limit.
+    pub max_message_size: u64,
+    /// Wait for a peer's close after the sidecar sends one.
+    pub close_timeout: Duration,
+    /// Close sessions idle this long (zero: never).
+    pub idle_timeout: Duration,
+    /// Emit a FrameRelayed event per message.
+    pub frame_events: bool,
+    /// The sidecar's own pings on this session.
+    pub heartbeat: relay::Heartbeats,
+}
+
+/// State shared by every connection of one proxy.
+pub struct Shared {
+    /// Validated config.
+    pub config: Arc<Config>,
+    /// Event stream.
+    pub sink: EventSink,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Flips to true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+    /// Whether the upstream has answered at least once (readiness), and whether it is up now.
+    pub upstream_seen: AtomicBool,
+    /// Whether the last dial of the primary upstream worked.
+    pub upstream_up: AtomicBool,
+    /// Session ids.
+    pub next_id: AtomicU64,
+    /// Upstreams in order: the primary, then the backups.
+    pub upstreams: Vec<(String, Upstream)>,
+    /// Emit per-message events.
+    pub frame_events: bool,
+}
+
+impl Shared {
+    /// Builds the shared state for `config`.
+    pub fn new(
+        config: Arc<Config>,
+        sink: EventSink,
+        stats: Arc<Stats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Shared> {
+        let mut upstreams = vec![("primary".to_string(), config.upstream.clone())];
+        for (i, b) in config.backup_upstreams.iter().enumerate() {
+            upstreams.push((format!("backup-{}", i + 1), b.clone()));
+        }
+        Arc::new(Shared {
+            config,
+            sink,
+            stats,
+            shutdown,
+            upstream_seen: AtomicBool::new(false),
+            upstream_up: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            upstreams,
+            frame_events: false,
+        })
+    }
+}

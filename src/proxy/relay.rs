@@ -1,0 +1,294 @@
+//! A WebSocket session after the upgrade: runs both directions in one task, decides how the session ends
+//! (relayed close, a peer vanishing, a protocol violation, shutdown, idle), sends the sidecar's own close
+//! frames where a policy says so, and reports the close and the session's totals as events.
+//!
+//! Close codes the sidecar itself sends to the client:
+//! - 1001 Going Away: the sidecar is shutting down, or the session was idle past `limits.idle_timeout_ms`;
+//! - 1002 / 1007 / 1009: the client broke RFC 6455 (the rule decides the code, see [`ProtocolRule`]);
+//! - 1011 Internal Error: the heartbeat found the upstream dead (it stopped answering pings);
+//! - 1012 Service Restart: the upstream's TCP connection ended without a close frame (the dashboard
+//!   restarted or crashed), so clients reconnect with their own backoff;
+//! - 1014 Bad Gateway: the upstream broke RFC 6455.
+//!
+//! Toward the upstream the sidecar sends 1001 when the client vanished or the sidecar shuts down, and the
+//! rule's code when the upstream broke a rule.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::frame;
+use super::pump::{idx, write_all, Outcome, Pump, Shared};
+use super::SessionCtx;
+use crate::events::{Direction, EventKind, Initiator, Peer, SessionTotals};
+
+type PumpFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// How the session ended, for the Close event.
+struct Ending {
+    code: u16,
+    reason: String,
+    initiator: Initiator,
+}
+
+fn mask() -> [u8; 4] {
+    rand::random()
+}
+
+/// Runs a session to its end. `*_pre` are bytes already read past the HTTP heads.
+pub async fn run(
+    client: TcpStream,
+    client_pre: Bytes,
+    upstream: TcpStream,
+    upstream_pre: Bytes,
+    ctx: SessionCtx,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let shared = Shared::default();
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let c2u = Direction::ClientToUpstream;
+    let u2c = Direction::UpstreamToClient;
+    let mut a: PumpFuture =
+        Box::pin(Pump::new(&client, &upstream, c2u, &ctx, &shared, started).run(client_pre));
+    let mut b: PumpFuture =
+        Box::pin(Pump::new(&upstream, &client, u2c, &ctx, &shared, started).run(upstream_pre));
+
+    let idle = ctx.idle_timeout;
+    let idle_check = async {
+        if idle.is_zero() {
+            return std::future::pending::<()>().await;
+        }
+        loop {
+            let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
+            let due = started + last + idle;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+    };
+    tokio::pin!(idle_check);
+    let stop = async {
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::pin!(stop);
+
+    let ending = tokio::select! {
+        o = &mut a => finish_one(c2u, o, b, &client, &upstream, &ctx, &shared).await,
+        o = &mut b => finish_one(u2c, o, a, &client, &upstream, &ctx, &shared).await,
+        _ = &mut stop => {
+            let (ca, cb) = cancel(a, b, &shared);
+            sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx).await
+        }
+        _ = &mut idle_check => {
+            let (ca, cb) = cancel(a, b, &shared);
+            sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx).await
+        }
+    };
+    let totals = SessionTotals {
+        messages_in: shared.messages[idx(c2u)].load(Relaxed),
+        messages_out: shared.messages[idx(u2c)].load(Relaxed),
+        bytes_in: shared.bytes[idx(c2u)].load(Relaxed),
+        bytes_out: shared.bytes[idx(u2c)].load(Relaxed),
+    };
+    let kind = EventKind::SessionEnded {
+        duration: started.elapsed(),
+        totals,
+        code: ending.code,
+        initiator: ending.initiator,
+    };
+    ctx.sink.emit(Some(&ctx.info), kind);
+}
+
+/// Drops both pumps; returns (client_ok, upstream_ok): whether a frame may still be written to each side.
+fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool) {
+    drop(a);
+    drop(b);
+    shared.at_boundary()
+}
+
+fn emit_close(ctx: &SessionCtx, e: &Ending) {
+    let kind = EventKind::Close {
+        code: e.code,
+        reason: e.reason.clone(),
+        initiator: e.initiator,
+    };
+    ctx.sink.emit(Some(&ctx.info), kind);
+}
+
+/// One direction ended first with `o`; `other` is the still-running opposite direction.
+async fn finish_one(
+    dir: Direction,
+    o: Outcome,
+    other: PumpFuture<'_>,
+    client: &TcpStream,
+    upstream: &TcpStream,
+    ctx: &SessionCtx,
+    shared: &Shared,
+) -> Ending {
+    let from_client = dir == Direction::ClientToUpstream;
+    let source = if from_client { Initiator::Client } else { Initiator::Upstream };
+    if let Outcome::Closed { code, reason } = o {
+        let ending = Ending { code, reason, initiator: source };
+        emit_close(ctx, &ending);
+        // Let the other side answer with its own close (or hang up) within the close timeout.
+        let _ = tokio::time::timeout(ctx.close_timeout, other).await;
+        shutdown_write(client);
+        shutdown_write(upstream);
+        return ending;
+    }
+    drop(other);
+    let (client_ok, upstream_ok) = shared.at_boundary();
+    let ending = match o {
+        Outcome::Violation(rule) => {
+            let peer = if from_client { Peer::Client } else { Peer::Upstream };
+            ctx.sink.emit(Some(&ctx.info), EventKind::ProtocolError { peer, rule });
+            let reason = format!("{} protocol error: {}", source.as_str(), rule.as_str());
+            let to_client = if from_client { rule.close_code() } else { 1014 };
+            let codes = (to_client, rule.close_code());
+            let ending = Ending { code: rule.close_code(), reason, initiator: Initiator::Sidecar };
+            emit_close(ctx, &ending);
+            send_closes(client, upstream, codes, &ending.reason, (client_ok, upstream_ok), ctx).await;
+            return ending;
+        }
+        // A write failing means the destination vanished; a read ending means the source did.
+        Outcome::WriteError(_) if from_client => Initiator::Upstream,
+        Outcome::WriteError(_) => Initiator::Client,
+        _ => source,
+    };
+    let gone = ending;
+    let reason = if gone == Initiator::Client { "client connection lost" } else { "upstream connection lost" };
+    let ending = Ending { code: 1006, reason: reason.into(), initiator: gone };
+    emit_close(ctx, &ending);
+    match gone {
+        Initiator::Upstream => send_one(client, 1012, "upstream went away", None, client_ok, ctx).await,
+        _ => send_one(upstream, 1001, "client went away", Some(mask()), upstream_ok, ctx).await,
+    }
+    ending
+}
+
+
+/// The sidecar closes both sides with the same code (shutdown, idle).
+async fn sidecar_close(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    code: u16,
+    reason: &str,
+    client_ok: bool,
+    upstream_ok: bool,
+    ctx: &SessionCtx,
+) -> Ending {
+    let ending = Ending { code, reason: reason.into(), initiator: Initiator::Sidecar };
+    emit_close(ctx, &ending);
+    send_closes(client, upstream, (code, code), reason, (client_ok, upstream_ok), ctx).await;
+    ending
+}
+
+async fn send_closes(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    codes: (u16, u16),
+    reason: &str,
+    ok: (bool, bool),
+    ctx: &SessionCtx,
+) {
+    tokio::join!(
+        send_one(client, codes.0, reason, None, ok.0, ctx),
+        send_one(upstream, codes.1, reason, Some(mask()), ok.1, ctx),
+    );
+}
+
+/// Sends a close frame (when the stream is at a frame boundary) and waits for the peer's close or EOF.
+async fn send_one(
+    s: &TcpStream,
+    code: u16,
+    reason: &str,
+    mask: Option<[u8; 4]>,
+    at_boundary: bool,
+    ctx: &SessionCtx,
+) {
+    if at_boundary {
+        let f = frame::close_frame(code, reason, mask);
+        let flag = std::sync::atomic::AtomicBool::new(false);
+        let sent = tokio::time::timeout(ctx.close_timeout, write_all(s, &f, &flag)).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(ctx.close_timeout, drain_until_close(s)).await;
+        }
+    }
+    shutdown_write(s);
+}
+
+/// Reads and discards frames until a close frame or EOF.
+async fn drain_until_close(s: &TcpStream) {
+    let mut buf = vec![0u8; 4096];
+    let mut have = 0usize;
+    let mut skip = 0u64;
+    loop {
+        if s.readable().await.is_err() {
+            return;
+        }
+        match s.try_read(&mut buf[have..]) {
+            Ok(0) => return,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+        loop {
+            if skip > 0 {
+                let t = skip.min(have as u64) as usize;
+                buf.copy_within(t..have, 0);
+                have -= t;
+                skip -= t as u64;
+                if skip > 0 {
+                    break;
+                }
+            }
+            match frame::parse_header(&buf[..have]) {
+                frame::Parsed::Header(h) if h.opcode == 0x8 => return,
+                frame::Parsed::Header(h) => {
+                    buf.copy_within(h.header_len..have, 0);
+                    have -= h.header_len;
+                    skip = h.len;
+                }
+                frame::Parsed::Invalid(_) => return,
+                frame::Parsed::Incomplete => break,
+            }
+        }
+        if have == buf.len() {
+            return;
+        }
+    }
+}
+
+/// Half-closes our sending side (FIN) without needing `&mut`.
+fn shutdown_write(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
+}
+
+/// Used by the pump: whether a pong answers one of the sidecar's own pings (then it is consumed).
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    /// Sidecar pings are on for this session.
+    pub enabled: bool,
+}
+
+impl Heartbeats {
+    /// True when `payload` is the answer to a sidecar ping sent toward the source of `dir`.
+    pub fn is_own_pong(&self, _dir: Direction, payload: &[u8]) -> bool {
+        self.enabled && payload.starts_with(HB_PREFIX)
+    }
+}
+
+/// Prefix of the payload of the sidecar's own pings.
+pub const HB_PREFIX: &[u8] = b"iskra-hb:";

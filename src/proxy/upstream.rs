@@ -1,0 +1,111 @@
+//! Dialing the dashboard (primary first, then backups in order) and forwarding one request to it, with
+//! typed failures: nothing listening or reset → 502, no answer in time → 504.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::Shared;
+use crate::config::Upstream;
+use crate::events::{ConnectCause, EventKind, SessionInfo};
+
+/// Why the upstream could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The TCP connection could not be made.
+    #[error("upstream unavailable ({})", .0.as_str())]
+    Connect(ConnectCause),
+    /// The connection or the answer took longer than `limits.upstream_timeout_ms`.
+    #[error("upstream timed out")]
+    Timeout,
+    /// The upstream broke the HTTP exchange.
+    #[error("upstream sent a bad response")]
+    Protocol,
+}
+
+impl UpstreamError {
+    /// The HTTP status the client gets: 504 for timeouts, 502 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamError::Timeout | UpstreamError::Connect(ConnectCause::TimedOut) => 504,
+            _ => 502,
+        }
+    }
+}
+
+/// A dialed upstream: the stream, and which configured upstream it is.
+pub struct Dialed {
+    /// The TCP connection.
+    pub stream: TcpStream,
+    /// `primary` or `backup-N`.
+    pub name: String,
+    /// Its address.
+    pub upstream: Upstream,
+}
+
+/// Dials the primary, then each backup, until one connects; emits an event for every attempt.
+pub async fn dial(shared: &Shared, session: Option<&Arc<SessionInfo>>) -> Result<Dialed, UpstreamError> {
+    let timeout = shared.config.limits.upstream_timeout;
+    let mut last = UpstreamError::Connect(ConnectCause::Refused);
+    for (i, (name, up)) in shared.upstreams.iter().enumerate() {
+        shared.sink.emit(session, EventKind::UpstreamConnectStarted);
+        let t0 = Instant::now();
+        let res = tokio::time::timeout(timeout, TcpStream::connect(up.authority())).await;
+        let duration = t0.elapsed();
+        let cause = match res {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                shared.sink.emit(session, EventKind::UpstreamConnected { duration });
+                if i == 0 {
+                    shared.upstream_up.store(true, Relaxed);
+                    shared.upstream_seen.store(true, Relaxed);
+                }
+                return Ok(Dialed { stream, name: name.clone(), upstream: up.clone() });
+            }
+            Ok(Err(e)) => ConnectCause::from_io(&e),
+            Err(_) => ConnectCause::TimedOut,
+        };
+        if i == 0 {
+            shared.upstream_up.store(false, Relaxed);
+        }
+        shared.sink.emit(session, EventKind::UpstreamConnectFailed { duration, cause });
+        last = UpstreamError::Connect(cause);
+    }
+    Err(last)
+}
+
+/// Opens an HTTP/1 client connection on `stream` (driven by its own task, upgrades enabled).
+pub async fn handshake(stream: TcpStream) -> Result<SendRequest<Incoming>, UpstreamError> {
+    let (sender, conn) = Builder::new()
+        .preserve_header_case(true)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| UpstreamError::Protocol)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// Sends `req` and waits for the response head, within `timeout`.
+pub async fn send(
+    sender: &mut SendRequest<Incoming>,
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Response<Incoming>, UpstreamError> {
+    match tokio::time::timeout(timeout, sender.send_request(req)).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout),
+        Ok(Err(e)) if e.is_closed() || e.is_incomplete_message() => {
+            Err(UpstreamError::Connect(ConnectCause::Reset))
+        }
+        Ok(Err(_)) => Err(UpstreamError::Protocol),
+        Ok(Ok(resp)) => Ok(resp),
+    }
+}

@@ -1,0 +1,298 @@
+//! The sidecar's metric registry: one store that both `/metrics` (Prometheus text) and the OTLP exporter
+//! read, so scrape-only users see exactly what the collector's Prometheus exporter would produce.
+//!
+//! Names and label keys are OTel's; [`prom_name`] applies the OTel → Prometheus translation (dots to
+//! underscores, a unit suffix, `_total` on monotonic counters).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Instrument kinds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Monotonic sum.
+    Counter,
+    /// Non-monotonic sum (up/down counter).
+    UpDown,
+    /// Last value.
+    Gauge,
+    /// Explicit-bucket histogram with these upper bounds.
+    Histogram(&'static [f64]),
+}
+
+/// A metric's definition.
+#[derive(Debug, Clone, Copy)]
+pub struct Def {
+    /// OTel name (or the seed's Prometheus name where the seed fixed one).
+    pub name: &'static str,
+    /// Instrument.
+    pub kind: Kind,
+    /// UCUM unit ("s", "By", "1", "{message}", or "" for the seed's names).
+    pub unit: &'static str,
+    /// Description.
+    pub help: &'static str,
+}
+
+/// Sorted label pairs.
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone)]
+enum Point {
+    Value(f64),
+    Hist { counts: Vec<u64>, sum: f64, count: u64 },
+}
+
+/// Thread-safe store of every series.
+#[derive(Debug, Default)]
+pub struct Registry {
+    series: Mutex<BTreeMap<&'static str, (Def, BTreeMap<Labels, Point>)>>,
+}
+
+/// A snapshot of one series, for exporters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sample {
+    /// Counter, up/down counter or gauge value.
+    Value(f64),
+    /// Histogram: non-cumulative bucket counts (bounds + overflow), sum, count.
+    Histogram {
+        /// Counts per bucket.
+        counts: Vec<u64>,
+        /// Sum.
+        sum: f64,
+        /// Count.
+        count: u64,
+    },
+}
+
+fn sorted(labels: &[(&'static str, &str)]) -> Labels {
+    let mut l: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    l.sort();
+    l
+}
+
+impl Registry {
+    fn with(&self, def: &Def, labels: &[(&'static str, &str)], f: impl FnOnce(&mut Point)) {
+        let mut g = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let family = g.entry(def.name).or_insert_with(|| (*def, BTreeMap::new()));
+        let p = family.1.entry(sorted(labels)).or_insert_with(|| match def.kind {
+            Kind::Histogram(b) => Point::Hist { counts: vec![0; b.len() + 1], sum: 0.0, count: 0 },
+            _ => Point::Value(0.0),
+        });
+        f(p);
+    }
+
+    /// Adds to a counter or up/down counter.
+    pub fn add(&self, def: &Def, labels: &[(&'static str, &str)], v: f64) {
+        self.with(def, labels, |p| {
+            if let Point::Value(x) = p {
+                *x += v;
+            }
+        });
+    }
+
+    /// Sets a gauge, or a counter mirrored from an external cumulative source.
+    pub fn set(&self, def: &Def, labels: &[(&'static str, &str)], v: f64) {
+        self.with(def, labels, |p| {
+            if let Point::Value(x) = p {
+                *x = v;
+            }
+        });
+    }
+
+    /// Records one histogram value.
+    pub fn observe(&self, def: &Def, labels: &[(&'static str, &str)], v: f64) {
+        let Kind::Histogram(bounds) = def.kind else { return };
+        self.with(def, labels, |p| {
+            if let Point::Hist { counts, sum, count } = p {
+                let i = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+                counts[i] += 1;
+                *sum += v;
+                *count += 1;
+            }
+        });
+    }
+
+    /// Replaces a histogram's state with externally accumulated buckets (cumulative source).
+    pub fn set_histogram(&self, def: &Def, labels: &[(&'static str, &str)], counts: &[u64], sum: f64) {
+        self.with(def, labels, |p| {
+            if let Point::Hist { counts: c, sum: s, count } = p {
+                c.clear();
+                c.extend_from_slice(counts);
+                *s = sum;
+                *count = counts.iter().sum();
+            }
+        });
+    }
+
+    /// Every series: definition, labels, sample.
+    pub fn snapshot(&self) -> Vec<(Def, Labels, Sample)> {
+        let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (def, series) in g.values() {
+            for (labels, p) in series {
+                let s = match p {
+                    Point::Value(v) => Sample::Value(*v),
+                    Point::Hist { counts, sum, count } => {
+                        Sample::Histogram { counts: counts.clone(), sum: *sum, count: *count }
+                    }
+                };
+                out.push((*def, labels.clone(), s));
+            }
+        }
+        out
+    }
+
+    /// The current value of one series (tests, health score).
+    pub fn value(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<f64> {
+        let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        match g.get(name)?.1.get(&sorted(labels))? {
+            Point::Value(v) => Some(*v),
+            Point::Hist { count, .. } => Some(*count as f64),
+        }
+    }
+
+    /// Sum of a family's values over series whose labels include all of `filter`.
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.matching(name, filter).iter().sum()
+    }
+
+    /// Number of series in a family.
+    pub fn count(&self, name: &str) -> usize {
+        self.matching(name, &[]).len()
+    }
+
+    fn matching(&self, name: &str, filter: &[(&str, &str)]) -> Vec<f64> {
+        let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((_, series)) = g.get(name) else { return Vec::new() };
+        series
+            .iter()
+            .filter(|(l, _)| filter.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .map(|(_, p)| match p {
+                Point::Value(v) => *v,
+                Point::Hist { count, .. } => *count as f64,
+            })
+            .collect()
+    }
+
+    /// Renders the Prometheus text exposition format (0.0.4).
+    pub fn render_prometheus(&self, extra_labels: &[(&'static str, &str)]) -> String {
+        let mut out = String::new();
+        let snap = self.snapshot();
+        let mut last = "";
+        for (def, labels, sample) in &snap {
+            let name = prom_name(def);
+            if def.name != last {
+                let ty = match def.kind {
+                    Kind::Counter => "counter",
+                    Kind::Histogram(_) => "histogram",
+                    _ => "gauge",
+                };
+                let _ = writeln!(out, "# HELP {name} {}", def.help);
+                let _ = writeln!(out, "# TYPE {name} {ty}");
+                last = def.name;
+            }
+            let mut all: Vec<(String, String)> =
+                labels.iter().map(|(k, v)| (prom_label(k), v.clone())).collect();
+            all.extend(extra_labels.iter().map(|(k, v)| (prom_label(k), v.to_string())));
+            match (sample, def.kind) {
+                (Sample::Value(v), _) => {
+                    let _ = writeln!(out, "{name}{} {}", fmt_labels(&all, None), fmt_f(*v));
+                }
+                (Sample::Histogram { counts, sum, count }, Kind::Histogram(bounds)) => {
+                    let mut cum = 0;
+                    for (i, c) in counts.iter().enumerate() {
+                        cum += c;
+                        let le = bounds.get(i).map_or("+Inf".to_string(), |b| fmt_f(*b));
+                        let _ = writeln!(out, "{name}_bucket{} {cum}", fmt_labels(&all, Some(&le)));
+                    }
+                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(&all, None), fmt_f(*sum));
+                    let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(&all, None));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn fmt_f(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn fmt_labels(all: &[(String, String)], le: Option<&str>) -> String {
+    if all.is_empty() && le.is_none() {
+        return String::new();
+    }
+    let mut s = String::from("{");
+    let mut first = true;
+    for (k, v) in all.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(le.map(|l| ("le", l))) {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s.push('}');
+    s
+}
+
+/// OTel attribute key → Prometheus label name.
+pub fn prom_label(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// OTel metric name + unit + kind → Prometheus name (the collector's translation rules).
+pub fn prom_name(def: &Def) -> String {
+    let mut n = prom_label(def.name);
+    let suffix = match def.unit {
+        "s" => "_seconds",
+        "ms" => "_milliseconds",
+        "By" => "_bytes",
+        "1" if def.kind == Kind::Gauge && !def.name.contains("ratio") => "",
+        "1" => "_ratio",
+        _ => "",
+    };
+    if !suffix.is_empty() && !n.ends_with(suffix) {
+        n.push_str(suffix);
+    }
+    if def.kind == Kind::Counter && !n.ends_with("_total") {
+        n.push_str("_total");
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: Def = Def { name: "websocket.messages", kind: Kind::Counter, unit: "{message}", help: "m" };
+    const H: Def = Def { name: "websocket.ping.rtt", kind: Kind::Histogram(&[0.1, 1.0]), unit: "s", help: "r" };
+    const B: Def = Def { name: "websocket.payload", kind: Kind::Counter, unit: "By", help: "b" };
+
+    #[test]
+    fn translation_follows_the_otel_prometheus_rules() {
+        assert_eq!(prom_name(&C), "websocket_messages_total");
+        assert_eq!(prom_name(&H), "websocket_ping_rtt_seconds");
+        assert_eq!(prom_name(&B), "websocket_payload_bytes_total");
+        assert_eq!(prom_label("iskra.dashboard"), "iskra_dashboard");
+    }
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let r = Registry::default();
+        r.add(&C, &[("iskra.dashboard", "pulse")], 2.0);
+        r.observe(&H, &[], 0.05);
+        r.observe(&H, &[], 5.0);
+        let text = r.render_prometheus(&[]);
+        assert!(text.contains("websocket_messages_total{iskra_dashboard=\"pulse\"} 2\n"), "{text}");
+        assert!(text.contains("websocket_ping_rtt_seconds_bucket{le=\"0.1\"} 1\n"), "{text}");
+        assert!(text.contains("websocket_ping_rtt_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
+        assert!(text.contains("websocket_ping_rtt_seconds_count 2\n"), "{text}");
+    }
+}

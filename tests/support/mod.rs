@@ -1,0 +1,174 @@
+//! Shared helpers for the integration tests: real peers (node `ws`, the sidecar binary), port 0 always.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Option<BufReader<std::process::ChildStdout>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Reads stdout lines until one is JSON and `pred` accepts it.
+    pub fn wait_json(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let out = self.stdout.as_mut().expect("stdout piped");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = out.read_line(&mut line).expect("read child stdout");
+            assert!(n > 0, "child exited before printing the expected line");
+            if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+}
+
+/// node `ws` must be installed by scripts/install-test-deps.sh; fail loudly if not.
+fn node_modules() -> PathBuf {
+    let nm = root().join("tests/peers/node_modules/ws");
+    assert!(nm.exists(), "node `ws` is missing: run scripts/install-test-deps.sh (it runs npm ci in tests/peers)");
+    root().join("tests/peers")
+}
+
+/// A node `ws` dashboard-like server on a free port (see tests/peers/ws-server.js).
+pub struct NodeWs {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+pub fn node_ws(env: &[(&str, &str)]) -> NodeWs {
+    node_ws_on(0, env)
+}
+
+pub fn node_ws_on(port: u16, env: &[(&str, &str)]) -> NodeWs {
+    let dir = node_modules();
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("ws-server.js")).arg(port.to_string()).current_dir(&dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("node is required");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut proc = Proc { child, stdout: Some(stdout) };
+    let v = proc.wait_json(|v| v.get("port").is_some());
+    let port = v["port"].as_u64().unwrap() as u16;
+    NodeWs { proc, port }
+}
+
+/// The sidecar binary, started with `args` (listen and admin on port 0 unless given).
+pub struct Sidecar {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_iskra-ws-sidecar")
+}
+
+pub fn sidecar(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Sidecar {
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream]);
+    cmd.args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut proc = Proc { child, stdout: Some(stdout) };
+    let v = proc.wait_json(|v| v["event_type"] == "sidecar_started");
+    let addr = v["listen"].as_str().unwrap().parse().unwrap();
+    let admin = v["admin"].as_str().unwrap().parse().unwrap();
+    Sidecar { proc, addr, admin }
+}
+
+/// Runs a command to completion, returning (exit code, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection; returns (status, headers, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    http_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await
+}
+
+pub async fn http_request(addr: SocketAddr, raw: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+/// Decodes a chunked body.
+pub fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+/// A free port nothing listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits until `f` is true or panics after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
