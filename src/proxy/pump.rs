@@ -242,9 +242,12 @@ impl<'a> Pump<'a> {
             fwd = i;
         }
         self.write(&data[fwd..i]).await?;
+        // A header or control frame cut by the read boundary waits in `pending` (at most 139 bytes).
         let rest = &data[i..];
-        self.pending[..rest.len()].copy_from_slice(rest);
-        self.pending_len = rest.len();
+        if !rest.is_empty() {
+            self.pending[..rest.len()].copy_from_slice(rest);
+            self.pending_len = rest.len();
+        }
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 // A dashboard-like upstream for the tests, on the library the Iskra dashboards use (node `ws` 8).
 // Usage: node ws-server.js [port]   (0 = any free port; prints {"port": N} on stdout once listening)
-// Env: DEFLATE=1 enables permessage-deflate; PROTOCOLS=a,b lists subprotocols it accepts.
+// Env: DEFLATE=1 enables permessage-deflate; PLAIN_ECHO=1 turns the text commands off (Autobahn); PROTOCOLS=a,b lists subprotocols it accepts.
 // WebSocket: echoes every message; a text message "close:CODE:REASON" makes it close with CODE/REASON;
 // "hello?" gets the request headers it saw back as JSON; "stream:N" makes it send N numbered messages.
 // HTTP: /health (JSON), /sse (5 events, 200 ms apart), /echo (echoes method, headers and body),
@@ -63,7 +63,7 @@ server.on('upgrade', (req, socket, head) => {
 wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
   ws.on('message', (data, isBinary) => {
-    if (!isBinary) {
+    if (!isBinary && process.env.PLAIN_ECHO !== '1') {
       const s = data.toString();
       if (s.startsWith('close:')) {
         const [, code, ...reason] = s.split(':');
