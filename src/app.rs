@@ -51,11 +51,16 @@ pub enum StartError {
 }
 
 async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { key, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
 }
 
 /// Starts a sidecar; `tap` receives every event after telemetry has seen it (tests, the demo).
-pub async fn start(config: Config, tap: Option<mpsc::UnboundedSender<Event>>) -> Result<Running, StartError> {
+pub async fn start(
+    config: Config,
+    tap: Option<mpsc::UnboundedSender<Event>>,
+) -> Result<Running, StartError> {
     let config = Arc::new(config);
     let listener = bind("listen", config.listen).await?;
     let admin_listener = bind("admin", config.admin).await?;
@@ -70,8 +75,18 @@ pub async fn start(config: Config, tap: Option<mpsc::UnboundedSender<Event>>) ->
         telemetry: telemetry.clone(),
         listening: true.into(),
     });
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { key: "listen", addr: config.listen, source })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind { key: "admin", addr: config.admin, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        key: "listen",
+        addr: config.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            key: "admin",
+            addr: config.admin,
+            source,
+        })?;
     tokio::spawn(admin.serve(admin_listener));
     tokio::spawn(proxy::listener::serve(listener, shared.clone()));
     // Readiness needs the upstream reached once: try it now rather than waiting for the first client.
@@ -85,7 +100,13 @@ pub async fn start(config: Config, tap: Option<mpsc::UnboundedSender<Event>>) ->
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     });
-    Ok(Running { addr, admin_addr, proxy: shared, telemetry, shutdown: tx })
+    Ok(Running {
+        addr,
+        admin_addr,
+        proxy: shared,
+        telemetry,
+        shutdown: tx,
+    })
 }
 
 impl Running {
@@ -114,7 +135,12 @@ pub fn log_line(level: &str, event_type: &str, fields: Value) {
 /// Collects the run flags as config overrides.
 fn flag_overrides(args: &RunArgs) -> Vec<(&'static str, Value)> {
     let mut flags = Vec::new();
-    for (key, v) in [("listen", &args.listen), ("upstream", &args.upstream), ("admin", &args.admin), ("dashboard", &args.dashboard)] {
+    for (key, v) in [
+        ("listen", &args.listen),
+        ("upstream", &args.upstream),
+        ("admin", &args.admin),
+        ("dashboard", &args.dashboard),
+    ] {
         if let Some(v) = v {
             flags.push((key, Value::String(v.clone())));
         }
@@ -124,7 +150,10 @@ fn flag_overrides(args: &RunArgs) -> Vec<(&'static str, Value)> {
 
 /// `iskra-ws-sidecar run`.
 pub async fn run_command(args: RunArgs) -> u8 {
-    let sources = Sources { file: args.cfg.config.clone(), flags: flag_overrides(&args) };
+    let sources = Sources {
+        file: args.cfg.config.clone(),
+        flags: flag_overrides(&args),
+    };
     let config = match config::load(&sources) {
         Ok(c) => c,
         Err(errs) => {
@@ -141,14 +170,26 @@ pub async fn run_command(args: RunArgs) -> u8 {
         }
     };
     let cfg = running.proxy.config.clone();
-    log_line("INFO", "sidecar_started", json!({
-        "delta": "sidecar_started", "listen": running.addr.to_string(), "admin": running.admin_addr.to_string(),
-        "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
-    }));
+    log_line(
+        "INFO",
+        "sidecar_started",
+        json!({
+            "delta": "sidecar_started", "listen": running.addr.to_string(), "admin": running.admin_addr.to_string(),
+            "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
+        }),
+    );
     wait_for_signal().await;
-    log_line("INFO", "sidecar_draining", json!({"delta": "sidecar_draining", "grace_ms": cfg.shutdown_grace.as_millis() as u64}));
+    log_line(
+        "INFO",
+        "sidecar_draining",
+        json!({"delta": "sidecar_draining", "grace_ms": cfg.shutdown_grace.as_millis() as u64}),
+    );
     running.shutdown().await;
-    log_line("INFO", "sidecar_stopped", json!({"delta": "sidecar_stopped"}));
+    log_line(
+        "INFO",
+        "sidecar_stopped",
+        json!({"delta": "sidecar_stopped"}),
+    );
     0
 }
 

@@ -26,13 +26,20 @@ pub struct ConfigArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sidecar in front of one dashboard.
-    #[command(after_help = "Examples:\n  iskra-ws-sidecar run\n  iskra-ws-sidecar run --listen 0.0.0.0:8000 --upstream ws://127.0.0.1:3001 --admin 0.0.0.0:8080\n  ISKRA_SIDECAR_LIMITS__MAX_CONNECTIONS=5000 iskra-ws-sidecar run -c sidecar.toml")]
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar run\n  iskra-ws-sidecar run --listen 0.0.0.0:8000 --upstream ws://127.0.0.1:3001 --admin 0.0.0.0:8080\n  ISKRA_SIDECAR_LIMITS__MAX_CONNECTIONS=5000 iskra-ws-sidecar run -c sidecar.toml"
+    )]
     Run(RunArgs),
     /// Print the effective configuration, or check a file (`--check FILE`: exit 0 valid, 64 invalid).
-    #[command(after_help = "Examples:\n  iskra-ws-sidecar config\n  iskra-ws-sidecar config --json\n  iskra-ws-sidecar config --check sidecar.yaml")]
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar config\n  iskra-ws-sidecar config --json\n  iskra-ws-sidecar config --check sidecar.yaml"
+    )]
     Config(ConfigCmd),
     /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
-    #[command(name = "demo-dashboard", after_help = "Examples:\n  iskra-ws-sidecar demo-dashboard --name pulse --listen 127.0.0.1:3001")]
+    #[command(
+        name = "demo-dashboard",
+        after_help = "Examples:\n  iskra-ws-sidecar demo-dashboard --name pulse --listen 127.0.0.1:3001"
+    )]
     DemoDashboard(DemoDashboardArgs),
 }
 

@@ -18,22 +18,37 @@ use serde_json::{json, Value};
 
 pub mod command;
 mod read;
-pub use read::{ConfigError, ConfigErrors};
 use read::Reader;
+pub use read::{ConfigError, ConfigErrors};
 
 /// The seed's environment variable names and the config key each one sets.
 pub const SEED_ENV: &[(&str, &str)] = &[
     ("WEBSOCKET_PULSE_URL", "websocket.connections.pulse.url"),
     ("WEBSOCKET_SEAMS_URL", "websocket.connections.seams.url"),
     ("WEBSOCKET_VOICES_URL", "websocket.connections.voices.url"),
-    ("WEBSOCKET_MAX_RECONNECT", "websocket.reconnection.max_attempts"),
-    ("WEBSOCKET_HEARTBEAT_INTERVAL", "websocket.heartbeat.interval"),
+    (
+        "WEBSOCKET_MAX_RECONNECT",
+        "websocket.reconnection.max_attempts",
+    ),
+    (
+        "WEBSOCKET_HEARTBEAT_INTERVAL",
+        "websocket.heartbeat.interval",
+    ),
     ("WEBSOCKET_REQUEST_TIMEOUT", "limits.upstream_timeout_ms"),
     ("WEBSOCKET_LOG_LEVEL", "websocket.monitoring.log_level"),
-    ("WEBSOCKET_ENABLE_METRICS", "websocket.monitoring.metrics_enabled"),
-    ("WEBSOCKET_ENABLE_ALERTS", "websocket.monitoring.alerting_enabled"),
+    (
+        "WEBSOCKET_ENABLE_METRICS",
+        "websocket.monitoring.metrics_enabled",
+    ),
+    (
+        "WEBSOCKET_ENABLE_ALERTS",
+        "websocket.monitoring.alerting_enabled",
+    ),
     ("WEBSOCKET_ENABLE_FALLBACK", "websocket.fallback.enabled"),
-    ("WEBSOCKET_BUFFER_SIZE", "websocket.fallback.buffer_max_size"),
+    (
+        "WEBSOCKET_BUFFER_SIZE",
+        "websocket.fallback.buffer_max_size",
+    ),
     ("WEBSOCKET_FALLBACK_TIMEOUT", "websocket.fallback.timeout"),
     ("FRACTAL_LOGGING_ENABLED", "iskra.fractal_logging"),
     ("SLO_MONITORING_ENABLED", "iskra.slo_monitoring"),
@@ -79,7 +94,11 @@ impl Upstream {
             },
             _ => (authority.to_string(), default_port),
         };
-        Ok(Upstream { url: url.to_string(), host, port })
+        Ok(Upstream {
+            url: url.to_string(),
+            host,
+            port,
+        })
     }
 
     /// `host:port` for dialing.
@@ -340,14 +359,23 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         max_delay: r.millis(&format!("{ws}.reconnection.max_delay"), 1),
         jitter: r.boolean(&format!("{ws}.reconnection.jitter")),
     };
-    for key in ["metrics_enabled", "alerting_enabled", "performance_tracking"] {
+    for key in [
+        "metrics_enabled",
+        "alerting_enabled",
+        "performance_tracking",
+    ] {
         r.boolean(&format!("{ws}.monitoring.{key}"));
     }
     let log_level = r.one_of(
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
     );
-    for key in ["enabled", "protocol_downgrade", "buffer_messages", "degraded_service"] {
+    for key in [
+        "enabled",
+        "protocol_downgrade",
+        "buffer_messages",
+        "degraded_service",
+    ] {
         r.boolean(&format!("{ws}.fallback.{key}"));
     }
     r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000);

@@ -21,12 +21,12 @@
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
 //! - [`admin`]: `/health`, `/ready`, `/metrics`.
 
-pub mod config;
-pub mod events;
-pub mod proxy;
-pub mod semantics;
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod demo;
+pub mod events;
+pub mod proxy;
+pub mod semantics;
 pub mod telemetry;

@@ -15,7 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = rt.block_on(async {
         match cli.command {
             Command::Run(args) => app::run_command(args).await,

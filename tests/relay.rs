@@ -6,19 +6,24 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::connect_async;
 
 use support::*;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_data(ws: &mut Ws) -> Message {
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("timed out").expect("stream ended").expect("ws error");
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("timed out")
+            .expect("stream ended")
+            .expect("ws error");
         if m.is_text() || m.is_binary() || m.is_close() {
             return m;
         }
@@ -29,7 +34,9 @@ async fn next_data(ws: &mut Ws) -> Message {
 async fn text_binary_and_16_mib_messages_round_trip_unchanged() {
     let up = node_ws(&[]);
     let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
-    let (mut ws, resp) = connect_async(format!("ws://{}/live", sc.addr)).await.unwrap();
+    let (mut ws, resp) = connect_async(format!("ws://{}/live", sc.addr))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 101);
     ws.send(Message::text("hello ∆DΩΛ")).await.unwrap();
     assert_eq!(next_data(&mut ws).await, Message::text("hello ∆DΩΛ"));
@@ -40,10 +47,17 @@ async fn text_binary_and_16_mib_messages_round_trip_unchanged() {
     ws.send(Message::binary(big.clone())).await.unwrap();
     let got = next_data(&mut ws).await.into_data();
     assert_eq!(got.len(), big.len());
-    assert!(got.as_ref() == &big[..], "16 MiB payload changed in transit");
+    assert!(
+        got.as_ref() == &big[..],
+        "16 MiB payload changed in transit"
+    );
     ws.send(Message::text("stream:200")).await.unwrap();
     for i in 0..200 {
-        assert_eq!(next_data(&mut ws).await, Message::text(format!("msg {i}")), "order kept");
+        assert_eq!(
+            next_data(&mut ws).await,
+            Message::text(format!("msg {i}")),
+            "order kept"
+        );
     }
     ws.close(None).await.unwrap();
 }
@@ -52,16 +66,22 @@ async fn text_binary_and_16_mib_messages_round_trip_unchanged() {
 async fn handshake_headers_and_subprotocol_reach_the_upstream_and_come_back() {
     let up = node_ws(&[]);
     let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
-    let mut req = format!("ws://{}/feed?room=7", sc.addr).into_client_request().unwrap();
+    let mut req = format!("ws://{}/feed?room=7", sc.addr)
+        .into_client_request()
+        .unwrap();
     let h = req.headers_mut();
-    h.insert("Sec-WebSocket-Protocol", "iskra.v0, iskra.v2".parse().unwrap());
+    h.insert(
+        "Sec-WebSocket-Protocol",
+        "iskra.v0, iskra.v2".parse().unwrap(),
+    );
     h.insert("Cookie", "session=abc".parse().unwrap());
     h.insert("Authorization", "Bearer t0k3n".parse().unwrap());
     h.insert("Origin", "https://pulse.iskra.local".parse().unwrap());
     let (mut ws, resp) = connect_async(req).await.unwrap();
     assert_eq!(resp.headers()["sec-websocket-protocol"], "iskra.v2");
     ws.send(Message::text("hello?")).await.unwrap();
-    let seen: serde_json::Value = serde_json::from_str(next_data(&mut ws).await.to_text().unwrap()).unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(next_data(&mut ws).await.to_text().unwrap()).unwrap();
     assert_eq!(seen["url"], "/feed?room=7");
     assert_eq!(seen["headers"]["cookie"], "session=abc");
     assert_eq!(seen["headers"]["authorization"], "Bearer t0k3n");
@@ -74,12 +94,19 @@ async fn every_close_code_class_round_trips_with_its_reason() {
     let up = node_ws(&[]);
     let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
     // Upstream-initiated closes.
-    for code in [1000u16, 1001, 1003, 1007, 1008, 1009, 1011, 3000, 3999, 4000, 4999] {
+    for code in [
+        1000u16, 1001, 1003, 1007, 1008, 1009, 1011, 3000, 3999, 4000, 4999,
+    ] {
         let (mut ws, _) = connect_async(format!("ws://{}/", sc.addr)).await.unwrap();
-        ws.send(Message::text(format!("close:{code}:reason {code}"))).await.unwrap();
+        ws.send(Message::text(format!("close:{code}:reason {code}")))
+            .await
+            .unwrap();
         match next_data(&mut ws).await {
             Message::Close(Some(f)) => {
-                assert_eq!((u16::from(f.code), f.reason.as_str()), (code, format!("reason {code}").as_str()))
+                assert_eq!(
+                    (u16::from(f.code), f.reason.as_str()),
+                    (code, format!("reason {code}").as_str())
+                )
             }
             other => panic!("expected close {code}, got {other:?}"),
         }
@@ -87,7 +114,10 @@ async fn every_close_code_class_round_trips_with_its_reason() {
     // Client-initiated closes: the upstream echoes the code back through the sidecar.
     for code in [1000u16, 1001, 4001] {
         let (mut ws, _) = connect_async(format!("ws://{}/", sc.addr)).await.unwrap();
-        let frame = CloseFrame { code: CloseCode::from(code), reason: "client bye".into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "client bye".into(),
+        };
         ws.close(Some(frame)).await.unwrap();
         match next_data(&mut ws).await {
             Message::Close(Some(f)) => assert_eq!(u16::from(f.code), code),
@@ -105,16 +135,28 @@ async fn plain_http_and_sse_pass_through_streamed() {
     let raw = "POST /echo?x=1 HTTP/1.1\r\nHost: x\r\nX-Custom: yes\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world";
     let (st, head, body) = http_request(sc.addr, raw).await;
     assert_eq!(st, 200);
-    assert!(head.to_ascii_lowercase().contains("x-upstream: node-ws"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-upstream: node-ws"),
+        "{head}"
+    );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((v["method"].as_str(), v["body"].as_str(), v["headers"]["x-custom"].as_str()), (Some("POST"), Some("hello world"), Some("yes")));
+    assert_eq!(
+        (
+            v["method"].as_str(),
+            v["body"].as_str(),
+            v["headers"]["x-custom"].as_str()
+        ),
+        (Some("POST"), Some("hello world"), Some("yes"))
+    );
     let (st, _, _) = http_get(sc.addr, "/status/418").await;
     assert_eq!(st, 418);
     // SSE: the first event must arrive long before the stream ends (5 events, 200 ms apart).
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
     let t0 = Instant::now();
-    s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = String::new();
     while !got.contains("data: {\"n\": 0") {
@@ -129,14 +171,22 @@ async fn plain_http_and_sse_pass_through_streamed() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     let all = t0.elapsed();
-    assert!(first < Duration::from_millis(600), "first event took {first:?}");
-    assert!(all >= Duration::from_millis(800), "events not spread out: {all:?}");
+    assert!(
+        first < Duration::from_millis(600),
+        "first event took {first:?}"
+    );
+    assert!(
+        all >= Duration::from_millis(800),
+        "events not spread out: {all:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_refused_gives_502_and_timeout_gives_504_and_statuses_pass_as_is() {
     let sc = sidecar(&format!("ws://127.0.0.1:{}", dead_port()), &[], &[]);
-    let err = connect_async(format!("ws://{}/", sc.addr)).await.unwrap_err();
+    let err = connect_async(format!("ws://{}/", sc.addr))
+        .await
+        .unwrap_err();
     match err {
         tokio_tungstenite::tungstenite::Error::Http(r) => {
             assert_eq!(r.status(), 502);
@@ -149,9 +199,16 @@ async fn upstream_refused_gives_502_and_timeout_gives_504_and_statuses_pass_as_i
     // An upstream that accepts TCP and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let sc2 = sidecar(&format!("ws://127.0.0.1:{port}"), &[], &[("ISKRA_SIDECAR_LIMITS__UPSTREAM_TIMEOUT_MS", "500")]);
+    let sc2 = sidecar(
+        &format!("ws://127.0.0.1:{port}"),
+        &[],
+        &[("ISKRA_SIDECAR_LIMITS__UPSTREAM_TIMEOUT_MS", "500")],
+    );
     let t0 = Instant::now();
-    match connect_async(format!("ws://{}/", sc2.addr)).await.unwrap_err() {
+    match connect_async(format!("ws://{}/", sc2.addr))
+        .await
+        .unwrap_err()
+    {
         tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 504),
         e => panic!("expected HTTP 504, got {e}"),
     }
@@ -160,7 +217,10 @@ async fn upstream_refused_gives_502_and_timeout_gives_504_and_statuses_pass_as_i
 
     let up = node_ws(&[]);
     let sc3 = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
-    match connect_async(format!("ws://{}/forbidden-ws", sc3.addr)).await.unwrap_err() {
+    match connect_async(format!("ws://{}/forbidden-ws", sc3.addr))
+        .await
+        .unwrap_err()
+    {
         tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 401),
         e => panic!("expected the upstream's 401, got {e}"),
     }
@@ -184,15 +244,26 @@ async fn upstream_dying_mid_session_closes_the_client_with_1012() {
 async fn a_half_sent_request_head_is_dropped_within_the_handshake_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let up = node_ws(&[]);
-    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[("ISKRA_SIDECAR_LIMITS__HANDSHAKE_TIMEOUT_MS", "1000")]);
+    let sc = sidecar(
+        &format!("ws://127.0.0.1:{}", up.port),
+        &[],
+        &[("ISKRA_SIDECAR_LIMITS__HANDSHAKE_TIMEOUT_MS", "1000")],
+    );
     let mut s = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
     let t0 = Instant::now();
     let mut buf = [0u8; 512];
-    let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("slowloris connection was kept open");
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("slowloris connection was kept open");
     let elapsed = t0.elapsed();
     assert!(matches!(r, Ok(_) | Err(_)), "closed");
-    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
     // The sidecar is still serving.
     assert_eq!(http_get(sc.addr, "/health").await.0, 200);
 }
@@ -200,10 +271,17 @@ async fn a_half_sent_request_head_is_dropped_within_the_handshake_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn over_the_connection_limit_clients_get_503_with_retry_after() {
     let up = node_ws(&[]);
-    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[("ISKRA_SIDECAR_LIMITS__MAX_CONNECTIONS", "2")]);
+    let sc = sidecar(
+        &format!("ws://127.0.0.1:{}", up.port),
+        &[],
+        &[("ISKRA_SIDECAR_LIMITS__MAX_CONNECTIONS", "2")],
+    );
     let (mut a, _) = connect_async(format!("ws://{}/", sc.addr)).await.unwrap();
     let (_b, _) = connect_async(format!("ws://{}/", sc.addr)).await.unwrap();
-    match connect_async(format!("ws://{}/", sc.addr)).await.unwrap_err() {
+    match connect_async(format!("ws://{}/", sc.addr))
+        .await
+        .unwrap_err()
+    {
         tokio_tungstenite::tungstenite::Error::Http(r) => {
             assert_eq!(r.status(), 503);
             assert_eq!(r.headers()["retry-after"], "1");
@@ -226,7 +304,11 @@ async fn over_the_connection_limit_clients_get_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_sends_1001_to_open_sessions_and_exits_0() {
     let up = node_ws(&[]);
-    let mut sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[("ISKRA_SIDECAR_SHUTDOWN__GRACE_MS", "3000")]);
+    let mut sc = sidecar(
+        &format!("ws://127.0.0.1:{}", up.port),
+        &[],
+        &[("ISKRA_SIDECAR_SHUTDOWN__GRACE_MS", "3000")],
+    );
     let mut clients = Vec::new();
     for _ in 0..3 {
         clients.push(connect_async(format!("ws://{}/", sc.addr)).await.unwrap().0);
@@ -245,8 +327,44 @@ async fn sigterm_sends_1001_to_open_sessions_and_exits_0() {
         if let Some(s) = sc.proc.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "sidecar did not exit after SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "sidecar did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_websockets_with_permessage_deflate_and_fragments_passes_through() {
+    let up = node_ws(&[("DEFLATE", "1")]);
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
+    let script = root().join("tests/peers/py_client.py");
+    let addr = sc.addr;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(format!("ws://{addr}/py"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "python websockets client failed (is `websockets` installed? scripts/install-test-deps.sh): {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["extensions"]
+            .as_str()
+            .unwrap_or("")
+            .contains("permessage-deflate"),
+        "{v}"
+    );
+    assert_eq!(v["fragmented_echo"], "frag-mented");
+    assert_eq!(v["fragmented_binary_echo"], serde_json::json!([0, 1, 2]));
+    assert_eq!(v["big_ok"], true);
+    assert_eq!(
+        (v["close_code"].as_u64(), v["close_reason"].as_str()),
+        (Some(4002), Some("py bye"))
+    );
 }

@@ -31,10 +31,18 @@ pub fn inputs(r: &Registry) -> Inputs {
     let lat = r.sum(n::SEED_AVG_LATENCY.name, &[]);
     let lat_n = r.count(n::SEED_AVG_LATENCY.name);
     Inputs {
-        error_rate_pct: if attempts > 0.0 { 100.0 * errors / attempts } else { 0.0 },
+        error_rate_pct: if attempts > 0.0 {
+            100.0 * errors / attempts
+        } else {
+            0.0
+        },
         avg_latency_ms: (lat_n > 0).then(|| 1000.0 * lat / lat_n as f64),
         heartbeat_failures: r.sum(n::HEARTBEAT_MISSED.name, &[]),
-        stability: if attempts > 0.0 { connected / attempts } else { 1.0 },
+        stability: if attempts > 0.0 {
+            connected / attempts
+        } else {
+            1.0
+        },
     }
 }
 
@@ -95,20 +103,50 @@ mod tests {
 
     #[test]
     fn a_quiet_sidecar_is_healthy() {
-        let v = evaluate(&Inputs { stability: 1.0, ..Default::default() }, &cfg());
-        assert_eq!((v["status"].as_str(), v["score"].as_i64()), (Some("HEALTHY"), Some(100)));
+        let v = evaluate(
+            &Inputs {
+                stability: 1.0,
+                ..Default::default()
+            },
+            &cfg(),
+        );
+        assert_eq!(
+            (v["status"].as_str(), v["score"].as_i64()),
+            (Some("HEALTHY"), Some(100))
+        );
     }
 
     #[test]
     fn the_seed_thresholds_and_deductions_apply() {
-        let i = Inputs { error_rate_pct: 6.0, avg_latency_ms: Some(600.0), heartbeat_failures: 0.0, stability: 1.0 };
+        let i = Inputs {
+            error_rate_pct: 6.0,
+            avg_latency_ms: Some(600.0),
+            heartbeat_failures: 0.0,
+            stability: 1.0,
+        };
         let v = evaluate(&i, &cfg());
-        assert_eq!((v["status"].as_str(), v["score"].as_i64()), (Some("WARNING"), Some(85)));
-        let i = Inputs { error_rate_pct: 11.0, avg_latency_ms: Some(1001.0), heartbeat_failures: 5.0, stability: 0.5 };
+        assert_eq!(
+            (v["status"].as_str(), v["score"].as_i64()),
+            (Some("WARNING"), Some(85))
+        );
+        let i = Inputs {
+            error_rate_pct: 11.0,
+            avg_latency_ms: Some(1001.0),
+            heartbeat_failures: 5.0,
+            stability: 0.5,
+        };
         let v = evaluate(&i, &cfg());
-        assert_eq!((v["status"].as_str(), v["score"].as_i64()), (Some("CRITICAL"), Some(5)));
+        assert_eq!(
+            (v["status"].as_str(), v["score"].as_i64()),
+            (Some("CRITICAL"), Some(5))
+        );
         assert_eq!(v["issues"].as_array().unwrap().len(), 4);
-        let i = Inputs { error_rate_pct: 5.0, avg_latency_ms: Some(500.0), heartbeat_failures: 1.0, stability: 0.9 };
+        let i = Inputs {
+            error_rate_pct: 5.0,
+            avg_latency_ms: Some(500.0),
+            heartbeat_failures: 1.0,
+            stability: 0.9,
+        };
         assert_eq!(evaluate(&i, &cfg())["status"], "HEALTHY");
     }
 }

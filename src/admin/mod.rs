@@ -33,7 +33,10 @@ pub struct Admin {
 fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ctype));
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static(ctype),
+    );
     r
 }
 
@@ -58,7 +61,11 @@ impl Admin {
                 if self.ready() {
                     reply(StatusCode::OK, "text/plain", "ready\n".into())
                 } else {
-                    reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".into())
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "not ready\n".into(),
+                    )
                 }
             }
             "/metrics" => {
@@ -66,14 +73,20 @@ impl Admin {
                 let body = self.telemetry.registry.render_prometheus(&[]);
                 reply(StatusCode::OK, "text/plain; version=0.0.4", body)
             }
-            _ => reply(StatusCode::NOT_FOUND, "text/plain", "try /health, /ready or /metrics\n".into()),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "try /health, /ready or /metrics\n".into(),
+            ),
         }
     }
 
     /// Serves until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let me = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {

@@ -11,7 +11,11 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 leaves(&key, v, out);
             }
         }
@@ -28,11 +32,17 @@ fn source_of(key: &str, sources: &Sources, file_tree: &Value) -> String {
     if sources.flags.iter().any(|(k, _)| *k == key) {
         return "flag".into();
     }
-    let env_name = format!("ISKRA_SIDECAR_{}", key.to_ascii_uppercase().replace('.', "__"));
+    let env_name = format!(
+        "ISKRA_SIDECAR_{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    );
     if std::env::var_os(&env_name).is_some() {
         return format!("env {env_name}");
     }
-    if let Some((name, _)) = SEED_ENV.iter().find(|(name, k)| *k == key && std::env::var_os(name).is_some()) {
+    if let Some((name, _)) = SEED_ENV
+        .iter()
+        .find(|(name, k)| *k == key && std::env::var_os(name).is_some())
+    {
         return format!("env {name}");
     }
     if lookup(file_tree, key).is_some() {
@@ -44,10 +54,16 @@ fn source_of(key: &str, sources: &Sources, file_tree: &Value) -> String {
 /// Runs the command; returns the exit code.
 pub fn run(args: ConfigCmd) -> u8 {
     let file = args.check.clone().or(args.cfg.config.clone());
-    let sources = Sources { file: file.clone(), flags: Vec::new() };
+    let sources = Sources {
+        file: file.clone(),
+        flags: Vec::new(),
+    };
     let loaded = figment(&sources).and_then(|f| {
         f.extract::<Value>().map_err(|e| {
-            super::ConfigErrors(vec![super::ConfigError::parse(file.as_deref(), e.to_string())])
+            super::ConfigErrors(vec![super::ConfigError::parse(
+                file.as_deref(),
+                e.to_string(),
+            )])
         })
     });
     let tree = match loaded.and_then(|t| from_tree(&t).map(|_| t)) {
@@ -63,7 +79,10 @@ pub fn run(args: ConfigCmd) -> u8 {
         }
     };
     if args.check.is_some() && !args.json {
-        println!("{}: valid", file.map(|p| p.display().to_string()).unwrap_or_default());
+        println!(
+            "{}: valid",
+            file.map(|p| p.display().to_string()).unwrap_or_default()
+        );
         return 0;
     }
     let file_tree = file_only(&sources).unwrap_or(Value::Null);
@@ -72,13 +91,24 @@ pub fn run(args: ConfigCmd) -> u8 {
     if args.json {
         let mut m = Map::new();
         for (k, v) in &rows {
-            let v = if SECRET_KEYS.contains(&k.as_str()) { Value::String("****".into()) } else { v.clone() };
-            m.insert(k.clone(), serde_json::json!({"value": v, "source": source_of(k, &sources, &file_tree)}));
+            let v = if SECRET_KEYS.contains(&k.as_str()) {
+                Value::String("****".into())
+            } else {
+                v.clone()
+            };
+            m.insert(
+                k.clone(),
+                serde_json::json!({"value": v, "source": source_of(k, &sources, &file_tree)}),
+            );
         }
         println!("{}", Value::Object(m));
     } else {
         for (k, v) in &rows {
-            let shown = if SECRET_KEYS.contains(&k.as_str()) { "****".to_string() } else { v.to_string() };
+            let shown = if SECRET_KEYS.contains(&k.as_str()) {
+                "****".to_string()
+            } else {
+                v.to_string()
+            };
             println!("{k} = {shown}    # {}", source_of(k, &sources, &file_tree));
         }
     }

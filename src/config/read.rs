@@ -41,7 +41,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config key `{}` = {}: expected {}", self.key, self.value, self.expected)
+        write!(
+            f,
+            "config key `{}` = {}: expected {}",
+            self.key, self.value, self.expected
+        )
     }
 }
 
@@ -95,7 +99,10 @@ fn as_f64(v: &Value) -> Option<f64> {
 
 impl<'a> Reader<'a> {
     pub(super) fn new(tree: &'a Value) -> Self {
-        Reader { tree, errors: Vec::new() }
+        Reader {
+            tree,
+            errors: Vec::new(),
+        }
     }
 
     fn bad(&mut self, key: &str, v: Option<&Value>, expected: impl Into<String>) {
@@ -109,9 +116,15 @@ impl<'a> Reader<'a> {
     /// Flags keys present in the tree but not in `known`, except below the `open` prefixes.
     pub(super) fn check_unknown(&mut self, known: &Value, open: &[&str]) {
         fn walk(t: &Value, k: &Value, prefix: &str, open: &[&str], out: &mut Vec<(String, Value)>) {
-            let (Value::Object(t), Value::Object(k)) = (t, k) else { return };
+            let (Value::Object(t), Value::Object(k)) = (t, k) else {
+                return;
+            };
             for (name, v) in t {
-                let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                let key = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
                 if open.contains(&key.as_str()) {
                     continue;
                 }
@@ -124,7 +137,11 @@ impl<'a> Reader<'a> {
         let mut unknown = Vec::new();
         walk(self.tree, known, "", open, &mut unknown);
         for (key, v) in unknown {
-            self.bad(&key, Some(&v), "no such key (see `iskra-ws-sidecar config` for every key)");
+            self.bad(
+                &key,
+                Some(&v),
+                "no such key (see `iskra-ws-sidecar config` for every key)",
+            );
         }
     }
 
@@ -215,8 +232,14 @@ impl<'a> Reader<'a> {
 
     pub(super) fn upstream(&mut self, key: &str) -> Upstream {
         let v = lookup(self.tree, key);
-        let parsed = self.string(key).and_then(|s| self.parse_upstream(key, v, &s));
-        parsed.unwrap_or(Upstream { url: String::new(), host: String::new(), port: 0 })
+        let parsed = self
+            .string(key)
+            .and_then(|s| self.parse_upstream(key, v, &s));
+        parsed.unwrap_or(Upstream {
+            url: String::new(),
+            host: String::new(),
+            port: 0,
+        })
     }
 
     pub(super) fn upstream_list(&mut self, key: &str) -> Vec<Upstream> {
@@ -238,7 +261,10 @@ impl<'a> Reader<'a> {
             Some(Value::String(s)) if s.is_empty() => Vec::new(),
             Some(Value::String(s)) => {
                 let s = s.clone();
-                let items: Vec<Value> = s.split(',').map(|p| Value::String(p.trim().into())).collect();
+                let items: Vec<Value> = s
+                    .split(',')
+                    .map(|p| Value::String(p.trim().into()))
+                    .collect();
                 let tree = serde_json::json!({ "v": items });
                 let mut sub = Reader::new(&tree);
                 let out = sub.upstream_list("v");
@@ -259,16 +285,23 @@ impl<'a> Reader<'a> {
         let mut out = BTreeMap::new();
         let Some(Value::Object(map)) = lookup(self.tree, key) else {
             let v = lookup(self.tree, key);
-            self.bad(key, v, "a map of dashboards: {pulse: {url, name, priority, backup_urls}}");
+            self.bad(
+                key,
+                v,
+                "a map of dashboards: {pulse: {url, name, priority, backup_urls}}",
+            );
             return out;
         };
         for (name, _) in map.clone() {
             let k = format!("{key}.{name}");
             let url = self.upstream(&format!("{k}.url")).url;
             let has = |f: &str| lookup(self.tree, &format!("{k}.{f}")).is_some();
-            let (has_name, has_prio, has_backups) = (has("name"), has("priority"), has("backup_urls"));
+            let (has_name, has_prio, has_backups) =
+                (has("name"), has("priority"), has("backup_urls"));
             let label = match has_name {
-                true => self.string(&format!("{k}.name")).unwrap_or_else(|| name.clone()),
+                true => self
+                    .string(&format!("{k}.name"))
+                    .unwrap_or_else(|| name.clone()),
                 false => name.clone(),
             };
             let priority = match has_prio {
@@ -280,7 +313,15 @@ impl<'a> Reader<'a> {
                 false => Vec::new(),
             };
             let backup_urls = backups.into_iter().map(|u| u.url).collect();
-            out.insert(name, Endpoint { url, name: label, priority, backup_urls });
+            out.insert(
+                name,
+                Endpoint {
+                    url,
+                    name: label,
+                    priority,
+                    backup_urls,
+                },
+            );
         }
         out
     }

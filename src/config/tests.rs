@@ -36,19 +36,43 @@ fn defaults_are_valid_and_suit_a_pod() {
 #[test]
 fn the_seed_json_loads_as_written() {
     let f = write(".json", SEED_JSON);
-    let c = load(&Sources { file: Some(f.path().into()), ..Default::default() }).unwrap();
+    let c = load(&Sources {
+        file: Some(f.path().into()),
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(c.reconnection.backoff_multiplier, 1.5);
     assert_eq!(c.slo_latency_ms.target, 185.0);
-    assert_eq!(c.connections["pulse"].backup_urls, vec!["ws://backup-pulse.iskra.local:3001"]);
+    assert_eq!(
+        c.connections["pulse"].backup_urls,
+        vec!["ws://backup-pulse.iskra.local:3001"]
+    );
 }
 
 #[test]
 fn toml_and_yaml_load_by_extension() {
-    let t = write(".toml", "dashboard = \"seams\"\n[limits]\nmax_connections = 7\n");
-    let c = load(&Sources { file: Some(t.path().into()), ..Default::default() }).unwrap();
-    assert_eq!((c.dashboard.as_str(), c.limits.max_connections), ("seams", 7));
-    let y = write(".yaml", "dashboard: voices\nupstream: ws://127.0.0.1:3003\n");
-    let c = load(&Sources { file: Some(y.path().into()), ..Default::default() }).unwrap();
+    let t = write(
+        ".toml",
+        "dashboard = \"seams\"\n[limits]\nmax_connections = 7\n",
+    );
+    let c = load(&Sources {
+        file: Some(t.path().into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        (c.dashboard.as_str(), c.limits.max_connections),
+        ("seams", 7)
+    );
+    let y = write(
+        ".yaml",
+        "dashboard: voices\nupstream: ws://127.0.0.1:3003\n",
+    );
+    let c = load(&Sources {
+        file: Some(y.path().into()),
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!((c.dashboard.as_str(), c.upstream.port), ("voices", 3003));
 }
 
@@ -59,20 +83,36 @@ fn every_bad_key_is_reported_at_once() {
         "dashboard: nope\nlisten: 'not-an-addr'\nlimits: {max_connections: -3, bogus: 1}\n\
          websocket: {heartbeat: {enabled: maybe}}\nupstream: wss://x\n",
     );
-    let errs = load(&Sources { file: Some(f.path().into()), ..Default::default() }).unwrap_err();
+    let errs = load(&Sources {
+        file: Some(f.path().into()),
+        ..Default::default()
+    })
+    .unwrap_err();
     let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
-    for k in ["dashboard", "listen", "limits.max_connections", "limits.bogus",
-              "websocket.heartbeat.enabled", "upstream"] {
+    for k in [
+        "dashboard",
+        "listen",
+        "limits.max_connections",
+        "limits.bogus",
+        "websocket.heartbeat.enabled",
+        "upstream",
+    ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
     let text = errs.to_string();
-    assert!(text.contains("`dashboard` = \"nope\": expected one of pulse, seams, voices"), "{text}");
+    assert!(
+        text.contains("`dashboard` = \"nope\": expected one of pulse, seams, voices"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_named_file_that_does_not_exist_is_an_error() {
-    let errs = load(&Sources { file: Some("/nonexistent/x.toml".into()), ..Default::default() })
-        .unwrap_err();
+    let errs = load(&Sources {
+        file: Some("/nonexistent/x.toml".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
     assert!(errs.to_string().contains("/nonexistent/x.toml"));
     assert!(errs.to_string().contains("file not found"));
 }
@@ -99,8 +139,16 @@ fn secrets_are_masked_in_errors() {
 
 #[test]
 fn upstream_urls_parse() {
-    assert_eq!(Upstream::parse("ws://localhost:3001/x").unwrap().authority(), "localhost:3001");
-    assert_eq!(Upstream::parse("http://[::1]:9").unwrap().authority(), "[::1]:9");
+    assert_eq!(
+        Upstream::parse("ws://localhost:3001/x")
+            .unwrap()
+            .authority(),
+        "localhost:3001"
+    );
+    assert_eq!(
+        Upstream::parse("http://[::1]:9").unwrap().authority(),
+        "[::1]:9"
+    );
     assert_eq!(Upstream::parse("ws://h").unwrap().port, 80);
     assert!(Upstream::parse("wss://h:1").is_err());
     assert!(Upstream::parse("ws://u:p@h:1").is_err());

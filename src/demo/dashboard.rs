@@ -34,13 +34,19 @@ pub struct Dashboard {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Dashboard {
     /// A dashboard named `name` streaming every `interval`.
     pub fn new(name: &str, interval: Duration) -> Arc<Dashboard> {
-        Arc::new(Dashboard { name: name.to_string(), interval, seq: AtomicU64::new(0) })
+        Arc::new(Dashboard {
+            name: name.to_string(),
+            interval,
+            seq: AtomicU64::new(0),
+        })
     }
 
     /// The next update, shaped by the dashboard's name.
@@ -50,17 +56,22 @@ impl Dashboard {
         let body = match self.name.as_str() {
             "seams" => json!({"seams": [{"id": "network_infrastructure", "tension": wave(3.0)},
                                         {"id": "data_contract", "tension": wave(5.0)}]}),
-            "voices" => json!({"voices": {"alarm": wave(7.0), "courage": wave(4.0), "celebration": wave(9.0)}}),
+            "voices" => {
+                json!({"voices": {"alarm": wave(7.0), "courage": wave(4.0), "celebration": wave(9.0)}})
+            }
             _ => json!({"cpu": wave(2.0), "memory": wave(6.0), "active_users": 100 + n % 17}),
         };
         json!({"type": "update", "dashboard": self.name, "seq": n, "timestamp": now_ms(),
-               "delta": "state_update", "omega": 0.9, "data": body}).to_string()
+               "delta": "state_update", "omega": 0.9, "data": body})
+        .to_string()
     }
 
     /// Serves until the listener fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let me = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
@@ -79,7 +90,8 @@ impl Dashboard {
         let full = |s: StatusCode, ct: &'static str, b: String| {
             let mut r = Response::new(Full::new(Bytes::from(b)).boxed());
             *r.status_mut() = s;
-            r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ct));
+            r.headers_mut()
+                .insert("content-type", hyper::header::HeaderValue::from_static(ct));
             r
         };
         if let Some(key) = req.headers().get("sec-websocket-key").cloned() {
@@ -88,7 +100,8 @@ impl Dashboard {
             let me = self.clone();
             tokio::spawn(async move {
                 if let Ok(up) = on.await {
-                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
+                    let ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None)
+                        .await;
                     me.session(ws).await;
                 }
             });
@@ -101,8 +114,11 @@ impl Dashboard {
             return r;
         }
         match req.uri().path() {
-            "/health" => full(StatusCode::OK, "application/json",
-                json!({"status": "HEALTHY", "dashboard": self.name}).to_string()),
+            "/health" => full(
+                StatusCode::OK,
+                "application/json",
+                json!({"status": "HEALTHY", "dashboard": self.name}).to_string(),
+            ),
             "/events" => {
                 let me = self.clone();
                 let stream = futures_util::stream::unfold(0u64, move |i| {
@@ -116,11 +132,17 @@ impl Dashboard {
                     }
                 });
                 let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-                r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
-                r.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
+                r.headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                r.headers_mut()
+                    .insert("cache-control", "no-cache".parse().unwrap());
                 r
             }
-            _ => full(StatusCode::OK, "text/html", format!("<h1>Iskra {} (demo)</h1>\n", self.name)),
+            _ => full(
+                StatusCode::OK,
+                "text/html",
+                format!("<h1>Iskra {} (demo)</h1>\n", self.name),
+            ),
         }
     }
 
@@ -158,8 +180,15 @@ pub async fn command(args: DemoDashboardArgs) -> u8 {
             return crate::app::EXIT_BIND;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    crate::app::log_line("INFO", "demo_dashboard_started", json!({"dashboard": args.name, "listen": addr}));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    crate::app::log_line(
+        "INFO",
+        "demo_dashboard_started",
+        json!({"dashboard": args.name, "listen": addr}),
+    );
     let d = Dashboard::new(&args.name, args.interval);
     tokio::select! {
         _ = d.serve(listener) => 1,

@@ -177,13 +177,19 @@ mod tests {
     #[test]
     fn parses_the_three_length_forms() {
         let f = build_frame(0x2, &[7u8; 5], None);
-        let Parsed::Header(h) = parse_header(&f) else { panic!() };
+        let Parsed::Header(h) = parse_header(&f) else {
+            panic!()
+        };
         assert_eq!((h.len, h.header_len, h.fin, h.mask), (5, 2, true, None));
         let f = build_frame(0x1, &[b'a'; 300], Some([1, 2, 3, 4]));
-        let Parsed::Header(h) = parse_header(&f) else { panic!() };
+        let Parsed::Header(h) = parse_header(&f) else {
+            panic!()
+        };
         assert_eq!((h.len, h.header_len, h.mask), (300, 8, Some([1, 2, 3, 4])));
         let f = build_frame(0x2, &vec![0u8; 70_000], None);
-        let Parsed::Header(h) = parse_header(&f) else { panic!() };
+        let Parsed::Header(h) = parse_header(&f) else {
+            panic!()
+        };
         assert_eq!((h.len, h.header_len), (70_000, 10));
     }
 
@@ -206,14 +212,22 @@ mod tests {
     #[test]
     fn masking_round_trips_and_close_payloads_are_checked() {
         let f = close_frame(1000, "bye", Some([0xA, 0xB, 0xC, 0xD]));
-        let Parsed::Header(h) = parse_header(&f) else { panic!() };
+        let Parsed::Header(h) = parse_header(&f) else {
+            panic!()
+        };
         let mut p = f[h.header_len..].to_vec();
         apply_mask(&mut p, h.mask.unwrap(), 0);
         assert_eq!(parse_close(&p), Ok((1000, "bye".into())));
         assert_eq!(parse_close(&[]), Ok((1005, String::new())));
         assert_eq!(parse_close(&[3]), Err(ProtocolRule::InvalidCloseCode));
-        assert_eq!(parse_close(&1005u16.to_be_bytes()), Err(ProtocolRule::InvalidCloseCode));
-        assert_eq!(parse_close(&[0x03, 0xE8, 0xFF]), Err(ProtocolRule::InvalidUtf8));
+        assert_eq!(
+            parse_close(&1005u16.to_be_bytes()),
+            Err(ProtocolRule::InvalidCloseCode)
+        );
+        assert_eq!(
+            parse_close(&[0x03, 0xE8, 0xFF]),
+            Err(ProtocolRule::InvalidUtf8)
+        );
         for ok in [1000, 1003, 1007, 1011, 1014, 3000, 4999] {
             assert!(is_valid_close_code(ok), "{ok}");
         }
@@ -225,7 +239,9 @@ mod tests {
     #[test]
     fn reasons_are_cut_on_a_char_boundary() {
         let f = close_frame(1001, &"é".repeat(100), None);
-        let Parsed::Header(h) = parse_header(&f) else { panic!() };
+        let Parsed::Header(h) = parse_header(&f) else {
+            panic!()
+        };
         assert!(h.len <= 125);
         assert!(parse_close(&f[h.header_len..]).is_ok());
     }

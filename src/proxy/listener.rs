@@ -92,10 +92,20 @@ struct Conn {
     pooled: std::sync::Mutex<Option<SendRequest<Incoming>>>,
 }
 
-async fn connection(stream: TcpStream, client: SocketAddr, permit: Arc<Permit>, shared: Arc<Shared>) {
+async fn connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    permit: Arc<Permit>,
+    shared: Arc<Shared>,
+) {
     let _ = stream.set_nodelay(true);
     let limits = &shared.config.limits;
-    let conn = Arc::new(Conn { shared: shared.clone(), client, permit, pooled: Default::default() });
+    let conn = Arc::new(Conn {
+        shared: shared.clone(),
+        client,
+        permit,
+        pooled: Default::default(),
+    });
     let svc = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
         async move { Ok::<_, Infallible>(handle(req, conn).await) }
@@ -106,7 +116,9 @@ async fn connection(stream: TcpStream, client: SocketAddr, permit: Arc<Permit>, 
         .header_read_timeout(limits.handshake_timeout)
         .max_buf_size(limits.max_header_size.max(8192))
         .preserve_header_case(true);
-    let served = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    let served = builder
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
     tokio::pin!(served);
     let mut shutdown = shared.shutdown.clone();
     tokio::select! {
@@ -132,9 +144,11 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 fn plain(status: u16, msg: &str, retry: bool) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{msg}\n")))));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/plain"));
     if retry {
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }
@@ -145,7 +159,14 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let upgrade = is_upgrade(&req);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    shared.sink.emit(None, EventKind::RequestHead { method: method.clone(), path: path.clone(), upgrade });
+    shared.sink.emit(
+        None,
+        EventKind::RequestHead {
+            method: method.clone(),
+            path: path.clone(),
+            upgrade,
+        },
+    );
     if *shared.shutdown.borrow() {
         return plain(503, "sidecar shutting down", true);
     }
@@ -168,8 +189,15 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     if let Ok(mut p) = conn.pooled.lock() {
         *p = Some(sender);
     }
-    let status = res.as_ref().map_or_else(|e| e.status(), |r| r.status().as_u16());
-    let kind = EventKind::HttpRelayed { method, path, status, duration: t0.elapsed() };
+    let status = res
+        .as_ref()
+        .map_or_else(|e| e.status(), |r| r.status().as_u16());
+    let kind = EventKind::HttpRelayed {
+        method,
+        path,
+        status,
+        duration: t0.elapsed(),
+    };
     shared.sink.emit(None, kind);
     match res {
         Ok(resp) => resp.map(Either::Left),
@@ -186,10 +214,18 @@ async fn dial_and_handshake(
 }
 
 fn header_str(req_or_resp: &hyper::HeaderMap, name: &str) -> Option<String> {
-    req_or_resp.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    req_or_resp
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
-async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant, path: String) -> Response<Body> {
+async fn handle_upgrade(
+    mut req: Request<Incoming>,
+    conn: Arc<Conn>,
+    t0: Instant,
+    path: String,
+) -> Response<Body> {
     let shared = conn.shared.clone();
     let id = shared.next_id.fetch_add(1, Relaxed);
     let mut info = SessionInfo {
@@ -202,7 +238,11 @@ async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant
         upstream_port: 0,
     };
     let reject = |status: u16, cause: RejectCause, info: &Arc<SessionInfo>| {
-        let kind = EventKind::HandshakeRejected { duration: t0.elapsed(), status, cause };
+        let kind = EventKind::HandshakeRejected {
+            duration: t0.elapsed(),
+            status,
+            cause,
+        };
         shared.sink.emit(Some(info), kind);
     };
     let dialed = match upstream::dial(&shared, None).await {
@@ -230,7 +270,11 @@ async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant
     let mut resp = match resp {
         Ok(r) => r,
         Err(e) => {
-            let cause = if e.status() == 504 { RejectCause::UpstreamTimeout } else { RejectCause::UpstreamUnavailable(crate::events::ConnectCause::BadResponse) };
+            let cause = if e.status() == 504 {
+                RejectCause::UpstreamTimeout
+            } else {
+                RejectCause::UpstreamUnavailable(crate::events::ConnectCause::BadResponse)
+            };
             reject(e.status(), cause, &info);
             return plain(e.status(), &e.to_string(), true);
         }
@@ -249,8 +293,10 @@ async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant
         let _permit = permit;
         let (c, u) = tokio::join!(on_client, on_upstream);
         let (Ok(c), Ok(u)) = (c, u) else { return };
-        let (Ok(c), Ok(u)) = (c.downcast::<TokioIo<TcpStream>>(), u.downcast::<TokioIo<TcpStream>>())
-        else {
+        let (Ok(c), Ok(u)) = (
+            c.downcast::<TokioIo<TcpStream>>(),
+            u.downcast::<TokioIo<TcpStream>>(),
+        ) else {
             return;
         };
         let kind = EventKind::HandshakeCompleted {
@@ -260,7 +306,12 @@ async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant
         };
         shared.sink.emit(Some(&info), kind);
         let ext = extensions.unwrap_or_default().to_ascii_lowercase();
-        let names: Vec<&str> = ext.split(',').filter_map(|e| e.split(';').next()).map(str::trim).filter(|s| !s.is_empty()).collect();
+        let names: Vec<&str> = ext
+            .split(',')
+            .filter_map(|e| e.split(';').next())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let limits = &shared.config.limits;
         let ctx = SessionCtx {
             info,
@@ -277,7 +328,15 @@ async fn handle_upgrade(mut req: Request<Incoming>, conn: Arc<Conn>, t0: Instant
         };
         shared.stats.active_sessions.fetch_add(1, Relaxed);
         let shutdown = shared.shutdown.clone();
-        relay::run(c.io.into_inner(), c.read_buf, u.io.into_inner(), u.read_buf, ctx, shutdown).await;
+        relay::run(
+            c.io.into_inner(),
+            c.read_buf,
+            u.io.into_inner(),
+            u.read_buf,
+            ctx,
+            shutdown,
+        )
+        .await;
         shared.stats.active_sessions.fetch_sub(1, Relaxed);
     });
     client_resp

@@ -21,7 +21,8 @@ thread_local! {
 }
 
 fn take_buf() -> Box<[u8]> {
-    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice())
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice())
 }
 
 fn give_buf(b: Box<[u8]>) {
@@ -75,7 +76,10 @@ impl Shared {
             let i = idx(d);
             !self.writing[i].load(Relaxed) && !self.mid_frame[i].load(Relaxed)
         };
-        (free(Direction::UpstreamToClient), free(Direction::ClientToUpstream))
+        (
+            free(Direction::UpstreamToClient),
+            free(Direction::ClientToUpstream),
+        )
     }
 }
 
@@ -319,7 +323,11 @@ impl<'a> Pump<'a> {
         if h.len > self.ctx.max_frame_size {
             return Err(ProtocolRule::FrameTooLarge);
         }
-        let so_far = if kind == OpcodeKind::Continuation { self.message_size } else { 0 };
+        let so_far = if kind == OpcodeKind::Continuation {
+            self.message_size
+        } else {
+            0
+        };
         if so_far + h.len > self.ctx.max_message_size {
             return Err(ProtocolRule::MessageTooLarge);
         }
@@ -328,7 +336,11 @@ impl<'a> Pump<'a> {
 
     fn start_data_frame(&mut self, h: &FrameHeader) {
         if h.opcode != 0 {
-            self.message_kind = if h.opcode == 1 { OpcodeKind::Text } else { OpcodeKind::Binary };
+            self.message_kind = if h.opcode == 1 {
+                OpcodeKind::Text
+            } else {
+                OpcodeKind::Binary
+            };
             self.message_size = 0;
         }
         self.message_size += h.len;
@@ -339,7 +351,11 @@ impl<'a> Pump<'a> {
                 OpcodeKind::Text => self.batch.text += 1,
                 _ => self.batch.binary += 1,
             }
-            self.ctx.stats.traffic(self.dir).sizes.observe(self.message_size);
+            self.ctx
+                .stats
+                .traffic(self.dir)
+                .sizes
+                .observe(self.message_size);
             if self.ctx.frame_events {
                 let kind = EventKind::FrameRelayed {
                     direction: self.dir,

@@ -138,9 +138,17 @@ async fn finish_one(
     shared: &Shared,
 ) -> Ending {
     let from_client = dir == Direction::ClientToUpstream;
-    let source = if from_client { Initiator::Client } else { Initiator::Upstream };
+    let source = if from_client {
+        Initiator::Client
+    } else {
+        Initiator::Upstream
+    };
     if let Outcome::Closed { code, reason } = o {
-        let ending = Ending { code, reason, initiator: source };
+        let ending = Ending {
+            code,
+            reason,
+            initiator: source,
+        };
         emit_close(ctx, &ending);
         // Let the other side answer with its own close (or hang up) within the close timeout.
         let _ = tokio::time::timeout(ctx.close_timeout, other).await;
@@ -152,14 +160,31 @@ async fn finish_one(
     let (client_ok, upstream_ok) = shared.at_boundary();
     let ending = match o {
         Outcome::Violation(rule) => {
-            let peer = if from_client { Peer::Client } else { Peer::Upstream };
-            ctx.sink.emit(Some(&ctx.info), EventKind::ProtocolError { peer, rule });
+            let peer = if from_client {
+                Peer::Client
+            } else {
+                Peer::Upstream
+            };
+            ctx.sink
+                .emit(Some(&ctx.info), EventKind::ProtocolError { peer, rule });
             let reason = format!("{} protocol error: {}", source.as_str(), rule.as_str());
             let to_client = if from_client { rule.close_code() } else { 1014 };
             let codes = (to_client, rule.close_code());
-            let ending = Ending { code: rule.close_code(), reason, initiator: Initiator::Sidecar };
+            let ending = Ending {
+                code: rule.close_code(),
+                reason,
+                initiator: Initiator::Sidecar,
+            };
             emit_close(ctx, &ending);
-            send_closes(client, upstream, codes, &ending.reason, (client_ok, upstream_ok), ctx).await;
+            send_closes(
+                client,
+                upstream,
+                codes,
+                &ending.reason,
+                (client_ok, upstream_ok),
+                ctx,
+            )
+            .await;
             return ending;
         }
         // A write failing means the destination vanished; a read ending means the source did.
@@ -168,16 +193,35 @@ async fn finish_one(
         _ => source,
     };
     let gone = ending;
-    let reason = if gone == Initiator::Client { "client connection lost" } else { "upstream connection lost" };
-    let ending = Ending { code: 1006, reason: reason.into(), initiator: gone };
+    let reason = if gone == Initiator::Client {
+        "client connection lost"
+    } else {
+        "upstream connection lost"
+    };
+    let ending = Ending {
+        code: 1006,
+        reason: reason.into(),
+        initiator: gone,
+    };
     emit_close(ctx, &ending);
     match gone {
-        Initiator::Upstream => send_one(client, 1012, "upstream went away", None, client_ok, ctx).await,
-        _ => send_one(upstream, 1001, "client went away", Some(mask()), upstream_ok, ctx).await,
+        Initiator::Upstream => {
+            send_one(client, 1012, "upstream went away", None, client_ok, ctx).await
+        }
+        _ => {
+            send_one(
+                upstream,
+                1001,
+                "client went away",
+                Some(mask()),
+                upstream_ok,
+                ctx,
+            )
+            .await
+        }
     }
     ending
 }
-
 
 /// The sidecar closes both sides with the same code (shutdown, idle).
 async fn sidecar_close(
@@ -189,9 +233,21 @@ async fn sidecar_close(
     upstream_ok: bool,
     ctx: &SessionCtx,
 ) -> Ending {
-    let ending = Ending { code, reason: reason.into(), initiator: Initiator::Sidecar };
+    let ending = Ending {
+        code,
+        reason: reason.into(),
+        initiator: Initiator::Sidecar,
+    };
     emit_close(ctx, &ending);
-    send_closes(client, upstream, (code, code), reason, (client_ok, upstream_ok), ctx).await;
+    send_closes(
+        client,
+        upstream,
+        (code, code),
+        reason,
+        (client_ok, upstream_ok),
+        ctx,
+    )
+    .await;
     ending
 }
 

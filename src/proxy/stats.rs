@@ -6,7 +6,18 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use crate::events::Direction;
 
 /// Upper bounds (bytes) of the message-size histogram buckets.
-pub const SIZE_BUCKETS: [u64; 10] = [64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20, 4 << 20, 16 << 20];
+pub const SIZE_BUCKETS: [u64; 10] = [
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1 << 20,
+    4 << 20,
+    16 << 20,
+];
 
 /// A lock-free fixed-bucket histogram.
 #[derive(Debug, Default)]
@@ -20,7 +31,10 @@ pub struct AtomicHistogram {
 impl AtomicHistogram {
     /// Records one value.
     pub fn observe(&self, v: u64) {
-        let i = SIZE_BUCKETS.iter().position(|&b| v <= b).unwrap_or(SIZE_BUCKETS.len());
+        let i = SIZE_BUCKETS
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(SIZE_BUCKETS.len());
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
     }

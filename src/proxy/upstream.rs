@@ -50,7 +50,10 @@ pub struct Dialed {
 }
 
 /// Dials the primary, then each backup, until one connects; emits an event for every attempt.
-pub async fn dial(shared: &Shared, session: Option<&Arc<SessionInfo>>) -> Result<Dialed, UpstreamError> {
+pub async fn dial(
+    shared: &Shared,
+    session: Option<&Arc<SessionInfo>>,
+) -> Result<Dialed, UpstreamError> {
     let timeout = shared.config.limits.upstream_timeout;
     let mut last = UpstreamError::Connect(ConnectCause::Refused);
     for (i, (name, up)) in shared.upstreams.iter().enumerate() {
@@ -61,12 +64,18 @@ pub async fn dial(shared: &Shared, session: Option<&Arc<SessionInfo>>) -> Result
         let cause = match res {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                shared.sink.emit(session, EventKind::UpstreamConnected { duration });
+                shared
+                    .sink
+                    .emit(session, EventKind::UpstreamConnected { duration });
                 if i == 0 {
                     shared.upstream_up.store(true, Relaxed);
                     shared.upstream_seen.store(true, Relaxed);
                 }
-                return Ok(Dialed { stream, name: name.clone(), upstream: up.clone() });
+                return Ok(Dialed {
+                    stream,
+                    name: name.clone(),
+                    upstream: up.clone(),
+                });
             }
             Ok(Err(e)) => ConnectCause::from_io(&e),
             Err(_) => ConnectCause::TimedOut,
@@ -74,7 +83,10 @@ pub async fn dial(shared: &Shared, session: Option<&Arc<SessionInfo>>) -> Result
         if i == 0 {
             shared.upstream_up.store(false, Relaxed);
         }
-        shared.sink.emit(session, EventKind::UpstreamConnectFailed { duration, cause });
+        shared.sink.emit(
+            session,
+            EventKind::UpstreamConnectFailed { duration, cause },
+        );
         last = UpstreamError::Connect(cause);
     }
     Err(last)

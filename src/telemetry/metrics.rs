@@ -39,21 +39,30 @@ fn counts_as_error(kind: &EventKind) -> bool {
 impl MetricsRecorder {
     /// A recorder labelling everything with `dashboard`.
     pub fn new(registry: Arc<Registry>, dashboard: &str) -> Self {
-        MetricsRecorder { registry, dashboard: dashboard.to_string(), rtts: Mutex::new(VecDeque::new()) }
+        MetricsRecorder {
+            registry,
+            dashboard: dashboard.to_string(),
+            rtts: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Applies one event.
     pub fn record(&self, ev: &Event) {
         let r = &self.registry;
         let d = (attr::DASHBOARD, self.dashboard.as_str());
-        let upstream = ev.session.as_ref().map_or("primary", |s| s.upstream_name.as_str());
+        let upstream = ev
+            .session
+            .as_ref()
+            .map_or("primary", |s| s.upstream_name.as_str());
         match &ev.kind {
             EventKind::HandshakeCompleted { duration, .. } => {
                 r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
                 r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "connected")], 1.0);
                 r.add(&n::ACTIVE, &[d], 1.0);
             }
-            EventKind::HandshakeRejected { duration, status, .. } => {
+            EventKind::HandshakeRejected {
+                duration, status, ..
+            } => {
                 let st = status.to_string();
                 r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
                 if *status >= 500 {
@@ -65,46 +74,108 @@ impl MetricsRecorder {
                 r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::UpstreamConnectFailed { duration, cause } => {
-                let l = [d, (attr::UPSTREAM_NAME, upstream), (attr::ERROR_TYPE, cause.as_str())];
+                let l = [
+                    d,
+                    (attr::UPSTREAM_NAME, upstream),
+                    (attr::ERROR_TYPE, cause.as_str()),
+                ];
                 r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
-            EventKind::SessionEnded { duration, initiator, .. } => {
+            EventKind::SessionEnded {
+                duration,
+                initiator,
+                ..
+            } => {
                 let l = [d, (attr::CLOSE_INITIATOR, initiator.as_str())];
                 r.observe(&n::SESSION_DURATION, &l, secs(*duration));
-                r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "disconnected")], 1.0);
+                r.add(
+                    &n::SEED_CONNECTIONS,
+                    &[d, (attr::STATE, "disconnected")],
+                    1.0,
+                );
                 r.add(&n::ACTIVE, &[d], -1.0);
             }
-            EventKind::Close { code, initiator, .. } => {
+            EventKind::Close {
+                code, initiator, ..
+            } => {
                 let c = code.to_string();
-                let l = [d, (attr::CLOSE_CODE, c.as_str()), (attr::CLOSE_INITIATOR, initiator.as_str())];
+                let l = [
+                    d,
+                    (attr::CLOSE_CODE, c.as_str()),
+                    (attr::CLOSE_INITIATOR, initiator.as_str()),
+                ];
                 r.add(&n::CLOSES, &l, 1.0);
             }
             EventKind::ProtocolError { rule, .. } => {
                 r.add(&n::PROTOCOL_ERRORS, &[d, (attr::RULE, rule.as_str())], 1.0);
             }
-            EventKind::PingPong { peer, rtt: Some(rtt) } => {
+            EventKind::PingPong {
+                peer,
+                rtt: Some(rtt),
+            } => {
                 r.observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
                 self.note_rtt(secs(*rtt), peer.as_str());
             }
             EventKind::HeartbeatTimeout { peer, .. } => {
                 r.add(&n::HEARTBEAT_MISSED, &[d, (attr::PEER, peer.as_str())], 1.0);
             }
-            EventKind::ProbeAttempt { endpoint, attempt, .. } if *attempt > 0 => {
-                r.add(&n::SEED_RECONNECTIONS, &[d, (attr::ENDPOINT, endpoint)], 1.0);
+            EventKind::ProbeAttempt {
+                endpoint, attempt, ..
+            } if *attempt > 0 => {
+                r.add(
+                    &n::SEED_RECONNECTIONS,
+                    &[d, (attr::ENDPOINT, endpoint)],
+                    1.0,
+                );
             }
-            EventKind::ProbeSucceeded { endpoint, transport, duration, .. } => {
-                let l = [d, (attr::ENDPOINT, endpoint.as_str()), (attr::TRANSPORT, transport.as_str())];
+            EventKind::ProbeSucceeded {
+                endpoint,
+                transport,
+                duration,
+                ..
+            } => {
+                let l = [
+                    d,
+                    (attr::ENDPOINT, endpoint.as_str()),
+                    (attr::TRANSPORT, transport.as_str()),
+                ];
                 r.set(&n::PROBE_SUCCESS, &l, 1.0);
-                r.set(&n::PROBE_DURATION, &[d, (attr::ENDPOINT, endpoint)], secs(*duration));
+                r.set(
+                    &n::PROBE_DURATION,
+                    &[d, (attr::ENDPOINT, endpoint)],
+                    secs(*duration),
+                );
                 r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
-                let l = [d, (attr::UPSTREAM_NAME, endpoint.as_str()), (attr::ERROR_TYPE, "")];
+                let l = [
+                    d,
+                    (attr::UPSTREAM_NAME, endpoint.as_str()),
+                    (attr::ERROR_TYPE, ""),
+                ];
                 r.add(&n::RECONNECTS, &l, 1.0);
             }
-            EventKind::ProbeFailed { endpoint, transport, duration, cause, .. } => {
-                let l = [d, (attr::ENDPOINT, endpoint.as_str()), (attr::TRANSPORT, transport.as_str())];
+            EventKind::ProbeFailed {
+                endpoint,
+                transport,
+                duration,
+                cause,
+                ..
+            } => {
+                let l = [
+                    d,
+                    (attr::ENDPOINT, endpoint.as_str()),
+                    (attr::TRANSPORT, transport.as_str()),
+                ];
                 r.set(&n::PROBE_SUCCESS, &l, 0.0);
-                r.set(&n::PROBE_DURATION, &[d, (attr::ENDPOINT, endpoint)], secs(*duration));
-                let l = [d, (attr::UPSTREAM_NAME, endpoint.as_str()), (attr::ERROR_TYPE, cause.as_str())];
+                r.set(
+                    &n::PROBE_DURATION,
+                    &[d, (attr::ENDPOINT, endpoint)],
+                    secs(*duration),
+                );
+                let l = [
+                    d,
+                    (attr::UPSTREAM_NAME, endpoint.as_str()),
+                    (attr::ERROR_TYPE, cause.as_str()),
+                ];
                 r.add(&n::RECONNECTS, &l, 1.0);
             }
             EventKind::Failover { .. } => {
@@ -118,13 +189,26 @@ impl MetricsRecorder {
         }
         if counts_as_error(&ev.kind) {
             if let Some(class) = semantics::classify(&ev.kind) {
-                r.add(&n::SEED_ERRORS, &[d, (attr::SEED_ERROR_TYPE, class.as_str())], 1.0);
+                r.add(
+                    &n::SEED_ERRORS,
+                    &[d, (attr::SEED_ERROR_TYPE, class.as_str())],
+                    1.0,
+                );
             }
         }
-        if !matches!(ev.kind, EventKind::FrameRelayed { .. } | EventKind::Accepted { .. } | EventKind::RequestHead { .. }) {
+        if !matches!(
+            ev.kind,
+            EventKind::FrameRelayed { .. }
+                | EventKind::Accepted { .. }
+                | EventKind::RequestHead { .. }
+        ) {
             let s = semantics::describe(&ev.kind, &semantics::Context::default());
             if let Some(voice) = s.voice {
-                r.add(&n::SEED_VOICE_ALERTS, &[d, (attr::VOICE, voice.as_str())], 1.0);
+                r.add(
+                    &n::SEED_VOICE_ALERTS,
+                    &[d, (attr::VOICE, voice.as_str())],
+                    1.0,
+                );
             }
         }
     }
@@ -142,14 +226,20 @@ impl MetricsRecorder {
         }
         let d = (attr::DASHBOARD, self.dashboard.as_str());
         for peer in ["client", "upstream"] {
-            let vals: Vec<f64> = q.iter().filter(|(_, _, p)| *p == peer).map(|(_, v, _)| *v).collect();
+            let vals: Vec<f64> = q
+                .iter()
+                .filter(|(_, _, p)| *p == peer)
+                .map(|(_, v, _)| *v)
+                .collect();
             if vals.is_empty() {
                 continue;
             }
             let avg = vals.iter().sum::<f64>() / vals.len() as f64;
             let max = vals.iter().cloned().fold(0.0, f64::max);
-            self.registry.set(&n::SEED_AVG_LATENCY, &[d, (attr::ENDPOINT, peer)], avg);
-            self.registry.set(&n::SEED_MAX_LATENCY, &[d, (attr::ENDPOINT, peer)], max);
+            self.registry
+                .set(&n::SEED_AVG_LATENCY, &[d, (attr::ENDPOINT, peer)], avg);
+            self.registry
+                .set(&n::SEED_MAX_LATENCY, &[d, (attr::ENDPOINT, peer)], max);
         }
     }
 
@@ -160,8 +250,16 @@ impl MetricsRecorder {
         for dir in [Direction::ClientToUpstream, Direction::UpstreamToClient] {
             let t = stats.traffic(dir);
             let io = (attr::DIRECTION, dir.io_direction());
-            r.set(&n::MESSAGES, &[d, io, (attr::FRAME_TYPE, "text")], t.text.load(Relaxed) as f64);
-            r.set(&n::MESSAGES, &[d, io, (attr::FRAME_TYPE, "binary")], t.binary.load(Relaxed) as f64);
+            r.set(
+                &n::MESSAGES,
+                &[d, io, (attr::FRAME_TYPE, "text")],
+                t.text.load(Relaxed) as f64,
+            );
+            r.set(
+                &n::MESSAGES,
+                &[d, io, (attr::FRAME_TYPE, "binary")],
+                t.binary.load(Relaxed) as f64,
+            );
             r.set(&n::PAYLOAD, &[d, io], t.bytes.load(Relaxed) as f64);
             let (counts, sum) = t.sizes.snapshot();
             r.set_histogram(&n::MESSAGE_SIZE, &[d, io], &counts, sum as f64);

@@ -35,7 +35,12 @@ impl Telemetry {
     pub fn new(dashboard: &str, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
         let registry = Arc::new(Registry::default());
         let recorder = Arc::new(MetricsRecorder::new(registry.clone(), dashboard));
-        Arc::new(Telemetry { registry, recorder, stats, sink })
+        Arc::new(Telemetry {
+            registry,
+            recorder,
+            stats,
+            sink,
+        })
     }
 
     /// Brings hot-path counters into the registry (before a scrape or an export).
@@ -44,7 +49,11 @@ impl Telemetry {
     }
 
     /// Consumes events until every sender is gone; `tap` sees each event after it is recorded.
-    pub async fn consume(self: Arc<Self>, mut rx: mpsc::Receiver<Event>, tap: Option<mpsc::UnboundedSender<Event>>) {
+    pub async fn consume(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Event>,
+        tap: Option<mpsc::UnboundedSender<Event>>,
+    ) {
         while let Some(ev) = rx.recv().await {
             self.recorder.record(&ev);
             if let Some(t) = &tap {

@@ -4,11 +4,17 @@
 use super::registry::{Def, Kind};
 
 /// Seconds buckets for handshakes and connects: fine below the 185 ms SLO, up to 10 s.
-pub const FAST_S: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.185, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const FAST_S: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.185, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Seconds buckets for sessions: up to 8 hours.
-pub const SESSION_S: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0];
+pub const SESSION_S: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+];
 /// Byte buckets for message sizes (the relay's atomic histogram uses the same bounds).
-pub const SIZE_B: &[f64] = &[64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0];
+pub const SIZE_B: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
 
 macro_rules! defs {
     ($($id:ident = $name:literal, $kind:expr, $unit:literal, $help:literal;)*) => {

@@ -40,13 +40,20 @@ pub type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Clone)]
 enum Point {
     Value(f64),
-    Hist { counts: Vec<u64>, sum: f64, count: u64 },
+    Hist {
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
 }
+
+/// One metric family: its definition and every series by label set.
+type Family = (Def, BTreeMap<Labels, Point>);
 
 /// Thread-safe store of every series.
 #[derive(Debug, Default)]
 pub struct Registry {
-    series: Mutex<BTreeMap<&'static str, (Def, BTreeMap<Labels, Point>)>>,
+    series: Mutex<BTreeMap<&'static str, Family>>,
 }
 
 /// A snapshot of one series, for exporters.
@@ -75,10 +82,17 @@ impl Registry {
     fn with(&self, def: &Def, labels: &[(&'static str, &str)], f: impl FnOnce(&mut Point)) {
         let mut g = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let family = g.entry(def.name).or_insert_with(|| (*def, BTreeMap::new()));
-        let p = family.1.entry(sorted(labels)).or_insert_with(|| match def.kind {
-            Kind::Histogram(b) => Point::Hist { counts: vec![0; b.len() + 1], sum: 0.0, count: 0 },
-            _ => Point::Value(0.0),
-        });
+        let p = family
+            .1
+            .entry(sorted(labels))
+            .or_insert_with(|| match def.kind {
+                Kind::Histogram(b) => Point::Hist {
+                    counts: vec![0; b.len() + 1],
+                    sum: 0.0,
+                    count: 0,
+                },
+                _ => Point::Value(0.0),
+            });
         f(p);
     }
 
@@ -102,7 +116,9 @@ impl Registry {
 
     /// Records one histogram value.
     pub fn observe(&self, def: &Def, labels: &[(&'static str, &str)], v: f64) {
-        let Kind::Histogram(bounds) = def.kind else { return };
+        let Kind::Histogram(bounds) = def.kind else {
+            return;
+        };
         self.with(def, labels, |p| {
             if let Point::Hist { counts, sum, count } = p {
                 let i = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
@@ -114,9 +130,20 @@ impl Registry {
     }
 
     /// Replaces a histogram's state with externally accumulated buckets (cumulative source).
-    pub fn set_histogram(&self, def: &Def, labels: &[(&'static str, &str)], counts: &[u64], sum: f64) {
+    pub fn set_histogram(
+        &self,
+        def: &Def,
+        labels: &[(&'static str, &str)],
+        counts: &[u64],
+        sum: f64,
+    ) {
         self.with(def, labels, |p| {
-            if let Point::Hist { counts: c, sum: s, count } = p {
+            if let Point::Hist {
+                counts: c,
+                sum: s,
+                count,
+            } = p
+            {
                 c.clear();
                 c.extend_from_slice(counts);
                 *s = sum;
@@ -133,9 +160,11 @@ impl Registry {
             for (labels, p) in series {
                 let s = match p {
                     Point::Value(v) => Sample::Value(*v),
-                    Point::Hist { counts, sum, count } => {
-                        Sample::Histogram { counts: counts.clone(), sum: *sum, count: *count }
-                    }
+                    Point::Hist { counts, sum, count } => Sample::Histogram {
+                        counts: counts.clone(),
+                        sum: *sum,
+                        count: *count,
+                    },
                 };
                 out.push((*def, labels.clone(), s));
             }
@@ -164,10 +193,16 @@ impl Registry {
 
     fn matching(&self, name: &str, filter: &[(&str, &str)]) -> Vec<f64> {
         let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((_, series)) = g.get(name) else { return Vec::new() };
+        let Some((_, series)) = g.get(name) else {
+            return Vec::new();
+        };
         series
             .iter()
-            .filter(|(l, _)| filter.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .filter(|(l, _)| {
+                filter
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
             .map(|(_, p)| match p {
                 Point::Value(v) => *v,
                 Point::Hist { count, .. } => *count as f64,
@@ -192,9 +227,15 @@ impl Registry {
                 let _ = writeln!(out, "# TYPE {name} {ty}");
                 last = def.name;
             }
-            let mut all: Vec<(String, String)> =
-                labels.iter().map(|(k, v)| (prom_label(k), v.clone())).collect();
-            all.extend(extra_labels.iter().map(|(k, v)| (prom_label(k), v.to_string())));
+            let mut all: Vec<(String, String)> = labels
+                .iter()
+                .map(|(k, v)| (prom_label(k), v.clone()))
+                .collect();
+            all.extend(
+                extra_labels
+                    .iter()
+                    .map(|(k, v)| (prom_label(k), v.to_string())),
+            );
             match (sample, def.kind) {
                 (Sample::Value(v), _) => {
                     let _ = writeln!(out, "{name}{} {}", fmt_labels(&all, None), fmt_f(*v));
@@ -230,12 +271,19 @@ fn fmt_labels(all: &[(String, String)], le: Option<&str>) -> String {
     }
     let mut s = String::from("{");
     let mut first = true;
-    for (k, v) in all.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(le.map(|l| ("le", l))) {
+    for (k, v) in all
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(le.map(|l| ("le", l)))
+    {
         if !first {
             s.push(',');
         }
         first = false;
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(s, "{k}=\"{v}\"");
     }
     s.push('}');
@@ -244,7 +292,9 @@ fn fmt_labels(all: &[(String, String)], le: Option<&str>) -> String {
 
 /// OTel attribute key → Prometheus label name.
 pub fn prom_label(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// OTel metric name + unit + kind → Prometheus name (the collector's translation rules).
@@ -271,9 +321,24 @@ pub fn prom_name(def: &Def) -> String {
 mod tests {
     use super::*;
 
-    const C: Def = Def { name: "websocket.messages", kind: Kind::Counter, unit: "{message}", help: "m" };
-    const H: Def = Def { name: "websocket.ping.rtt", kind: Kind::Histogram(&[0.1, 1.0]), unit: "s", help: "r" };
-    const B: Def = Def { name: "websocket.payload", kind: Kind::Counter, unit: "By", help: "b" };
+    const C: Def = Def {
+        name: "websocket.messages",
+        kind: Kind::Counter,
+        unit: "{message}",
+        help: "m",
+    };
+    const H: Def = Def {
+        name: "websocket.ping.rtt",
+        kind: Kind::Histogram(&[0.1, 1.0]),
+        unit: "s",
+        help: "r",
+    };
+    const B: Def = Def {
+        name: "websocket.payload",
+        kind: Kind::Counter,
+        unit: "By",
+        help: "b",
+    };
 
     #[test]
     fn translation_follows_the_otel_prometheus_rules() {
@@ -290,9 +355,21 @@ mod tests {
         r.observe(&H, &[], 0.05);
         r.observe(&H, &[], 5.0);
         let text = r.render_prometheus(&[]);
-        assert!(text.contains("websocket_messages_total{iskra_dashboard=\"pulse\"} 2\n"), "{text}");
-        assert!(text.contains("websocket_ping_rtt_seconds_bucket{le=\"0.1\"} 1\n"), "{text}");
-        assert!(text.contains("websocket_ping_rtt_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
-        assert!(text.contains("websocket_ping_rtt_seconds_count 2\n"), "{text}");
+        assert!(
+            text.contains("websocket_messages_total{iskra_dashboard=\"pulse\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("websocket_ping_rtt_seconds_bucket{le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("websocket_ping_rtt_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("websocket_ping_rtt_seconds_count 2\n"),
+            "{text}"
+        );
     }
 }
