@@ -25,7 +25,8 @@ fn kosoku(addr: &str, out: &std::path::Path) -> BTreeMap<String, bool> {
         if !name.contains("_case_") || !name.ends_with(".json") {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         let id = v["id"].as_str().map(str::to_string).unwrap_or(name.clone());
         let ok = |k: &str| matches!(v[k].as_str(), Some("OK" | "NON-STRICT" | "INFORMATIONAL"));
         cases.insert(id, ok("behavior") && ok("behaviorClose"));
@@ -41,14 +42,39 @@ async fn the_same_autobahn_cases_pass_direct_and_through_the_sidecar() {
     let (d, s) = (tmp.path().join("direct"), tmp.path().join("sidecar"));
     std::fs::create_dir_all(&d).unwrap();
     std::fs::create_dir_all(&s).unwrap();
-    let direct = tokio::task::spawn_blocking(move || kosoku(&format!("127.0.0.1:{}", up.port), &d)).await.unwrap();
+    let direct = tokio::task::spawn_blocking(move || kosoku(&format!("127.0.0.1:{}", up.port), &d))
+        .await
+        .unwrap();
     let addr = sc.addr.to_string();
-    let through = tokio::task::spawn_blocking(move || kosoku(&addr, &s)).await.unwrap();
+    let through = tokio::task::spawn_blocking(move || kosoku(&addr, &s))
+        .await
+        .unwrap();
     let passed = |m: &BTreeMap<String, bool>| m.values().filter(|v| **v).count();
-    println!("autobahn: direct {}/{} passed, through the sidecar {}/{} passed", passed(&direct), direct.len(), passed(&through), through.len());
-    assert!(direct.len() >= 240, "kosoku ran only {} cases", direct.len());
+    println!(
+        "autobahn: direct {}/{} passed, through the sidecar {}/{} passed",
+        passed(&direct),
+        direct.len(),
+        passed(&through),
+        through.len()
+    );
+    assert!(
+        direct.len() >= 240,
+        "kosoku ran only {} cases",
+        direct.len()
+    );
     assert_eq!(direct.len(), through.len());
-    let differ: Vec<_> = direct.iter().filter(|(k, v)| through.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
-    assert!(differ.is_empty(), "cases that differ through the sidecar: {differ:?}");
-    assert_eq!(passed(&through), through.len(), "every case passes through the sidecar");
+    let differ: Vec<_> = direct
+        .iter()
+        .filter(|(k, v)| through.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "cases that differ through the sidecar: {differ:?}"
+    );
+    assert_eq!(
+        passed(&through),
+        through.len(),
+        "every case passes through the sidecar"
+    );
 }

@@ -46,7 +46,10 @@ impl Proc {
 
     /// Sends a signal.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 }
@@ -54,7 +57,10 @@ impl Proc {
 /// node `ws` must be installed by scripts/install-test-deps.sh; fail loudly if not.
 fn node_modules() -> PathBuf {
     let nm = root().join("tests/peers/node_modules/ws");
-    assert!(nm.exists(), "node `ws` is missing: run scripts/install-test-deps.sh (it runs npm ci in tests/peers)");
+    assert!(
+        nm.exists(),
+        "node `ws` is missing: run scripts/install-test-deps.sh (it runs npm ci in tests/peers)"
+    );
     root().join("tests/peers")
 }
 
@@ -71,13 +77,22 @@ pub fn node_ws(env: &[(&str, &str)]) -> NodeWs {
 pub fn node_ws_on(port: u16, env: &[(&str, &str)]) -> NodeWs {
     let dir = node_modules();
     let mut cmd = Command::new("node");
-    cmd.arg(dir.join("ws-server.js")).arg(port.to_string()).current_dir(&dir);
+    cmd.arg(dir.join("ws-server.js"))
+        .arg(port.to_string())
+        .current_dir(&dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("node is required");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node is required");
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc { child, stdout: Some(stdout) };
+    let mut proc = Proc {
+        child,
+        stdout: Some(stdout),
+    };
     let v = proc.wait_json(|v| v.get("port").is_some());
     let port = v["port"].as_u64().unwrap() as u16;
     NodeWs { proc, port }
@@ -96,14 +111,29 @@ pub fn bin() -> &'static str {
 
 pub fn sidecar(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Sidecar {
     let mut cmd = Command::new(bin());
-    cmd.args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", upstream]);
+    cmd.args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream",
+        upstream,
+    ]);
     cmd.args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc { child, stdout: Some(stdout) };
+    let mut proc = Proc {
+        child,
+        stdout: Some(stdout),
+    };
     let v = proc.wait_json(|v| v["event_type"] == "sidecar_started");
     let addr = v["listen"].as_str().unwrap().parse().unwrap();
     let admin = v["admin"].as_str().unwrap().parse().unwrap();
@@ -127,7 +157,11 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 /// A minimal HTTP/1.1 GET over a fresh connection; returns (status, headers, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    http_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await
+    http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
 }
 
 pub async fn http_request(addr: SocketAddr, raw: &str) -> (u16, String, String) {
@@ -138,9 +172,19 @@ pub async fn http_request(addr: SocketAddr, raw: &str) -> (u16, String, String) 
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_string() };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status, head.to_string(), body)
 }
 
