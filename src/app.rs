@@ -15,7 +15,8 @@ use crate::cli::RunArgs;
 use crate::config::{self, Config, Sources};
 use crate::events::{Event, EventSink};
 use crate::proxy::{self, Stats};
-use crate::telemetry::Telemetry;
+use crate::telemetry::env::OtelEnv;
+use crate::telemetry::{parse_level, Options, Telemetry};
 
 /// Exit code for a bad configuration or usage (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -68,7 +69,23 @@ pub async fn start(
     let stats = Arc::new(Stats::default());
     let (tx, shutdown) = watch::channel(false);
     let shared = proxy::Shared::new(config.clone(), sink.clone(), stats.clone(), shutdown);
-    let telemetry = Telemetry::new(&config.dashboard, stats, sink);
+    let dashboard = config.dashboard.clone();
+    let env = OtelEnv::from_process(
+        &format!("iskra-ws-sidecar-{dashboard}"),
+        &[("iskra.dashboard".into(), dashboard.clone())],
+    );
+    for w in &env.warnings {
+        log_line("WARN", "otel_env", json!({"message": w}));
+    }
+    let opts = Options {
+        dashboard,
+        env,
+        log_level: parse_level(&config.log_level),
+        stdout_logs: true,
+        spool_dir: config.spool_dir.clone(),
+        spool_max_bytes: config.spool_max_bytes,
+    };
+    let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));
     let admin = Arc::new(Admin {
         proxy: shared.clone(),
@@ -117,6 +134,11 @@ impl Running {
         while self.proxy.stats.open_connections.load(Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        // Give the session-end events a moment to reach telemetry, then export what is held.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.telemetry
+            .flush_and_wait(std::time::Duration::from_secs(2))
+            .await;
     }
 }
 

@@ -203,6 +203,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Capacity of the lifecycle event channel.
     pub events_capacity: usize,
+    /// Where unsent spans and logs wait (None: in memory).
+    pub spool_dir: Option<PathBuf>,
+    /// Spool budget in bytes; beyond it the oldest is dropped and counted.
+    pub spool_max_bytes: u64,
+    /// Emit one event per relayed message (debugging; costs throughput).
+    pub frame_events: bool,
     /// Heartbeats on proxied sessions and the prober.
     pub heartbeat: Heartbeat,
     /// Reconnection policy of the prober.
@@ -244,7 +250,8 @@ pub fn defaults() -> Value {
                    "max_frame_size": 16u64 << 20, "max_message_size": 64u64 << 20,
                    "max_header_size": 16384, "idle_timeout_ms": 0, "close_timeout_ms": 5000},
         "shutdown": {"grace_ms": 10000},
-        "telemetry": {"events_channel_capacity": 65536},
+        "telemetry": {"events_channel_capacity": 65536, "spool_dir": "", "spool_max_bytes": 64u64 << 20,
+                      "frame_events": false},
         "iskra": {"fractal_logging": true, "slo_monitoring": true, "voice_system": true},
         "alerts": {},
         "websocket": {
@@ -394,6 +401,12 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let connections = r.endpoints(&format!("{ws}.connections"));
     let events_capacity = r.uint("telemetry.events_channel_capacity", 16, 1 << 24) as usize;
     let shutdown_grace = r.millis("shutdown.grace_ms", 0);
+    let spool_dir = r
+        .text("telemetry.spool_dir")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
+    let frame_events = r.boolean("telemetry.frame_events");
     r.finish()?;
     Ok(Config {
         dashboard,
@@ -404,6 +417,9 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         limits,
         shutdown_grace,
         events_capacity,
+        spool_dir,
+        spool_max_bytes,
+        frame_events,
         heartbeat,
         reconnection,
         connections,

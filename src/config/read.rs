@@ -196,6 +196,10 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub(super) fn text(&mut self, key: &str) -> Option<String> {
+        self.string(key)
+    }
+
     pub(super) fn one_of(&mut self, key: &str, allowed: &[&str]) -> String {
         let v = lookup(self.tree, key);
         match self.string(key) {

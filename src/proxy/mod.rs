@@ -83,6 +83,7 @@ impl Shared {
         for (i, b) in config.backup_upstreams.iter().enumerate() {
             upstreams.push((format!("backup-{}", i + 1), b.clone()));
         }
+        let frame_events = config.frame_events;
         Arc::new(Shared {
             config,
             sink,
@@ -92,7 +93,7 @@ impl Shared {
             upstream_up: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             upstreams,
-            frame_events: false,
+            frame_events,
         })
     }
 }

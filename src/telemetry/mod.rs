@@ -1,22 +1,58 @@
-//! Telemetry: lifecycle events → metrics (and, with the OTLP exporter, spans and logs), all off the
-//! data path in one consumer task.
+//! Telemetry: lifecycle events → metrics, spans and logs, all off the data path in one consumer task,
+//! exported over OTLP by a sender task with a spool.
 //!
 //! - [`names`]: every metric definition and attribute key, once.
-//! - [`registry`]: the store `/metrics` and OTLP both read.
+//! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
 //! - [`metrics`]: events and hot-path counters → registry.
+//! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
+//! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender; [`spool`]: the queue.
 
+pub mod attrs;
+pub mod env;
+pub mod export;
+pub mod logs;
 pub mod metrics;
 pub mod names;
+pub mod otlp_metrics;
 pub mod registry;
+pub mod spans;
+pub mod spool;
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::events::{Event, EventSink};
 use crate::proxy::Stats;
+use crate::semantics::{self, LogLevel};
+use env::{OtelEnv, Signal};
+use export::Batch;
 use metrics::MetricsRecorder;
 use registry::Registry;
+
+/// How telemetry is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// pulse, seams or voices.
+    pub dashboard: String,
+    /// The OTEL_* settings.
+    pub env: OtelEnv,
+    /// Lowest level written as a log (stdout and OTLP).
+    pub log_level: LogLevel,
+    /// Write JSON log lines to stdout.
+    pub stdout_logs: bool,
+    /// Spool directory (None: memory only).
+    pub spool_dir: Option<PathBuf>,
+    /// Spool budget in bytes.
+    pub spool_max_bytes: u64,
+}
 
 /// The telemetry side of one sidecar.
 pub struct Telemetry {
@@ -28,18 +64,71 @@ pub struct Telemetry {
     pub stats: Arc<Stats>,
     /// The sink whose drops are reported.
     pub sink: EventSink,
+    opts: Options,
+    resource: Resource,
+    started: SystemTime,
+    export_tx: Option<mpsc::UnboundedSender<Batch>>,
+    flush_tx: mpsc::Sender<oneshot::Sender<()>>,
+    flush_rx: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
+    drained: Arc<Notify>,
+}
+
+/// Parses a log level name.
+pub fn parse_level(s: &str) -> LogLevel {
+    match s {
+        "trace" | "debug" => LogLevel::Debug,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        _ => LogLevel::Info,
+    }
 }
 
 impl Telemetry {
-    /// Creates the registry and recorder for `dashboard`.
-    pub fn new(dashboard: &str, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
+    /// Creates the registry, recorder and (unless disabled) the OTLP sender.
+    pub fn new(opts: Options, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
         let registry = Arc::new(Registry::default());
-        let recorder = Arc::new(MetricsRecorder::new(registry.clone(), dashboard));
+        let recorder = Arc::new(MetricsRecorder::new(registry.clone(), &opts.dashboard));
+        let resource = export::resource(&opts.env);
+        let drained = Arc::new(Notify::new());
+        let mut export_tx = None;
+        if !opts.env.disabled && !opts.env.targets.is_empty() {
+            let mut clients = Vec::new();
+            for (signal, target) in &opts.env.targets {
+                match export::Client::new(*signal, target.clone()) {
+                    Ok(c) => clients.push(c),
+                    Err(e) => eprintln!(
+                        "{}",
+                        serde_json::json!({"level": "ERROR", "component": "iskra-ws-sidecar.exporter", "event_type": "exporter_config", "message": e})
+                    ),
+                }
+            }
+            let spool = spool::Spool::open(opts.spool_dir.as_deref(), opts.spool_max_bytes).unwrap_or_else(|e| {
+                eprintln!("{}", serde_json::json!({"level": "WARN", "component": "iskra-ws-sidecar.exporter", "event_type": "spool_unavailable", "message": format!("{e}; spooling in memory")}));
+                spool::Spool::open(None, opts.spool_max_bytes).expect("memory spool")
+            });
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(export::sender(
+                spool,
+                clients,
+                registry.clone(),
+                rx,
+                drained.clone(),
+            ));
+            export_tx = Some(tx);
+        }
+        let (flush_tx, flush_rx) = mpsc::channel(4);
         Arc::new(Telemetry {
             registry,
             recorder,
             stats,
             sink,
+            opts,
+            resource,
+            started: SystemTime::now(),
+            export_tx,
+            flush_tx,
+            flush_rx: std::sync::Mutex::new(Some(flush_rx)),
+            drained,
         })
     }
 
@@ -48,16 +137,124 @@ impl Telemetry {
         self.recorder.sync_stats(&self.stats, self.sink.dropped());
     }
 
+    fn ship(&self, signal: Signal, items: u64, data: Vec<u8>) {
+        if let Some(tx) = &self.export_tx {
+            let _ = tx.send(Batch {
+                signal,
+                items,
+                data,
+            });
+        }
+    }
+
+    fn ship_metrics(&self) {
+        if self.export_tx.is_none() || !self.opts.env.targets.contains_key(&Signal::Metrics) {
+            return;
+        }
+        self.sync();
+        let now = spans::nanos(SystemTime::now());
+        let (req, points) = otlp_metrics::request(
+            &self.registry,
+            &self.resource,
+            spans::nanos(self.started),
+            now,
+        );
+        self.ship(Signal::Metrics, points, req.encode_to_vec());
+    }
+
+    fn flush(&self, spans: &mut Vec<Span>, logs: &mut Vec<LogRecord>) {
+        if !spans.is_empty() {
+            let n = spans.len() as u64;
+            self.ship(
+                Signal::Traces,
+                n,
+                export::trace_request(&self.resource, std::mem::take(spans)).encode_to_vec(),
+            );
+        }
+        if !logs.is_empty() {
+            let n = logs.len() as u64;
+            self.ship(
+                Signal::Logs,
+                n,
+                export::logs_request(&self.resource, std::mem::take(logs)).encode_to_vec(),
+            );
+        }
+    }
+
+    /// Asks the consumer to export what it holds now and waits (up to `timeout`) for the spool to drain.
+    pub async fn flush_and_wait(&self, timeout: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.flush_tx.send(tx).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, rx).await;
+        }
+        if self.export_tx.is_some() {
+            let _ = tokio::time::timeout(timeout, self.drained.notified()).await;
+        }
+    }
+
     /// Consumes events until every sender is gone; `tap` sees each event after it is recorded.
     pub async fn consume(
         self: Arc<Self>,
         mut rx: mpsc::Receiver<Event>,
         tap: Option<mpsc::UnboundedSender<Event>>,
     ) {
-        while let Some(ev) = rx.recv().await {
-            self.recorder.record(&ev);
-            if let Some(t) = &tap {
-                let _ = t.send(ev);
+        let mut flush_rx = self
+            .flush_rx
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .expect("consume runs once");
+        let mut builder = spans::SpanBuilder::new(&self.opts.dashboard);
+        let (mut span_buf, mut log_buf) = (Vec::new(), Vec::new());
+        let (mut last_spans, mut last_logs, mut last_metrics) =
+            (Instant::now(), Instant::now(), Instant::now());
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let stdout = std::io::stdout();
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.recorder.record(&ev);
+                    let ids = builder.on_event(&ev, &mut span_buf);
+                    let sem = semantics::describe(&ev.kind, &semantics::Context::default());
+                    if sem.level >= self.opts.log_level {
+                        let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
+                        if self.opts.stdout_logs {
+                            let _ = writeln!(stdout.lock(), "{}", entry.json);
+                        }
+                        if self.export_tx.is_some() {
+                            log_buf.push(entry.record);
+                        }
+                    }
+                    if let Some(t) = &tap {
+                        let _ = t.send(ev);
+                    }
+                    if self.export_tx.is_none() {
+                        span_buf.clear();
+                    }
+                }
+                Some(ack) = flush_rx.recv() => {
+                    self.flush(&mut span_buf, &mut log_buf);
+                    self.ship_metrics();
+                    let _ = ack.send(());
+                }
+                _ = tick.tick() => {}
+            }
+            if span_buf.len() >= 512
+                || (!span_buf.is_empty() && last_spans.elapsed() >= self.opts.env.span_delay)
+            {
+                self.flush(&mut span_buf, &mut Vec::new());
+                last_spans = Instant::now();
+            }
+            if log_buf.len() >= 512
+                || (!log_buf.is_empty() && last_logs.elapsed() >= self.opts.env.log_delay)
+            {
+                self.flush(&mut Vec::new(), &mut log_buf);
+                last_logs = Instant::now();
+            }
+            if last_metrics.elapsed() >= self.opts.env.metric_interval {
+                self.ship_metrics();
+                last_metrics = Instant::now();
             }
         }
     }

@@ -1,0 +1,218 @@
+//! Lifecycle events → structured logs: a JSON line on stdout with the seed's fields (timestamp, level,
+//! component, event_type, delta, omega, lambda, fractal_metadata) and the same record as an OTLP log,
+//! correlated with its session's trace and span. The exporter never logs through this path, so its own
+//! failures cannot feed back into it.
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use serde_json::{json, Map, Value};
+
+use super::attrs::{self, s};
+use super::spans::{nanos, Ids};
+use crate::events::{Event, EventKind};
+use crate::semantics::{LogLevel, Semantics};
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Event-specific fields worth logging (never headers, cookies or query strings).
+fn details(kind: &EventKind) -> Map<String, Value> {
+    let v = match kind {
+        EventKind::Accepted { client } => json!({"client.address": client.ip().to_string()}),
+        EventKind::RequestHead {
+            method,
+            path,
+            upgrade,
+        } => json!({"http.request.method": method, "url.path": path, "upgrade": upgrade}),
+        EventKind::UpstreamConnected { duration } => {
+            json!({"duration_ms": duration.as_secs_f64() * 1e3})
+        }
+        EventKind::UpstreamConnectFailed { duration, cause } => {
+            json!({"duration_ms": duration.as_secs_f64() * 1e3, "cause": cause.as_str()})
+        }
+        EventKind::HandshakeCompleted {
+            duration,
+            subprotocol,
+            ..
+        } => {
+            json!({"duration_ms": duration.as_secs_f64() * 1e3, "websocket.subprotocol": subprotocol})
+        }
+        EventKind::HandshakeRejected {
+            duration, status, ..
+        } => {
+            json!({"duration_ms": duration.as_secs_f64() * 1e3, "http.response.status_code": status})
+        }
+        EventKind::HttpRelayed {
+            method,
+            path,
+            status,
+            duration,
+        } => {
+            json!({"http.request.method": method, "url.path": path, "http.response.status_code": status, "duration_ms": duration.as_secs_f64() * 1e3})
+        }
+        EventKind::PingPong { peer, rtt } => {
+            json!({"websocket.peer": peer.as_str(), "rtt_ms": rtt.map(|r| r.as_secs_f64() * 1e3)})
+        }
+        EventKind::HeartbeatTimeout { peer, missed } => {
+            json!({"websocket.peer": peer.as_str(), "missed": missed})
+        }
+        EventKind::Close {
+            code,
+            reason,
+            initiator,
+        } => {
+            json!({"websocket.close.code": code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
+        }
+        EventKind::ProtocolError { peer, rule } => {
+            json!({"websocket.peer": peer.as_str(), "websocket.protocol_error.rule": rule.as_str(), "websocket.close.code": rule.close_code()})
+        }
+        EventKind::SessionEnded {
+            duration,
+            totals,
+            code,
+            initiator,
+        } => {
+            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.close.initiator": initiator.as_str()})
+        }
+        EventKind::ProbeAttempt {
+            endpoint,
+            url,
+            attempt,
+            transport,
+        } => {
+            json!({"endpoint": endpoint, "url": url, "attempt": attempt, "websocket.transport": transport.as_str()})
+        }
+        EventKind::ProbeSucceeded {
+            endpoint,
+            transport,
+            duration,
+            recovered,
+        } => {
+            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "duration_ms": duration.as_secs_f64() * 1e3, "recovered": recovered})
+        }
+        EventKind::ProbeFailed {
+            endpoint,
+            transport,
+            cause,
+            status,
+            ..
+        } => {
+            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status})
+        }
+        EventKind::Failover { endpoint, from, to } => {
+            json!({"endpoint": endpoint, "from": from, "to": to})
+        }
+        EventKind::Downgrade { endpoint, to } => {
+            json!({"endpoint": endpoint, "websocket.transport": to.as_str()})
+        }
+        EventKind::FallbackActivated { endpoint } => json!({"endpoint": endpoint}),
+        EventKind::MissingHeartbeat { endpoint, silence } => {
+            json!({"endpoint": endpoint, "silence_ms": silence.as_secs_f64() * 1e3})
+        }
+        _ => json!({}),
+    };
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn severity(level: LogLevel) -> i32 {
+    match level {
+        LogLevel::Debug => 5,
+        LogLevel::Info => 9,
+        LogLevel::Warn => 13,
+        LogLevel::Error => 17,
+    }
+}
+
+/// One log entry in both shapes.
+pub struct Entry {
+    /// The stdout JSON line.
+    pub json: Value,
+    /// The OTLP record.
+    pub record: LogRecord,
+}
+
+/// Builds the log entry of `ev`.
+pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
+    let component = if ev.session.is_some() {
+        "iskra-ws-sidecar.proxy"
+    } else if matches!(
+        ev.kind,
+        EventKind::ProbeAttempt { .. }
+            | EventKind::ProbeSucceeded { .. }
+            | EventKind::ProbeFailed { .. }
+            | EventKind::Failover { .. }
+            | EventKind::Downgrade { .. }
+            | EventKind::FallbackActivated { .. }
+            | EventKind::MissingHeartbeat { .. }
+    ) {
+        "iskra-ws-sidecar.probe"
+    } else {
+        "iskra-ws-sidecar.proxy"
+    };
+    let f = &sem.fractal;
+    let mut j = json!({
+        "timestamp": humantime::format_rfc3339_micros(ev.at).to_string(),
+        "level": sem.level.as_str(),
+        "component": component,
+        "event_type": sem.event_type.as_str(),
+        "delta": sem.delta,
+        "dimension": sem.dimension,
+        "omega": sem.omega,
+        "lambda": sem.lambda,
+        "fractal_metadata": {"voice_pain": f.voice_pain, "voice_chaos": f.voice_chaos, "voice_trust": f.voice_trust, "seam_id": f.seam_id},
+        "iskra.dashboard": dashboard,
+        "iskra.seam.id": sem.seam,
+        "iskra.voice.active": sem.voice.map_or("none", |v| v.as_str()),
+    });
+    let o = j.as_object_mut().expect("object");
+    if let Some(e) = sem.error {
+        o.insert("error.type".into(), e.as_str().into());
+        o.insert("severity".into(), e.severity().as_str().into());
+    }
+    if let Some(l) = sem.voice_lambda() {
+        o.insert("voice_lambda".into(), l.into());
+    }
+    if let Some(info) = &ev.session {
+        o.insert("session_id".into(), info.id.into());
+    }
+    if let Some((t, sp)) = ids {
+        o.insert("trace_id".into(), hex(&t).into());
+        o.insert("span_id".into(), hex(&sp).into());
+    }
+    let details = details(&ev.kind);
+    let mut attributes = attrs::iskra(sem, dashboard);
+    attributes.push(s("event_type", sem.event_type.as_str()));
+    attributes.push(s("component", component));
+    for (k, v) in &details {
+        let kv = match v {
+            Value::String(x) => s(k, x.clone()),
+            Value::Number(n) if n.is_i64() || n.is_u64() => {
+                attrs::i(k, n.as_i64().unwrap_or(i64::MAX))
+            }
+            Value::Number(n) => attrs::f(k, n.as_f64().unwrap_or(0.0)),
+            Value::Bool(b) => s(k, b.to_string()),
+            _ => continue,
+        };
+        attributes.push(kv);
+    }
+    o.extend(details);
+    let record = LogRecord {
+        time_unix_nano: nanos(ev.at),
+        observed_time_unix_nano: nanos(std::time::SystemTime::now()),
+        severity_number: severity(sem.level),
+        severity_text: sem.level.as_str().into(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(sem.delta.into())),
+        }),
+        attributes,
+        trace_id: ids.map(|(t, _)| t.to_vec()).unwrap_or_default(),
+        span_id: ids.map(|(_, s)| s.to_vec()).unwrap_or_default(),
+        event_name: sem.event_type.as_str().into(),
+        ..Default::default()
+    };
+    Entry { json: j, record }
+}

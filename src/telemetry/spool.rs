@@ -1,0 +1,196 @@
+//! The telemetry spool: encoded OTLP export requests waiting to be sent, in order. With a directory they
+//! are files (`<seq>-<signal>-<items>.pb`) that survive a restart; without one they are kept in memory.
+//! Either way a byte budget bounds it: beyond it the oldest request is dropped, and that is counted per
+//! signal (exported as `iskra.sidecar.telemetry.dropped`) and logged by the caller.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use super::env::Signal;
+
+/// One encoded export request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Order of arrival.
+    pub seq: u64,
+    /// Which signal.
+    pub signal: Signal,
+    /// Spans, log records or points inside.
+    pub items: u64,
+    /// The protobuf-encoded request.
+    pub data: Vec<u8>,
+}
+
+/// The queue.
+#[derive(Debug)]
+pub struct Spool {
+    dir: Option<PathBuf>,
+    max_bytes: u64,
+    queue: VecDeque<Item>,
+    bytes: u64,
+    next_seq: u64,
+}
+
+/// What a push had to drop to stay within budget.
+pub type Dropped = Vec<(Signal, u64)>;
+
+fn signal_name(s: Signal) -> &'static str {
+    s.as_str()
+}
+
+fn parse_name(name: &str) -> Option<(u64, Signal, u64)> {
+    let stem = name.strip_suffix(".pb")?;
+    let mut parts = stem.splitn(3, '-');
+    let seq = parts.next()?.parse().ok()?;
+    let signal = match parts.next()? {
+        "traces" => Signal::Traces,
+        "logs" => Signal::Logs,
+        "metrics" => Signal::Metrics,
+        _ => return None,
+    };
+    Some((seq, signal, parts.next()?.parse().ok()?))
+}
+
+impl Spool {
+    /// Opens a spool; with `dir`, loads what a previous run left there (in order).
+    pub fn open(dir: Option<&Path>, max_bytes: u64) -> std::io::Result<Spool> {
+        let mut s = Spool {
+            dir: dir.map(Path::to_path_buf),
+            max_bytes,
+            queue: VecDeque::new(),
+            bytes: 0,
+            next_seq: 0,
+        };
+        if let Some(d) = dir {
+            std::fs::create_dir_all(d)?;
+            let mut found = Vec::new();
+            for e in std::fs::read_dir(d)? {
+                let e = e?;
+                if let Some((seq, signal, items)) = parse_name(&e.file_name().to_string_lossy()) {
+                    found.push((seq, signal, items, e.path()));
+                }
+            }
+            found.sort_by_key(|f| f.0);
+            for (seq, signal, items, path) in found {
+                let data = std::fs::read(&path)?;
+                s.bytes += data.len() as u64;
+                s.next_seq = s.next_seq.max(seq + 1);
+                s.queue.push_back(Item {
+                    seq,
+                    signal,
+                    items,
+                    data,
+                });
+            }
+        }
+        Ok(s)
+    }
+
+    fn path(&self, it: &Item) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| {
+            d.join(format!(
+                "{:020}-{}-{}.pb",
+                it.seq,
+                signal_name(it.signal),
+                it.items
+            ))
+        })
+    }
+
+    /// Appends a request; returns what was dropped to make room (oldest first).
+    pub fn push(&mut self, signal: Signal, items: u64, data: Vec<u8>) -> Dropped {
+        let it = Item {
+            seq: self.next_seq,
+            signal,
+            items,
+            data,
+        };
+        self.next_seq += 1;
+        let mut dropped = Vec::new();
+        let size = it.data.len() as u64;
+        if size > self.max_bytes {
+            return vec![(signal, items)];
+        }
+        while self.bytes + size > self.max_bytes {
+            match self.pop_front() {
+                Some(old) => dropped.push((old.signal, old.items)),
+                None => break,
+            }
+        }
+        if let Some(p) = self.path(&it) {
+            // A write failure (disk full, read-only) leaves the item in memory only.
+            let _ = std::fs::write(p, &it.data);
+        }
+        self.bytes += size;
+        self.queue.push_back(it);
+        dropped
+    }
+
+    /// The oldest request.
+    pub fn front(&self) -> Option<&Item> {
+        self.queue.front()
+    }
+
+    /// Removes the oldest request (after it was sent, or to drop it).
+    pub fn pop_front(&mut self) -> Option<Item> {
+        let it = self.queue.pop_front()?;
+        self.bytes -= it.data.len() as u64;
+        if let Some(p) = self.path(&it) {
+            let _ = std::fs::remove_file(p);
+        }
+        Some(it)
+    }
+
+    /// Requests waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Bytes waiting.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(Some(dir.path()), 1000).unwrap();
+        s.push(Signal::Traces, 3, vec![1; 10]);
+        s.push(Signal::Logs, 2, vec![2; 10]);
+        drop(s);
+        let mut s = Spool::open(Some(dir.path()), 1000).unwrap();
+        assert_eq!(s.len(), 2);
+        let a = s.pop_front().unwrap();
+        assert_eq!((a.signal, a.items, a.data[0]), (Signal::Traces, 3, 1));
+        s.push(Signal::Traces, 1, vec![3; 10]);
+        assert_eq!(s.pop_front().unwrap().data[0], 2);
+        assert_eq!(s.pop_front().unwrap().data[0], 3);
+        assert!(Spool::open(Some(dir.path()), 1000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn beyond_the_budget_the_oldest_is_dropped_and_reported() {
+        let mut s = Spool::open(None, 25).unwrap();
+        assert!(s.push(Signal::Traces, 5, vec![0; 10]).is_empty());
+        assert!(s.push(Signal::Logs, 7, vec![0; 10]).is_empty());
+        assert_eq!(
+            s.push(Signal::Traces, 1, vec![0; 10]),
+            vec![(Signal::Traces, 5)]
+        );
+        assert_eq!(s.bytes(), 20);
+        assert_eq!(
+            s.push(Signal::Logs, 9, vec![0; 30]),
+            vec![(Signal::Logs, 9)]
+        );
+    }
+}
