@@ -159,19 +159,17 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let upgrade = is_upgrade(&req);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    shared.sink.emit(
-        None,
-        EventKind::RequestHead {
-            method: method.clone(),
-            path: path.clone(),
-            upgrade,
-        },
-    );
-    if *shared.shutdown.borrow() {
-        return plain(503, "sidecar shutting down", true);
-    }
     if upgrade {
         return handle_upgrade(req, conn, t0, path).await;
+    }
+    let head = EventKind::RequestHead {
+        method: method.clone(),
+        path: path.clone(),
+        upgrade,
+    };
+    shared.sink.emit(None, head);
+    if *shared.shutdown.borrow() {
+        return plain(503, "sidecar shutting down", true);
     }
     // Plain HTTP: reuse this client connection's upstream connection while it stays open.
     let pooled = conn.pooled.lock().ok().and_then(|mut p| p.take());
@@ -228,15 +226,23 @@ async fn handle_upgrade(
 ) -> Response<Body> {
     let shared = conn.shared.clone();
     let id = shared.next_id.fetch_add(1, Relaxed);
+    let primary = &shared.upstreams[0];
     let mut info = SessionInfo {
         id,
         client: conn.client,
         path,
         user_agent: header_str(req.headers(), "user-agent"),
-        upstream_name: String::new(),
-        upstream_host: String::new(),
-        upstream_port: 0,
+        upstream_name: primary.0.clone(),
+        upstream_host: primary.1.host.clone(),
+        upstream_port: primary.1.port,
     };
+    let head = EventKind::RequestHead {
+        method: req.method().to_string(),
+        path: info.path.clone(),
+        upgrade: true,
+    };
+    let first = Arc::new(info.clone());
+    shared.sink.emit(Some(&first), head);
     let reject = |status: u16, cause: RejectCause, info: &Arc<SessionInfo>| {
         let kind = EventKind::HandshakeRejected {
             duration: t0.elapsed(),
@@ -245,22 +251,29 @@ async fn handle_upgrade(
         };
         shared.sink.emit(Some(info), kind);
     };
-    let dialed = match upstream::dial(&shared, None).await {
+    if *shared.shutdown.borrow() {
+        reject(503, RejectCause::ShuttingDown, &first);
+        return plain(503, "sidecar shutting down", true);
+    }
+    let dialed = match upstream::dial(&shared, Some(&first)).await {
         Ok(d) => d,
         Err(e) => {
-            let info = Arc::new(info);
             let cause = match e {
                 UpstreamError::Connect(c) => RejectCause::UpstreamUnavailable(c),
                 _ => RejectCause::UpstreamTimeout,
             };
-            reject(e.status(), cause, &info);
+            reject(e.status(), cause, &first);
             return plain(e.status(), &e.to_string(), true);
         }
     };
-    info.upstream_name = dialed.name.clone();
-    info.upstream_host = dialed.upstream.host.clone();
-    info.upstream_port = dialed.upstream.port;
-    let info = Arc::new(info);
+    let info = if dialed.name == info.upstream_name {
+        first
+    } else {
+        info.upstream_name = dialed.name.clone();
+        info.upstream_host = dialed.upstream.host.clone();
+        info.upstream_port = dialed.upstream.port;
+        Arc::new(info)
+    };
     let on_client = hyper::upgrade::on(&mut req);
     let timeout = shared.config.limits.upstream_timeout;
     let resp = match upstream::handshake(dialed.stream).await {

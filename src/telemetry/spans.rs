@@ -36,6 +36,8 @@ struct Open {
     trace: [u8; 16],
     span: [u8; 8],
     start: u64,
+    info: Option<std::sync::Arc<SessionInfo>>,
+    /// Attributes learned along the way (subprotocol, protocol error rule).
     attrs: Vec<KeyValue>,
     connect_start: Option<u64>,
     close: Option<(u64, Vec<KeyValue>)>,
@@ -139,7 +141,7 @@ impl SpanBuilder {
             start: at,
             ..Default::default()
         });
-        o.attrs = base_attrs(info);
+        o.info = Some(info.clone());
         let ids = Some((o.trace, o.span));
         let sem = || semantics::describe(&ev.kind, &Context::default());
         match &ev.kind {
@@ -214,7 +216,8 @@ impl SpanBuilder {
                     err,
                 ));
                 let o = self.open.remove(&info.id).unwrap_or_default();
-                let mut sa = o.attrs;
+                let mut sa = base_attrs(info);
+                sa.extend(o.attrs);
                 sa.push(i("http.response.status_code", *status as i64));
                 sa.extend(attrs::iskra(&sm, &dashboard));
                 out.push(span(
@@ -257,7 +260,8 @@ impl SpanBuilder {
                 let outcome = o.last_kind.take().unwrap_or_else(|| ev.kind.clone());
                 let sm = semantics::describe(&outcome, &Context::default());
                 let err = o.error.or(sm.error);
-                let mut sa = std::mem::take(&mut o.attrs);
+                let mut sa = base_attrs(info);
+                sa.append(&mut o.attrs);
                 if let Some((close_at, ca)) = o.close.take() {
                     sa.extend(ca.iter().cloned());
                     let mut a = ca;

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: real peers (node `ws`, the sidecar binary), port 0 always.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,300 @@
+//! Scripted sessions through the sidecar binary, and exactly what arrives at OTLP receivers built on the
+//! official `opentelemetry-proto` definitions (gRPC and HTTP): spans, attributes from the seed's
+//! tables, metric sums equal to the messages relayed, the resource, and no secrets anywhere.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use support::otlp::{attr, grpc_receiver, http_receiver, Received};
+use support::*;
+
+const FAST: &[(&str, &str)] = &[
+    ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+];
+
+/// N sessions of M messages each, closed with the given codes, with secrets in headers and query.
+async fn scripted_sessions(addr: std::net::SocketAddr, codes: &[u16], m: usize) {
+    for (n, code) in codes.iter().enumerate() {
+        let mut req = format!("ws://{addr}/stream/{n}?token=SECRET-TOKEN-{n}&room=1")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Authorization", "Bearer SECRET-BEARER".parse().unwrap());
+        req.headers_mut()
+            .insert("Cookie", "sid=SECRET-COOKIE".parse().unwrap());
+        req.headers_mut()
+            .insert("User-Agent", "iskra-test/1.0".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        for i in 0..m {
+            ws.send(Message::text(format!("message {i}")))
+                .await
+                .unwrap();
+            ws.next().await.unwrap().unwrap();
+        }
+        ws.close(Some(CloseFrame {
+            code: (*code).into(),
+            reason: format!("bye {code}").into(),
+        }))
+        .await
+        .unwrap();
+        while ws.next().await.is_some() {}
+    }
+}
+
+async fn wait_for(rec: &Received, what: &str, f: impl Fn(&Received) -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f(rec) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}; got spans {:?}",
+            rec.spans()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sessions(rec: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    rec.spans()
+        .into_iter()
+        .filter(|s| s.name == "ws.session")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_values() {
+    let up = node_ws(&[]);
+    let (otlp, rec, _h) = grpc_receiver().await;
+    let mut env = FAST.to_vec();
+    let endpoint = format!("http://{otlp}");
+    env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "pulse-sidecar"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=ignored,deployment.environment=test",
+        ),
+        ("POD_NAME", "pulse-abc"),
+        ("POD_NAMESPACE", "iskra-ecosystem"),
+        ("NODE_NAME", "node-1"),
+    ]);
+    let sc = sidecar(
+        &format!("ws://127.0.0.1:{}", up.port),
+        &["--dashboard", "pulse"],
+        &env,
+    );
+    let codes = [1000u16, 1001, 4000];
+    scripted_sessions(sc.addr, &codes, 5).await;
+    wait_for(&rec, "3 ws.session spans", |r| sessions(r).len() >= 3).await;
+    let spans = sessions(&rec);
+    assert_eq!(spans.len(), 3, "exactly one ws.session per connection");
+    let mut seen_codes: Vec<String> = spans
+        .iter()
+        .map(|s| attr(&s.attributes, "websocket.close.code").unwrap())
+        .collect();
+    seen_codes.sort();
+    assert_eq!(seen_codes, ["1000", "1001", "4000"]);
+    for s in &spans {
+        let a = |k| attr(&s.attributes, k).unwrap_or_else(|| panic!("missing {k}"));
+        assert!(a("url.path").starts_with("/stream/"));
+        assert_eq!(a("server.address"), "127.0.0.1");
+        assert_eq!(a("server.port"), up.port.to_string());
+        assert_eq!(a("client.address"), "127.0.0.1");
+        assert_eq!(a("network.protocol.name"), "websocket");
+        assert_eq!(a("user_agent.original"), "iskra-test/1.0");
+        assert_eq!(a("websocket.close.initiator"), "client");
+        assert_eq!(
+            (
+                a("websocket.messages.received"),
+                a("websocket.messages.sent")
+            ),
+            ("5".into(), "5".into())
+        );
+        assert_eq!(a("iskra.dashboard"), "pulse");
+        // A normal close is the seed's "(anything else)" row: Ω 0.5, Λ continue_monitoring, seam general_operation.
+        assert_eq!(
+            (a("iskra.omega"), a("iskra.lambda"), a("iskra.seam.id")),
+            (
+                "0.5".into(),
+                "continue_monitoring".into(),
+                "general_operation".into()
+            )
+        );
+        assert_eq!(
+            s.status.as_ref().unwrap().code,
+            0,
+            "a clean close is not an error"
+        );
+        assert!(attr(&s.attributes, "error.type").is_none());
+    }
+    // Children: each session has its handshake and upstream connect spans in the same trace.
+    let all = rec.spans();
+    for s in &spans {
+        for child in ["ws.handshake", "ws.upstream.connect", "ws.close"] {
+            assert!(
+                all.iter().any(|c| c.name == child
+                    && c.trace_id == s.trace_id
+                    && c.parent_span_id == s.span_id),
+                "{child} under its session"
+            );
+        }
+    }
+    let hs = all.iter().find(|c| c.name == "ws.handshake").unwrap();
+    assert_eq!(
+        (
+            attr(&hs.attributes, "iskra.delta").unwrap(),
+            attr(&hs.attributes, "iskra.omega").unwrap()
+        ),
+        ("connection_established".into(), "0.9".into())
+    );
+    // Resource: OTEL_SERVICE_NAME wins; the downward API fills k8s.*.
+    let res = &rec.span_resources()[0];
+    assert_eq!(attr(res, "service.name").as_deref(), Some("pulse-sidecar"));
+    assert_eq!(attr(res, "deployment.environment").as_deref(), Some("test"));
+    assert_eq!(attr(res, "k8s.pod.name").as_deref(), Some("pulse-abc"));
+    assert_eq!(
+        attr(res, "k8s.namespace.name").as_deref(),
+        Some("iskra-ecosystem")
+    );
+    assert_eq!(attr(res, "k8s.node.name").as_deref(), Some("node-1"));
+    assert_eq!(
+        attr(res, "service.version").as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    // Metrics: sums equal the messages relayed.
+    wait_for(&rec, "message counts", |r| {
+        r.latest_sum("websocket.messages", &[("network.io.direction", "receive")]) == Some(15.0)
+    })
+    .await;
+    assert_eq!(
+        rec.latest_sum(
+            "websocket.messages",
+            &[("network.io.direction", "transmit")]
+        ),
+        Some(15.0)
+    );
+    assert_eq!(
+        rec.latest_sum("websocket_connections_total", &[("state", "connected")]),
+        Some(3.0)
+    );
+    // Logs: correlated with the session spans.
+    wait_for(&rec, "logs", |r| {
+        r.log_records()
+            .iter()
+            .any(|l| l.event_name == "connection_established")
+    })
+    .await;
+    let log = rec
+        .log_records()
+        .into_iter()
+        .find(|l| l.event_name == "connection_established")
+        .unwrap();
+    assert!(
+        spans.iter().any(|s| s.trace_id == log.trace_id),
+        "log correlated with a session trace"
+    );
+    // Redaction: no secret anywhere in what was exported.
+    let dump = rec.dump();
+    for secret in ["SECRET-TOKEN", "SECRET-BEARER", "SECRET-COOKIE", "token="] {
+        assert!(
+            !dump.contains(secret),
+            "{secret} leaked into exported telemetry"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_errors_with_their_seed_class_over_http() {
+    let (otlp, rec) = http_receiver().await;
+    let mut env = FAST.to_vec();
+    let endpoint = format!("http://{otlp}");
+    env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]);
+    // A refused upstream.
+    let sc = sidecar(
+        &format!("ws://127.0.0.1:{}", dead_port()),
+        &["--dashboard", "seams"],
+        &env,
+    );
+    assert!(
+        tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
+            .await
+            .is_err()
+    );
+    wait_for(&rec, "rejected session", |r| !sessions(r).is_empty()).await;
+    let s = &sessions(&rec)[0];
+    assert_eq!(
+        s.status.as_ref().unwrap().code,
+        2,
+        "refused upstream is an error"
+    );
+    assert_eq!(
+        attr(&s.attributes, "error.type").as_deref(),
+        Some("NETWORK_ERROR")
+    );
+    assert_eq!(
+        attr(&s.attributes, "http.response.status_code").as_deref(),
+        Some("502")
+    );
+    assert_eq!(
+        attr(&s.attributes, "iskra.dashboard").as_deref(),
+        Some("seams")
+    );
+    wait_for(&rec, "error counter", |r| {
+        r.latest_sum("websocket_errors_total", &[("error_type", "NETWORK_ERROR")])
+            .unwrap_or(0.0)
+            >= 1.0
+    })
+    .await;
+
+    // A protocol violation: an unmasked client frame.
+    let up = node_ws(&[]);
+    let (otlp2, rec2) = http_receiver().await;
+    let endpoint2 = format!("http://{otlp2}");
+    let mut env2 = FAST.to_vec();
+    env2.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint2.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ]);
+    let sc2 = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env2);
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc2.addr))
+        .await
+        .unwrap();
+    let mut raw = match ws.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
+        _ => unreachable!(),
+    };
+    use tokio::io::AsyncWriteExt;
+    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    wait_for(&rec2, "protocol error session", |r| !sessions(r).is_empty()).await;
+    let s = &sessions(&rec2)[0];
+    assert_eq!(s.status.as_ref().unwrap().code, 2);
+    assert_eq!(
+        attr(&s.attributes, "error.type").as_deref(),
+        Some("PROTOCOL_ERROR")
+    );
+    assert_eq!(
+        attr(&s.attributes, "websocket.close.code").as_deref(),
+        Some("1002")
+    );
+    assert_eq!(
+        attr(&s.attributes, "websocket.close.initiator").as_deref(),
+        Some("sidecar")
+    );
+    assert_eq!(
+        attr(&s.attributes, "websocket.protocol_error.rule").as_deref(),
+        Some("unmasked_client_frame")
+    );
+}
