@@ -28,6 +28,7 @@ fi
 pip_missing=()
 python3 -c 'import websockets' 2>/dev/null || pip_missing+=(websockets)
 command -v kosoku >/dev/null 2>&1 || pip_missing+=(kosoku)
+python3 -c 'import rotel' 2>/dev/null || pip_missing+=(rotel)
 if [ ${#pip_missing[@]} -gt 0 ]; then
   echo "install-test-deps: pip install ${pip_missing[*]}"
   pip install -q "${pip_missing[@]}"
