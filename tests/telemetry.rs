@@ -203,6 +203,35 @@ async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_value
         spans.iter().any(|s| s.trace_id == log.trace_id),
         "log correlated with a session trace"
     );
+    // Every attribute key that arrived is listed in telemetry-schema.yaml.
+    use figment::providers::Format;
+    let schema: serde_json::Value = figment::Figment::new()
+        .merge(figment::providers::Yaml::file_exact(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/telemetry-schema.yaml"
+        )))
+        .extract()
+        .unwrap();
+    let listed = |k: &str| {
+        ["attributes", "log_attributes", "resource", "metric_labels"]
+            .iter()
+            .any(|sec| schema[sec].get(k).is_some())
+    };
+    let mut keys: Vec<String> = rec
+        .spans()
+        .iter()
+        .flat_map(|s| s.attributes.iter().map(|a| a.key.clone()))
+        .collect();
+    keys.extend(
+        rec.log_records()
+            .iter()
+            .flat_map(|l| l.attributes.iter().map(|a| a.key.clone())),
+    );
+    let unlisted: std::collections::BTreeSet<_> = keys.into_iter().filter(|k| !listed(k)).collect();
+    assert!(
+        unlisted.is_empty(),
+        "exported but not in the schema: {unlisted:?}"
+    );
     // Redaction: no secret anywhere in what was exported.
     let dump = rec.dump();
     for secret in ["SECRET-TOKEN", "SECRET-BEARER", "SECRET-COOKIE", "token="] {

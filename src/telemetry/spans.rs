@@ -49,7 +49,7 @@ struct Open {
 pub struct SpanBuilder {
     dashboard: String,
     open: HashMap<u64, Open>,
-    probes: HashMap<String, (u64, [u8; 16], [u8; 8])>,
+    probes: HashMap<String, (u64, [u8; 16], [u8; 8], u32)>,
 }
 
 /// Trace and span ids of a session, for log correlation.
@@ -313,8 +313,10 @@ impl SpanBuilder {
     /// Prober attempts become `ws.reconnect.attempt` spans (one trace per attempt).
     fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Vec<Span>) -> Option<Ids> {
         match &ev.kind {
-            EventKind::ProbeAttempt { endpoint, .. } => {
-                let ids = (at, trace_id(), span_id());
+            EventKind::ProbeAttempt {
+                endpoint, attempt, ..
+            } => {
+                let ids = (at, trace_id(), span_id(), *attempt);
                 self.probes.insert(endpoint.clone(), ids);
                 Some(Some((ids.1, ids.2)))
             }
@@ -328,14 +330,15 @@ impl SpanBuilder {
                 transport,
                 ..
             } => {
-                let (start, trace, id) =
+                let (start, trace, id, attempt) =
                     self.probes
                         .remove(endpoint)
-                        .unwrap_or((at, trace_id(), span_id()));
+                        .unwrap_or((at, trace_id(), span_id(), 0));
                 let sm = semantics::describe(&ev.kind, &Context::default());
                 let mut a = vec![
                     s("websocket.upstream.name", endpoint.clone()),
                     s("websocket.transport", transport.as_str()),
+                    i("websocket.reconnect.attempt", attempt as i64),
                 ];
                 a.extend(attrs::iskra(&sm, &self.dashboard));
                 out.push(span(
