@@ -315,3 +315,107 @@ async fn a_message_over_the_limit_is_closed_with_1009() {
     assert_eq!(read_close(&mut s).await, 1009);
     sc.shutdown().await;
 }
+
+async fn start_with(
+    upstream_port: u16,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (app::Running, mpsc::UnboundedReceiver<Event>) {
+    let mut tree = defaults();
+    tree["listen"] = "127.0.0.1:0".into();
+    tree["admin"] = "127.0.0.1:0".into();
+    tree["upstream"] = format!("ws://127.0.0.1:{upstream_port}").into();
+    edit(&mut tree);
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        app::start(from_tree(&tree).unwrap(), Some(tx))
+            .await
+            .unwrap(),
+        rx,
+    )
+}
+
+fn fast_heartbeats(t: &mut serde_json::Value) {
+    t["websocket"]["heartbeat"] = serde_json::json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_measure_rtt_on_both_sides_and_their_pongs_are_consumed() {
+    use iskra_ws_sidecar::events::Peer;
+    let up = node_ws(&[]);
+    let (sc, mut rx) = start_with(up.port, fast_heartbeats).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
+        .await
+        .unwrap();
+    // Keep reading so tungstenite answers the sidecar's pings; peer pings pass through untouched.
+    ws.send(Message::Ping(b"user-ping".to_vec().into()))
+        .await
+        .unwrap();
+    let mut user_pong = false;
+    let reader = async {
+        while let Some(Ok(m)) = ws.next().await {
+            match m {
+                Message::Pong(p) if p.as_ref() == b"user-ping" => user_pong = true,
+                Message::Pong(p) => panic!("a sidecar pong leaked to the client: {p:?}"),
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(900), reader).await;
+    assert!(
+        user_pong,
+        "the client's own ping was answered by the upstream through the sidecar"
+    );
+    let mut rtt = std::collections::BTreeSet::new();
+    while let Ok(ev) = rx.try_recv() {
+        match ev.kind {
+            EventKind::PingPong { peer, rtt: Some(r) } => {
+                assert!(r < Duration::from_millis(150), "{r:?}");
+                rtt.insert(format!("{peer:?}"));
+            }
+            EventKind::HeartbeatTimeout { .. } => panic!("a live peer was declared dead"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        rtt.into_iter().collect::<Vec<_>>(),
+        [
+            format!("{:?}", Peer::Client),
+            format!("{:?}", Peer::Upstream)
+        ]
+    );
+    sc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_answering_is_declared_dead_and_the_upstream_gets_1001() {
+    use iskra_ws_sidecar::events::Peer;
+    let up = node_ws(&[]);
+    let (sc, mut rx) = start_with(up.port, fast_heartbeats).await;
+    let _silent = raw_session(sc.addr).await; // never reads, never answers pings
+    let t0 = std::time::Instant::now();
+    let (mut timeout, mut close) = (None, None);
+    while close.is_none() {
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("no heartbeat timeout")
+            .unwrap();
+        match ev.kind {
+            EventKind::HeartbeatTimeout { peer, missed } => {
+                timeout = Some((peer, missed, t0.elapsed()))
+            }
+            EventKind::Close {
+                code, initiator, ..
+            } if timeout.is_some() => close = Some((code, initiator)),
+            _ => {}
+        }
+    }
+    let (peer, missed, after) = timeout.unwrap();
+    assert_eq!((peer, missed), (Peer::Client, 2));
+    // Detection bound: interval × threshold + timeout (+ scheduling slack).
+    assert!(
+        after <= Duration::from_millis(200 * 2 + 150 + 400),
+        "detected after {after:?}"
+    );
+    assert_eq!(close, Some((1001, Initiator::Sidecar)));
+    sc.shutdown().await;
+}

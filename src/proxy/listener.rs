@@ -337,7 +337,12 @@ async fn handle_upgrade(
             close_timeout: limits.close_timeout,
             idle_timeout: limits.idle_timeout,
             frame_events: shared.frame_events,
-            heartbeat: relay::Heartbeats::default(),
+            heartbeat: super::heartbeat::Heartbeats {
+                enabled: shared.config.heartbeat.enabled,
+                interval: shared.config.heartbeat.interval,
+                timeout: shared.config.heartbeat.timeout,
+                threshold: shared.config.heartbeat.failure_threshold,
+            },
         };
         shared.stats.active_sessions.fetch_add(1, Relaxed);
         let shutdown = shared.shutdown.clone();

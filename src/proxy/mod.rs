@@ -7,6 +7,7 @@
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod frame;
+pub mod heartbeat;
 pub mod listener;
 pub mod pump;
 pub mod relay;
@@ -46,7 +47,7 @@ pub struct SessionCtx {
     /// Emit a FrameRelayed event per message.
     pub frame_events: bool,
     /// The sidecar's own pings on this session.
-    pub heartbeat: relay::Heartbeats,
+    pub heartbeat: heartbeat::Heartbeats,
 }
 
 /// State shared by every connection of one proxy.

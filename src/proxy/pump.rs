@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use super::frame::{self, FrameHeader, Parsed, MAX_CONTROL_FRAME};
 use super::stats::Batch;
 use super::SessionCtx;
-use crate::events::{Direction, EventKind, OpcodeKind, ProtocolRule};
+use crate::events::{Direction, EventKind, OpcodeKind, Peer, ProtocolRule};
 
 /// Size of the read buffer a busy direction borrows; an idle one holds none.
 pub const READ_BUF: usize = 32 * 1024;
@@ -67,6 +67,8 @@ pub struct Shared {
     pub mid_frame: [AtomicBool; 2],
     /// Milliseconds since session start of the last bytes seen.
     pub last_activity_ms: AtomicU64,
+    /// Answers to the sidecar's own pings.
+    pub pongs: super::heartbeat::Pongs,
 }
 
 impl Shared {
@@ -381,7 +383,24 @@ impl<'a> Pump<'a> {
                 self.write(frame).await?;
                 Err(Outcome::Closed { code, reason })
             }
-            0xA if self.ctx.heartbeat.is_own_pong(self.dir, p) => Ok(()),
+            0xA if self.ctx.heartbeat.enabled && super::heartbeat::own_pong(p).is_some() => {
+                let sent = super::heartbeat::own_pong(p).unwrap_or_default();
+                let peer = if self.dir == Direction::ClientToUpstream {
+                    Peer::Client
+                } else {
+                    Peer::Upstream
+                };
+                self.shared.pongs.record(peer);
+                let rtt = self.started.elapsed().saturating_sub(sent);
+                self.ctx.sink.emit(
+                    Some(&self.ctx.info),
+                    EventKind::PingPong {
+                        peer,
+                        rtt: Some(rtt),
+                    },
+                );
+                Ok(())
+            }
             _ => self.write(frame).await,
         }
     }

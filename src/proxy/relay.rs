@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::frame;
+use super::heartbeat::{self, Beat, PeerBeat};
 use super::pump::{idx, write_all, Outcome, Pump, Shared};
 use super::SessionCtx;
 use crate::events::{Direction, EventKind, Initiator, Peer, SessionTotals};
@@ -84,16 +85,56 @@ pub async fn run(
     };
     tokio::pin!(stop);
 
-    let ending = tokio::select! {
-        o = &mut a => finish_one(c2u, o, b, &client, &upstream, &ctx, &shared).await,
-        o = &mut b => finish_one(u2c, o, a, &client, &upstream, &ctx, &shared).await,
-        _ = &mut stop => {
-            let (ca, cb) = cancel(a, b, &shared);
-            sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx).await
-        }
-        _ = &mut idle_check => {
-            let (ca, cb) = cancel(a, b, &shared);
-            sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx).await
+    let hb = ctx.heartbeat;
+    let mut beats = [PeerBeat::new(started, &hb), PeerBeat::new(started, &hb)];
+    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let next = |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
+    let hb_sleep = tokio::time::sleep_until(if hb.enabled {
+        next(&beats).into()
+    } else {
+        far()
+    });
+    tokio::pin!(hb_sleep);
+
+    let ending = loop {
+        tokio::select! {
+            o = &mut a => break finish_one(c2u, o, b, &client, &upstream, &ctx, &shared).await,
+            o = &mut b => break finish_one(u2c, o, a, &client, &upstream, &ctx, &shared).await,
+            _ = &mut stop => {
+                let (ca, cb) = cancel(a, b, &shared);
+                break sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx).await;
+            }
+            _ = &mut idle_check => {
+                let (ca, cb) = cancel(a, b, &shared);
+                break sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx).await;
+            }
+            _ = &mut hb_sleep => {
+                let now = Instant::now();
+                let (client_ok, upstream_ok) = shared.at_boundary();
+                let mut dead = None;
+                for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
+                    match beats[i].tick(now, shared.pongs.count(peer), &hb) {
+                        Beat::Ping => {
+                            let payload = heartbeat::ping_payload(started.elapsed());
+                            let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
+                            // Only between frames; a ping skipped here is simply not answered (a missed beat).
+                            if ok {
+                                let f = frame::build_frame(0x9, &payload, mask);
+                                let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
+                                let _ = tokio::time::timeout(hb.timeout, write_all(stream, &f, flag)).await;
+                            }
+                        }
+                        Beat::Dead(missed) => dead = Some((peer, missed)),
+                        Beat::Wait => {}
+                    }
+                }
+                if let Some((peer, missed)) = dead {
+                    ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
+                    let (client_ok, upstream_ok) = cancel(a, b, &shared);
+                    break heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx).await;
+                }
+                hb_sleep.as_mut().reset(next(&beats).into());
+            }
         }
     };
     let totals = SessionTotals {
@@ -223,6 +264,35 @@ async fn finish_one(
     ending
 }
 
+/// A peer stopped answering heartbeats: close cleanly toward the live side (1001 to the upstream when
+/// the client is dead, 1011 to the client when the upstream is), and drop the dead side's connection.
+async fn heartbeat_close(
+    dead: Peer,
+    client: &TcpStream,
+    upstream: &TcpStream,
+    ok: (bool, bool),
+    ctx: &SessionCtx,
+) -> Ending {
+    let reason = format!("{} heartbeat timeout", dead.as_str());
+    let ending = Ending {
+        code: if dead == Peer::Client { 1001 } else { 1011 },
+        reason: reason.clone(),
+        initiator: Initiator::Sidecar,
+    };
+    emit_close(ctx, &ending);
+    match dead {
+        Peer::Client => {
+            shutdown_write(client);
+            send_one(upstream, 1001, &reason, Some(mask()), ok.1, ctx).await;
+        }
+        Peer::Upstream => {
+            shutdown_write(upstream);
+            send_one(client, 1011, &reason, None, ok.0, ctx).await;
+        }
+    }
+    ending
+}
+
 /// The sidecar closes both sides with the same code (shutdown, idle).
 async fn sidecar_close(
     client: &TcpStream,
@@ -331,20 +401,3 @@ async fn drain_until_close(s: &TcpStream) {
 fn shutdown_write(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }
-
-/// Used by the pump: whether a pong answers one of the sidecar's own pings (then it is consumed).
-#[derive(Debug, Default)]
-pub struct Heartbeats {
-    /// Sidecar pings are on for this session.
-    pub enabled: bool,
-}
-
-impl Heartbeats {
-    /// True when `payload` is the answer to a sidecar ping sent toward the source of `dir`.
-    pub fn is_own_pong(&self, _dir: Direction, payload: &[u8]) -> bool {
-        self.enabled && payload.starts_with(HB_PREFIX)
-    }
-}
-
-/// Prefix of the payload of the sidecar's own pings.
-pub const HB_PREFIX: &[u8] = b"iskra-hb:";
