@@ -106,6 +106,16 @@ pub async fn start(
         })?;
     tokio::spawn(admin.serve(admin_listener));
     tokio::spawn(proxy::listener::serve(listener, shared.clone()));
+    if config.probe_enabled {
+        let prober = crate::probe::Prober {
+            target: crate::probe::target_of(&config),
+            config: config.clone(),
+            sink: shared.sink.clone(),
+            primary_up: Some(shared.clone()),
+            paths: config.probe_paths.clone(),
+        };
+        tokio::spawn(prober.run(shared.shutdown.clone()));
+    }
     // Readiness needs the upstream reached once: try it now rather than waiting for the first client.
     let probe = shared.clone();
     tokio::spawn(async move {

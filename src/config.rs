@@ -209,6 +209,10 @@ pub struct Config {
     pub spool_max_bytes: u64,
     /// Emit one event per relayed message (debugging; costs throughput).
     pub frame_events: bool,
+    /// Run the active prober against the upstream and its backups.
+    pub probe_enabled: bool,
+    /// The prober's fallback transport paths.
+    pub probe_paths: crate::probe::transports::Paths,
     /// Heartbeats on proxied sessions and the prober.
     pub heartbeat: Heartbeat,
     /// Reconnection policy of the prober.
@@ -252,6 +256,7 @@ pub fn defaults() -> Value {
         "shutdown": {"grace_ms": 10000},
         "telemetry": {"events_channel_capacity": 65536, "spool_dir": "", "spool_max_bytes": 64u64 << 20,
                       "frame_events": false},
+        "probe": {"enabled": true, "sse_path": "/events", "long_poll_path": "/poll", "poll_path": "/health"},
         "iskra": {"fractal_logging": true, "slo_monitoring": true, "voice_system": true},
         "alerts": {},
         "websocket": {
@@ -407,6 +412,20 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         .map(PathBuf::from);
     let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
     let frame_events = r.boolean("telemetry.frame_events");
+    let probe_enabled = r.boolean("probe.enabled");
+    let mut path = |k: &str| {
+        let v = r.text(k).unwrap_or_default();
+        if v.starts_with('/') {
+            v
+        } else {
+            format!("/{v}")
+        }
+    };
+    let probe_paths = crate::probe::transports::Paths {
+        sse: path("probe.sse_path"),
+        long_poll: path("probe.long_poll_path"),
+        poll: path("probe.poll_path"),
+    };
     r.finish()?;
     Ok(Config {
         dashboard,
@@ -420,6 +439,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         spool_dir,
         spool_max_bytes,
         frame_events,
+        probe_enabled,
+        probe_paths,
         heartbeat,
         reconnection,
         connections,

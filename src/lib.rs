@@ -17,6 +17,7 @@
 //! ```
 //! - [`config`]: typed configuration, defaults, validation, figment layering.
 //! - [`proxy`]: listener and limits, upstream dialing, the frame relay.
+//! - [`probe`]: the active prober (backoff, heartbeats, failover, downgrade).
 //! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
 //! - [`admin`]: `/health`, `/ready`, `/metrics`.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod probe;
 pub mod proxy;
 pub mod semantics;
 pub mod telemetry;

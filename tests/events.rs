@@ -324,6 +324,7 @@ async fn start_with(
     tree["listen"] = "127.0.0.1:0".into();
     tree["admin"] = "127.0.0.1:0".into();
     tree["upstream"] = format!("ws://127.0.0.1:{upstream_port}").into();
+    tree["probe"]["enabled"] = false.into();
     edit(&mut tree);
     let (tx, rx) = mpsc::unbounded_channel();
     (

@@ -194,14 +194,18 @@ async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_value
             .any(|l| l.event_name == "connection_established")
     })
     .await;
-    let log = rec
+    let correlated = rec
         .log_records()
-        .into_iter()
-        .find(|l| l.event_name == "connection_established")
-        .unwrap();
+        .iter()
+        .filter(|l| l.event_name == "connection_established")
+        .any(|l| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == l.trace_id && s.span_id == l.span_id)
+        });
     assert!(
-        spans.iter().any(|s| s.trace_id == log.trace_id),
-        "log correlated with a session trace"
+        correlated,
+        "the handshake log carries its session's trace and span ids"
     );
     // Every attribute key that arrived is listed in telemetry-schema.yaml.
     use figment::providers::Format;

@@ -17,7 +17,7 @@ pub struct MetricsRecorder {
     /// The shared registry.
     pub registry: Arc<Registry>,
     dashboard: String,
-    rtts: Mutex<VecDeque<(Instant, f64, &'static str)>>,
+    rtts: Mutex<VecDeque<(Instant, f64)>>,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -114,7 +114,10 @@ impl MetricsRecorder {
                 rtt: Some(rtt),
             } => {
                 r.observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
-                self.note_rtt(secs(*rtt), peer.as_str());
+                if ev.session.is_none() {
+                    // The prober's round trips are the seed monitor's per-endpoint latency.
+                    self.note_rtt(secs(*rtt));
+                }
             }
             EventKind::HeartbeatTimeout { peer, .. } => {
                 r.add(&n::HEARTBEAT_MISSED, &[d, (attr::PEER, peer.as_str())], 1.0);
@@ -213,34 +216,27 @@ impl MetricsRecorder {
         }
     }
 
-    fn note_rtt(&self, v: f64, peer: &'static str) {
+    fn note_rtt(&self, v: f64) {
         let mut q = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
-        q.push_back((Instant::now(), v, peer));
+        q.push_back((Instant::now(), v));
         self.refresh_latency(&mut q);
     }
 
-    fn refresh_latency(&self, q: &mut VecDeque<(Instant, f64, &'static str)>) {
+    /// The seed's average and maximum latency over the last minute, per endpoint (the dashboard).
+    fn refresh_latency(&self, q: &mut VecDeque<(Instant, f64)>) {
         let window = Duration::from_secs(60);
-        while q.front().is_some_and(|(t, _, _)| t.elapsed() > window) {
+        while q.front().is_some_and(|(t, _)| t.elapsed() > window) {
             q.pop_front();
         }
-        let d = (attr::DASHBOARD, self.dashboard.as_str());
-        for peer in ["client", "upstream"] {
-            let vals: Vec<f64> = q
-                .iter()
-                .filter(|(_, _, p)| *p == peer)
-                .map(|(_, v, _)| *v)
-                .collect();
-            if vals.is_empty() {
-                continue;
-            }
-            let avg = vals.iter().sum::<f64>() / vals.len() as f64;
-            let max = vals.iter().cloned().fold(0.0, f64::max);
-            self.registry
-                .set(&n::SEED_AVG_LATENCY, &[d, (attr::ENDPOINT, peer)], avg);
-            self.registry
-                .set(&n::SEED_MAX_LATENCY, &[d, (attr::ENDPOINT, peer)], max);
+        if q.is_empty() {
+            return;
         }
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        let avg = q.iter().map(|(_, v)| v).sum::<f64>() / q.len() as f64;
+        let max = q.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+        let e = (attr::ENDPOINT, self.dashboard.as_str());
+        self.registry.set(&n::SEED_AVG_LATENCY, &[d, e], avg);
+        self.registry.set(&n::SEED_MAX_LATENCY, &[d, e], max);
     }
 
     /// Copies the relay's cumulative atomics into the registry (call before each scrape or export).
