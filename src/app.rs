@@ -57,11 +57,35 @@ async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartE
         .map_err(|source| StartError::Bind { key, addr, source })
 }
 
+/// How a sidecar is embedded (tests and the demo override the defaults).
+#[derive(Default)]
+pub struct Embed {
+    /// Receives every event after telemetry has seen it.
+    pub tap: Option<mpsc::UnboundedSender<Event>>,
+    /// Telemetry settings instead of the process's `OTEL_*` environment.
+    pub otel: Option<OtelEnv>,
+    /// Keep stdout free of JSON log lines (the demo draws there).
+    pub quiet: bool,
+}
+
 /// Starts a sidecar; `tap` receives every event after telemetry has seen it (tests, the demo).
 pub async fn start(
     config: Config,
     tap: Option<mpsc::UnboundedSender<Event>>,
 ) -> Result<Running, StartError> {
+    start_embedded(
+        config,
+        Embed {
+            tap,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Starts a sidecar with embedding options.
+pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, StartError> {
+    let tap = embed.tap;
     let config = Arc::new(config);
     let listener = bind("listen", config.listen).await?;
     let admin_listener = bind("admin", config.admin).await?;
@@ -70,10 +94,12 @@ pub async fn start(
     let (tx, shutdown) = watch::channel(false);
     let shared = proxy::Shared::new(config.clone(), sink.clone(), stats.clone(), shutdown);
     let dashboard = config.dashboard.clone();
-    let env = OtelEnv::from_process(
-        &format!("iskra-ws-sidecar-{dashboard}"),
-        &[("iskra.dashboard".into(), dashboard.clone())],
-    );
+    let env = embed.otel.unwrap_or_else(|| {
+        OtelEnv::from_process(
+            &format!("iskra-ws-sidecar-{dashboard}"),
+            &[("iskra.dashboard".into(), dashboard.clone())],
+        )
+    });
     for w in &env.warnings {
         log_line("WARN", "otel_env", json!({"message": w}));
     }
@@ -81,7 +107,7 @@ pub async fn start(
         dashboard,
         env,
         log_level: parse_level(&config.log_level),
-        stdout_logs: true,
+        stdout_logs: !embed.quiet,
         spool_dir: config.spool_dir.clone(),
         spool_max_bytes: config.spool_max_bytes,
     };

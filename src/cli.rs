@@ -35,6 +35,21 @@ pub enum Command {
         after_help = "Examples:\n  iskra-ws-sidecar config\n  iskra-ws-sidecar config --json\n  iskra-ws-sidecar config --check sidecar.yaml"
     )]
     Config(ConfigCmd),
+    /// The embedded default: three demo dashboards, a sidecar in front of each, synthetic clients, a live view.
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar demo\n  iskra-ws-sidecar demo --duration 30s\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 iskra-ws-sidecar demo --duration 2m"
+    )]
+    Demo(DemoArgs),
+    /// Health-check endpoints (the seed's script): HTTP health, WebSocket connect, ping, latency vs SLO.
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar check\n  iskra-ws-sidecar check --json ws://127.0.0.1:8000 ws://127.0.0.1:3002\n  iskra-ws-sidecar check http://127.0.0.1:8080/ready   # a Kubernetes exec probe\n\nExit codes: 0 all healthy, 1 any failed, 64 bad configuration."
+    )]
+    Check(CheckArgs),
+    /// Watch endpoints (the seed's real-time monitor): success rate, latency percentiles, SLO violations.
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar monitor\n  iskra-ws-sidecar monitor --json --interval 5s ws://127.0.0.1:8000"
+    )]
+    Monitor(MonitorArgs),
     /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
     #[command(
         name = "demo-dashboard",
@@ -89,4 +104,53 @@ pub struct DemoDashboardArgs {
     /// Interval between streamed updates, e.g. 1s or 250ms.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
+}
+
+/// `demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop after this long (e.g. 10s, 2m); without it, run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Synthetic clients per dashboard.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+}
+
+/// `check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config sources (default targets: the configured dashboards).
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Endpoints: ws://… (health, connect, ping) or http://… (a GET that must answer 2xx).
+    pub urls: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-step timeout, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// POST a Slack-style {"text": …} alert here when anything failed.
+    #[arg(long)]
+    pub webhook: Option<String>,
+}
+
+/// `monitor` flags.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Config sources (default targets: the configured dashboards).
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Endpoints to watch.
+    pub urls: Vec<String>,
+    /// Between rounds.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after this many rounds.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Print events as JSON lines (connectionFailed, sloViolation, checkComplete).
+    #[arg(long)]
+    pub json: bool,
 }

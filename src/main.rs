@@ -24,6 +24,9 @@ fn main() -> ExitCode {
             Command::Run(args) => app::run_command(args).await,
             Command::Config(args) => config::command::run(args),
             Command::DemoDashboard(args) => demo::dashboard::command(args).await,
+            Command::Demo(args) => demo::command(args).await,
+            Command::Check(args) => iskra_ws_sidecar::probe::cmd::check_command(args).await,
+            Command::Monitor(args) => iskra_ws_sidecar::probe::cmd::monitor_command(args).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

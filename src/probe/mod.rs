@@ -7,6 +7,8 @@
 //! - [`backoff`]: the delay formula; [`transports`]: SSE, long-polling and polling checks.
 
 pub mod backoff;
+pub mod check;
+pub mod cmd;
 pub mod transports;
 
 use std::sync::atomic::Ordering::Relaxed;

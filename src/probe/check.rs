@@ -1,0 +1,234 @@
+//! One-shot checks of an endpoint (the seed's health-check script and the real-time monitor's probe):
+//! HTTP health, WebSocket connect, a ping round trip, and the seed's app-level JSON ping; every status is
+//! measured, none is a constant.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::transports;
+use crate::config::Slo;
+use crate::events::ConnectCause;
+use crate::semantics::{classify_connect, classify_probe, ErrorClass};
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Step {
+    /// It worked.
+    pub ok: bool,
+    /// Time taken (ms).
+    pub ms: f64,
+    /// HTTP status when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The Iskra error class on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn failed(t0: Instant, class: ErrorClass, status: Option<u16>) -> Step {
+    Step {
+        ok: false,
+        ms: ms(t0.elapsed()),
+        status,
+        error: Some(class.as_str()),
+    }
+}
+
+/// Everything `check` reports for one URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// The URL checked (query and credentials removed).
+    pub url: String,
+    /// GET /health (or the URL itself for http:// targets).
+    pub http: Step,
+    /// WebSocket handshake (ws:// targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<Step>,
+    /// WebSocket ping → pong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping: Option<Step>,
+    /// The seed's app-level JSON ping → any reply within 2 s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_ping: Option<Step>,
+    /// Latency judged against the SLO: ok / warning / critical.
+    pub latency_slo: &'static str,
+    /// All required steps passed and latency is not critical.
+    pub healthy: bool,
+}
+
+/// Grades a latency against the seed's SLO thresholds.
+pub fn grade(latency_ms: f64, slo: &Slo) -> &'static str {
+    if latency_ms > slo.critical {
+        "critical"
+    } else if latency_ms > slo.warning {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+async fn http_step(host: &str, port: u16, path: &str, timeout: Duration) -> Step {
+    let t0 = Instant::now();
+    match transports::get(host, port, path, timeout, false).await {
+        Ok(d) => Step {
+            ok: true,
+            ms: ms(d),
+            status: Some(200),
+            error: None,
+        },
+        Err(f) => failed(t0, classify_probe(f.cause, f.status), f.status),
+    }
+}
+
+/// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, connect, ping, app ping.
+pub async fn check(url: &str, timeout: Duration, slo: &Slo) -> CheckResult {
+    let shown = super::redact(url);
+    let Some((host, port)) = transports::host_port(url) else {
+        let step = Step {
+            ok: false,
+            ms: 0.0,
+            status: None,
+            error: Some(classify_connect(ConnectCause::Unreachable).as_str()),
+        };
+        return CheckResult {
+            url: shown,
+            http: step,
+            websocket: None,
+            ping: None,
+            app_ping: None,
+            latency_slo: "critical",
+            healthy: false,
+        };
+    };
+    if url.starts_with("http://") {
+        let path = url
+            .splitn(4, '/')
+            .nth(3)
+            .map_or("/".to_string(), |p| format!("/{p}"));
+        let http = http_step(&host, port, &path, timeout).await;
+        let latency_slo = grade(http.ms, slo);
+        let healthy = http.ok && latency_slo != "critical";
+        return CheckResult {
+            url: shown,
+            http,
+            websocket: None,
+            ping: None,
+            app_ping: None,
+            latency_slo,
+            healthy,
+        };
+    }
+    let http = http_step(&host, port, "/health", timeout).await;
+    let t0 = Instant::now();
+    let conn = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await;
+    let (websocket, mut ws) = match conn {
+        Ok(Ok((ws, _))) => (
+            Step {
+                ok: true,
+                ms: ms(t0.elapsed()),
+                status: Some(101),
+                error: None,
+            },
+            Some(ws),
+        ),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+            let st = r.status().as_u16();
+            (
+                failed(
+                    t0,
+                    classify_probe(ConnectCause::BadResponse, Some(st)),
+                    Some(st),
+                ),
+                None,
+            )
+        }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Io(e))) => (
+            failed(t0, classify_connect(ConnectCause::from_io(&e)), None),
+            None,
+        ),
+        Ok(Err(_)) => (
+            failed(t0, classify_connect(ConnectCause::BadResponse), None),
+            None,
+        ),
+        Err(_) => (
+            failed(t0, classify_connect(ConnectCause::TimedOut), None),
+            None,
+        ),
+    };
+    let (mut ping, mut app_ping) = (None, None);
+    if let Some(ws) = ws.as_mut() {
+        let t0 = Instant::now();
+        let pong = async {
+            ws.send(Message::Ping(b"iskra-check".to_vec().into()))
+                .await
+                .ok()?;
+            while let Some(Ok(m)) = ws.next().await {
+                if matches!(m, Message::Pong(_)) {
+                    return Some(());
+                }
+            }
+            None
+        };
+        ping = Some(match tokio::time::timeout(timeout, pong).await {
+            Ok(Some(())) => Step {
+                ok: true,
+                ms: ms(t0.elapsed()),
+                status: None,
+                error: None,
+            },
+            _ => failed(t0, classify_connect(ConnectCause::TimedOut), None),
+        });
+        let t0 = Instant::now();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let msg = serde_json::json!({"type": "ping", "timestamp": now_ms, "delta": "heartbeat_sent", "omega": 1.0}).to_string();
+        let reply = async {
+            ws.send(Message::text(msg)).await.ok()?;
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_text() || m.is_binary() {
+                    return Some(());
+                }
+            }
+            None
+        };
+        app_ping = Some(
+            match tokio::time::timeout(Duration::from_secs(2), reply).await {
+                Ok(Some(())) => Step {
+                    ok: true,
+                    ms: ms(t0.elapsed()),
+                    status: None,
+                    error: None,
+                },
+                _ => failed(t0, classify_connect(ConnectCause::TimedOut), None),
+            },
+        );
+        let _ = ws.close(None).await;
+    }
+    let latency = ping
+        .as_ref()
+        .filter(|p| p.ok)
+        .map_or(websocket.ms, |p| p.ms.max(websocket.ms));
+    let latency_slo = if websocket.ok {
+        grade(latency, slo)
+    } else {
+        "critical"
+    };
+    let healthy = websocket.ok && ping.as_ref().is_some_and(|p| p.ok) && latency_slo != "critical";
+    CheckResult {
+        url: shown,
+        http,
+        websocket: Some(websocket),
+        ping,
+        app_ping,
+        latency_slo,
+        healthy,
+    }
+}
