@@ -39,10 +39,44 @@ fn counts_as_error(kind: &EventKind) -> bool {
 impl MetricsRecorder {
     /// A recorder labelling everything with `dashboard`.
     pub fn new(registry: Arc<Registry>, dashboard: &str) -> Self {
-        MetricsRecorder {
+        let me = MetricsRecorder {
             registry,
             dashboard: dashboard.to_string(),
             rtts: Mutex::new(VecDeque::new()),
+        };
+        me.zero_known_series();
+        me
+    }
+
+    /// Creates at 0 the series that alerts compute `increase()` over, so their first increment counts.
+    fn zero_known_series(&self) {
+        let r = &self.registry;
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        for state in ["connected", "disconnected", "failed"] {
+            r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, state)], 0.0);
+        }
+        for peer in ["client", "upstream"] {
+            r.add(&n::HEARTBEAT_MISSED, &[d, (attr::PEER, peer)], 0.0);
+        }
+        for class in [
+            "CONNECTION_TIMEOUT",
+            "AUTHENTICATION_FAILED",
+            "SERVER_OVERLOAD",
+            "NETWORK_ERROR",
+            "PROTOCOL_ERROR",
+            "UNKNOWN",
+        ] {
+            r.add(&n::SEED_ERRORS, &[d, (attr::SEED_ERROR_TYPE, class)], 0.0);
+        }
+        r.add(&n::ACTIVE, &[d], 0.0);
+        r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
+        // The prober sends nothing but pings, so its offline buffer stays empty; the gauge says so.
+        r.set(&n::BUFFER_QUEUED, &[d], 0.0);
+        for signal in ["traces", "metrics", "logs"] {
+            let s = [(attr::SIGNAL, signal)];
+            r.add(&n::TELEMETRY_EXPORTED, &s, 0.0);
+            r.add(&n::TELEMETRY_FAILED, &s, 0.0);
+            r.add(&n::TELEMETRY_DROPPED, &s, 0.0);
         }
     }
 
