@@ -192,3 +192,37 @@ async fn when_websocket_is_refused_the_prober_finds_sse() {
     );
     sc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_dashboard_restarts_handshakes_get_503_with_retry_after_and_readiness_drops() {
+    let up = node_ws(&[]);
+    let port = up.port;
+    let (sc, mut rx) = start(|t| t["upstream"] = format!("ws://127.0.0.1:{port}").into()).await;
+    until(&mut rx, "prober connected", |k| {
+        matches!(k, EventKind::ProbeSucceeded { .. })
+    })
+    .await;
+    let (_open, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
+        .await
+        .unwrap();
+    drop(up); // the dashboard goes down
+    let t0 = Instant::now();
+    while http_get(sc.admin_addr, "/ready").await.0 != 503 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "readiness did not drop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
+        .await
+        .unwrap_err()
+    {
+        tokio_tungstenite::tungstenite::Error::Http(r) => {
+            assert_eq!(r.status(), 503);
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        e => panic!("expected 503, got {e}"),
+    }
+    sc.shutdown().await;
+}

@@ -141,6 +141,21 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
     has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }
 
+/// The dashboard was reachable once and the last look (prober or dial) found it down: a restart.
+fn upstream_known_down(shared: &Shared) -> bool {
+    shared.upstream_seen.load(Relaxed) && !shared.upstream_up.load(Relaxed)
+}
+
+/// 502/504 for a failure nobody expected; 503 (+ Retry-After) while the dashboard is known to be down
+/// (restarting) and no backup took the handshake, so clients retry instead of treating it as broken.
+fn failure_status(e: UpstreamError, known_down: bool) -> u16 {
+    if known_down {
+        503
+    } else {
+        e.status()
+    }
+}
+
 fn plain(status: u16, msg: &str, retry: bool) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{msg}\n")))));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -175,10 +190,13 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let pooled = conn.pooled.lock().ok().and_then(|mut p| p.take());
     let mut sender = match pooled {
         Some(s) if !s.is_closed() => s,
-        _ => match dial_and_handshake(shared, None).await {
-            Ok(s) => s,
-            Err(e) => return plain(e.status(), &e.to_string(), true),
-        },
+        _ => {
+            let known_down = upstream_known_down(shared);
+            match dial_and_handshake(shared, None).await {
+                Ok(s) => s,
+                Err(e) => return plain(failure_status(e, known_down), &e.to_string(), true),
+            }
+        }
     };
     let _ = sender.ready().await;
     req.headers_mut().remove("proxy-connection");
@@ -255,6 +273,7 @@ async fn handle_upgrade(
         reject(503, RejectCause::ShuttingDown, &first);
         return plain(503, "sidecar shutting down", true);
     }
+    let known_down = upstream_known_down(&shared);
     let dialed = match upstream::dial(&shared, Some(&first)).await {
         Ok(d) => d,
         Err(e) => {
@@ -262,8 +281,9 @@ async fn handle_upgrade(
                 UpstreamError::Connect(c) => RejectCause::UpstreamUnavailable(c),
                 _ => RejectCause::UpstreamTimeout,
             };
-            reject(e.status(), cause, &first);
-            return plain(e.status(), &e.to_string(), true);
+            let status = failure_status(e, known_down);
+            reject(status, cause, &first);
+            return plain(status, &e.to_string(), true);
         }
     };
     let info = if dialed.name == info.upstream_name {
