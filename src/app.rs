@@ -68,7 +68,8 @@ pub struct Embed {
     pub quiet: bool,
 }
 
-/// Starts a sidecar; `tap` receives every event after telemetry has seen it (tests, the demo).
+/// Starts an embedded sidecar (no JSON log lines on stdout); `tap` receives every event after
+/// telemetry has seen it (tests, the demo).
 pub async fn start(
     config: Config,
     tap: Option<mpsc::UnboundedSender<Event>>,
@@ -77,7 +78,8 @@ pub async fn start(
         config,
         Embed {
             tap,
-            ..Default::default()
+            otel: None,
+            quiet: true,
         },
     )
     .await
@@ -220,7 +222,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let running = match start(config, None).await {
+    let running = match start_embedded(config, Embed::default()).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -72,6 +72,13 @@ pub async fn check_command(args: CheckArgs) -> u8 {
         Err(code) => return code,
     };
     let urls = targets(&cfg, &args.urls);
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "checking {} endpoint(s) (timeout {:?} per step)…",
+            urls.len(),
+            args.timeout
+        );
+    }
     let results: Vec<CheckResult> = futures_util::future::join_all(
         urls.iter()
             .map(|u| check(u, args.timeout, &cfg.slo_latency_ms)),
