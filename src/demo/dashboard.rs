@@ -31,6 +31,7 @@ pub struct Dashboard {
     /// Interval between updates.
     pub interval: Duration,
     seq: AtomicU64,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -46,6 +47,7 @@ impl Dashboard {
             name: name.to_string(),
             interval,
             seq: AtomicU64::new(0),
+            stop: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -67,21 +69,41 @@ impl Dashboard {
     }
 
     /// Serves until the listener fails.
+    /// Stops like a crashed server: the listener closes and every open connection is dropped.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Serves until [`Dashboard::stop`].
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = self.stopped() => return,
+            };
+            let Ok((stream, _)) = accepted else {
                 continue;
             };
             let me = self.clone();
+            let me2 = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let me = me.clone();
                     async move { Ok::<_, Infallible>(me.route(req)) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades()
-                    .await;
+                    .with_upgrades();
+                let stopper = me2.clone();
+                tokio::select! {
+                    _ = conn => {}
+                    _ = stopper.stopped() => {}
+                }
             });
         }
     }
@@ -151,6 +173,7 @@ impl Dashboard {
         let mut tick = tokio::time::interval(self.interval);
         loop {
             tokio::select! {
+                _ = self.stopped() => return,
                 _ = tick.tick() => {
                     if tx.send(Message::text(self.update())).await.is_err() { return; }
                 }

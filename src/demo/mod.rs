@@ -68,22 +68,18 @@ async fn telemetry_target(name: &str, file: &std::path::Path) -> (OtelEnv, Strin
 struct Dash {
     name: &'static str,
     port: u16,
-    server: tokio::task::JoinHandle<()>,
+    server: Arc<Dashboard>,
     running: Running,
     seen: Arc<Mutex<Seen>>,
     last_msgs: u64,
 }
 
-async fn start_dashboard(
-    name: &str,
-    port: u16,
-) -> std::io::Result<(u16, tokio::task::JoinHandle<()>)> {
+async fn start_dashboard(name: &str, port: u16) -> std::io::Result<(u16, Arc<Dashboard>)> {
     let l = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = l.local_addr()?.port();
-    Ok((
-        port,
-        tokio::spawn(Dashboard::new(name, Duration::from_millis(500)).serve(l)),
-    ))
+    let d = Dashboard::new(name, Duration::from_millis(500));
+    tokio::spawn(d.clone().serve(l));
+    Ok((port, d))
 }
 
 /// One synthetic client: connects through the sidecar, chats, reads updates, and ends its session in a
@@ -234,9 +230,9 @@ pub async fn command(args: DemoArgs) -> u8 {
         // The seed's chaos: the Seams dashboard restarts at 4 s (down for 2 s).
         if t == 4 && !restarted {
             restarted = true;
-            dashes[1].server.abort();
+            dashes[1].server.stop();
         }
-        if t == 6 && dashes[1].server.is_finished() {
+        if t == 6 && restarted {
             if let Ok((_, h)) = start_dashboard("seams", dashes[1].port).await {
                 dashes[1].server = h;
             }
@@ -266,7 +262,7 @@ pub async fn command(args: DemoArgs) -> u8 {
     summary(&dashes, started.elapsed(), &where_to);
     for d in dashes {
         d.running.shutdown().await;
-        d.server.abort();
+        d.server.stop();
     }
     0
 }

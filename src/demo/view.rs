@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::app::Running;
 use crate::events::{Event, EventKind};
-use crate::semantics;
 use crate::telemetry::names as n;
 
 /// What one dashboard's tap has seen.
@@ -45,16 +44,8 @@ impl Seen {
             }
             _ => {}
         }
-        if !matches!(
-            ev.kind,
-            EventKind::FrameRelayed { .. }
-                | EventKind::Accepted { .. }
-                | EventKind::RequestHead { .. }
-        ) {
-            let s = semantics::describe(&ev.kind, &semantics::Context::default());
-            if let Some(v) = s.voice {
-                self.voice = Some((v.as_str(), s.delta));
-            }
+        if let Some(s) = crate::telemetry::metrics::voiced(&ev.kind) {
+            self.voice = s.voice.map(|v| (v.as_str(), s.delta));
         }
         for q in [&mut self.handshakes, &mut self.pings] {
             while q

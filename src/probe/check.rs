@@ -87,6 +87,37 @@ async fn http_step(host: &str, port: u16, path: &str, timeout: Duration) -> Step
     }
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `msg` and times the first message `is_reply` accepts, within `timeout`.
+async fn round_trip(
+    ws: &mut Ws,
+    msg: Message,
+    is_reply: impl Fn(&Message) -> bool,
+    timeout: Duration,
+) -> Step {
+    let t0 = Instant::now();
+    let wait = async {
+        ws.send(msg).await.ok()?;
+        while let Some(Ok(m)) = ws.next().await {
+            if is_reply(&m) {
+                return Some(());
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(Some(())) => Step {
+            ok: true,
+            ms: ms(t0.elapsed()),
+            status: None,
+            error: None,
+        },
+        _ => failed(t0, classify_connect(ConnectCause::TimedOut), None),
+    }
+}
+
 /// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, connect, ping, app ping.
 pub async fn check(url: &str, timeout: Duration, slo: &Slo) -> CheckResult {
     let shown = super::redact(url);
@@ -164,52 +195,14 @@ pub async fn check(url: &str, timeout: Duration, slo: &Slo) -> CheckResult {
     };
     let (mut ping, mut app_ping) = (None, None);
     if let Some(ws) = ws.as_mut() {
-        let t0 = Instant::now();
-        let pong = async {
-            ws.send(Message::Ping(b"iskra-check".to_vec().into()))
-                .await
-                .ok()?;
-            while let Some(Ok(m)) = ws.next().await {
-                if matches!(m, Message::Pong(_)) {
-                    return Some(());
-                }
-            }
-            None
-        };
-        ping = Some(match tokio::time::timeout(timeout, pong).await {
-            Ok(Some(())) => Step {
-                ok: true,
-                ms: ms(t0.elapsed()),
-                status: None,
-                error: None,
-            },
-            _ => failed(t0, classify_connect(ConnectCause::TimedOut), None),
-        });
-        let t0 = Instant::now();
+        let ping_msg = Message::Ping(b"iskra-check".to_vec().into());
+        ping = Some(round_trip(ws, ping_msg, |m| matches!(m, Message::Pong(_)), timeout).await);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let msg = serde_json::json!({"type": "ping", "timestamp": now_ms, "delta": "heartbeat_sent", "omega": 1.0}).to_string();
-        let reply = async {
-            ws.send(Message::text(msg)).await.ok()?;
-            while let Some(Ok(m)) = ws.next().await {
-                if m.is_text() || m.is_binary() {
-                    return Some(());
-                }
-            }
-            None
-        };
-        app_ping = Some(
-            match tokio::time::timeout(Duration::from_secs(2), reply).await {
-                Ok(Some(())) => Step {
-                    ok: true,
-                    ms: ms(t0.elapsed()),
-                    status: None,
-                    error: None,
-                },
-                _ => failed(t0, classify_connect(ConnectCause::TimedOut), None),
-            },
-        );
+        let is_reply = |m: &Message| m.is_text() || m.is_binary();
+        app_ping = Some(round_trip(ws, Message::text(msg), is_reply, Duration::from_secs(2)).await);
         let _ = ws.close(None).await;
     }
     let latency = ping

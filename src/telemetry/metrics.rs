@@ -24,6 +24,18 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// The semantics of an event that can activate a voice (routine steps — accepts, request heads,
+/// frames — never do), when a voice answers it.
+pub fn voiced(kind: &EventKind) -> Option<semantics::Semantics> {
+    if matches!(
+        kind,
+        EventKind::FrameRelayed { .. } | EventKind::Accepted { .. } | EventKind::RequestHead { .. }
+    ) {
+        return None;
+    }
+    Some(semantics::describe(kind, &semantics::Context::default())).filter(|s| s.voice.is_some())
+}
+
 /// Whether an event can carry an error (so that each failure is counted once, at its source).
 fn counts_as_error(kind: &EventKind) -> bool {
     match kind {
@@ -233,13 +245,7 @@ impl MetricsRecorder {
                 );
             }
         }
-        if !matches!(
-            ev.kind,
-            EventKind::FrameRelayed { .. }
-                | EventKind::Accepted { .. }
-                | EventKind::RequestHead { .. }
-        ) {
-            let s = semantics::describe(&ev.kind, &semantics::Context::default());
+        if let Some(s) = voiced(&ev.kind) {
             if let Some(voice) = s.voice {
                 r.add(
                     &n::SEED_VOICE_ALERTS,

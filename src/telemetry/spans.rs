@@ -112,6 +112,23 @@ fn span(
     }
 }
 
+/// The `ws.session` span of a finished session.
+fn session_span(o: &Open, attributes: Vec<KeyValue>, end: u64, error: Option<&str>) -> Span {
+    let at = Place {
+        trace: o.trace,
+        id: o.span,
+        parent: None,
+    };
+    span(
+        "ws.session",
+        SpanKind::Server,
+        at,
+        (o.start, end),
+        attributes,
+        error,
+    )
+}
+
 impl SpanBuilder {
     /// A builder labelling spans with `dashboard`.
     pub fn new(dashboard: &str) -> Self {
@@ -217,21 +234,10 @@ impl SpanBuilder {
                 ));
                 let o = self.open.remove(&info.id).unwrap_or_default();
                 let mut sa = base_attrs(info);
-                sa.extend(o.attrs);
+                sa.extend(o.attrs.iter().cloned());
                 sa.push(i("http.response.status_code", *status as i64));
                 sa.extend(attrs::iskra(&sm, &dashboard));
-                out.push(span(
-                    "ws.session",
-                    SpanKind::Server,
-                    Place {
-                        trace: o.trace,
-                        id: o.span,
-                        parent: None,
-                    },
-                    (o.start, at),
-                    sa,
-                    err,
-                ));
+                out.push(session_span(&o, sa, at, err));
             }
             EventKind::ProtocolError { rule, .. } => {
                 o.error = o.error.or(semantics::classify(&ev.kind));
@@ -292,18 +298,7 @@ impl SpanBuilder {
                     iskra.push(s("iskra.error.severity", e.severity().as_str()));
                 }
                 sa.extend(iskra);
-                out.push(span(
-                    "ws.session",
-                    SpanKind::Server,
-                    Place {
-                        trace: o.trace,
-                        id: o.span,
-                        parent: None,
-                    },
-                    (o.start, at),
-                    sa,
-                    err.map(|e| e.as_str()),
-                ));
+                out.push(session_span(&o, sa, at, err.map(|e| e.as_str())));
             }
             _ => {}
         }
