@@ -368,3 +368,27 @@ async fn python_websockets_with_permessage_deflate_and_fragments_passes_through(
         (Some(4002), Some("py bye"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_head_over_the_limit_gets_431() {
+    let up = node_ws(&[]);
+    let sc = sidecar(
+        &format!("ws://127.0.0.1:{}", up.port),
+        &[],
+        &[("ISKRA_SIDECAR_LIMITS__MAX_HEADER_SIZE", "16384")],
+    );
+    let big = "a".repeat(40_000);
+    let (st, _, _) = http_request(
+        sc.addr,
+        &format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(st, 431);
+    let ok = "b".repeat(4_000);
+    let (st, _, _) = http_request(
+        sc.addr,
+        &format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Ok: {ok}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(st, 200);
+}
