@@ -50,6 +50,11 @@ pub enum Command {
         after_help = "Examples:\n  iskra-ws-sidecar monitor\n  iskra-ws-sidecar monitor --json --interval 5s ws://127.0.0.1:8000"
     )]
     Monitor(MonitorArgs),
+    /// Run the seed's chaos scenarios against a running sidecar (whose upstream echoes); a JSON report.
+    #[command(
+        after_help = "Examples:\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --scenario server_overload --scenario protocol_violation --json\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --pid $(pidof iskra-ws-sidecar) --cycles 100000 --scenario memory_leak\n\nScenarios: connection_timeout, random_disconnection, server_overload, protocol_violation, memory_leak,\nheartbeat_failure, slowloris, connection_flood (network_partition, collector outage and SIGTERM drain need\nprocess control and run in the test suite). Exit codes: 0 all passed, 1 any failed (or none ran)."
+    )]
+    Chaos(ChaosArgs),
     /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
     #[command(
         name = "demo-dashboard",
@@ -153,4 +158,41 @@ pub struct MonitorArgs {
     /// Print events as JSON lines (connectionFailed, sloViolation, checkComplete).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `chaos` flags.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// ws://host:port of a running sidecar (its upstream must echo).
+    pub target: String,
+    /// http://host:port of its admin server, for /metrics checks.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Run only these scenarios (repeatable).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The sidecar's PID, for the memory_leak scenario's RSS readings.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Connect/close cycles of memory_leak.
+    #[arg(long, default_value_t = 100_000)]
+    pub cycles: u64,
+    /// The target's heartbeat interval + timeout × threshold (the seed's: 30s + 10s × 3).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat_budget: std::time::Duration,
+    /// The target's request-head timeout.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: std::time::Duration,
+    /// The target's upstream timeout.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: std::time::Duration,
+    /// Most connections the flood opens looking for 503 (needs `ulimit -n` above it).
+    #[arg(long, default_value_t = 11_000)]
+    pub flood_cap: usize,
+    /// Random seed, for a repeatable run.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             Command::Config(args) => config::command::run(args),
             Command::DemoDashboard(args) => demo::dashboard::command(args).await,
             Command::Demo(args) => demo::command(args).await,
+            Command::Chaos(args) => iskra_ws_sidecar::chaos::command(args).await,
             Command::Check(args) => iskra_ws_sidecar::probe::cmd::check_command(args).await,
             Command::Monitor(args) => iskra_ws_sidecar::probe::cmd::monitor_command(args).await,
         }

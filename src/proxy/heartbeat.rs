@@ -114,11 +114,15 @@ impl PeerBeat {
                 self.outstanding = None;
                 self.missed = 0;
             } else if now >= sent + cfg.timeout {
-                self.outstanding = None;
                 self.missed += 1;
                 if self.missed >= cfg.threshold {
+                    self.outstanding = None;
                     return Beat::Dead(self.missed);
                 }
+                // Retry at once: misses come `timeout` apart, so a dead peer is found within
+                // interval + timeout × threshold (the seed's 30 s + 10 s × 3 = 60 s).
+                self.outstanding = Some((now, pongs));
+                return Beat::Ping;
             }
         }
         if self.outstanding.is_none() && now >= self.next_ping {
@@ -176,8 +180,9 @@ mod tests {
             }
             assert!(!matches!(alive.tick(now, pongs, &c), Beat::Dead(_)));
         }
-        // Pings at 30, 60, 90 s; each times out 10 s later; the third miss (100 s) is fatal.
-        assert_eq!(dead_at, Some((100, 3)));
+        // First ping at 30 s; unanswered pings are retried every timeout (10 s): 40, 50; dead at 60 s
+        // = interval + timeout × threshold.
+        assert_eq!(dead_at, Some((60, 3)));
     }
 
     #[test]
@@ -186,10 +191,18 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PeerBeat::new(t0, &c);
         assert_eq!(p.tick(t0 + Duration::from_secs(30), 0, &c), Beat::Ping);
-        assert_eq!(p.tick(t0 + Duration::from_secs(40), 0, &c), Beat::Wait);
+        assert_eq!(
+            p.tick(t0 + Duration::from_secs(40), 0, &c),
+            Beat::Ping,
+            "a miss is retried at once"
+        );
         assert_eq!(p.missed(), 1);
-        assert_eq!(p.tick(t0 + Duration::from_secs(60), 0, &c), Beat::Ping);
-        assert_eq!(p.tick(t0 + Duration::from_secs(61), 1, &c), Beat::Wait);
+        assert_eq!(p.tick(t0 + Duration::from_secs(41), 1, &c), Beat::Wait);
         assert_eq!(p.missed(), 0);
+        assert_eq!(
+            p.tick(t0 + Duration::from_secs(60), 1, &c),
+            Beat::Ping,
+            "back on the interval"
+        );
     }
 }

@@ -17,8 +17,10 @@ pub struct Item {
     pub signal: Signal,
     /// Spans, log records or points inside.
     pub items: u64,
-    /// The protobuf-encoded request.
+    /// The protobuf-encoded request (empty while it waits on disk).
     pub data: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The queue.
@@ -72,14 +74,16 @@ impl Spool {
             }
             found.sort_by_key(|f| f.0);
             for (seq, signal, items, path) in found {
-                let data = std::fs::read(&path)?;
-                s.bytes += data.len() as u64;
+                let size = std::fs::metadata(&path)?.len();
+                s.bytes += size;
                 s.next_seq = s.next_seq.max(seq + 1);
+                let data = Vec::new();
                 s.queue.push_back(Item {
                     seq,
                     signal,
                     items,
                     data,
+                    size,
                 });
             }
         }
@@ -99,15 +103,16 @@ impl Spool {
 
     /// Appends a request; returns what was dropped to make room (oldest first).
     pub fn push(&mut self, signal: Signal, items: u64, data: Vec<u8>) -> Dropped {
-        let it = Item {
+        let size = data.len() as u64;
+        let mut it = Item {
             seq: self.next_seq,
             signal,
             items,
             data,
+            size,
         };
         self.next_seq += 1;
         let mut dropped = Vec::new();
-        let size = it.data.len() as u64;
         if size > self.max_bytes {
             return vec![(signal, items)];
         }
@@ -118,23 +123,49 @@ impl Spool {
             }
         }
         if let Some(p) = self.path(&it) {
-            // A write failure (disk full, read-only) leaves the item in memory only.
-            let _ = std::fs::write(p, &it.data);
+            // On disk it waits there; a write failure (disk full, read-only) keeps it in memory.
+            if std::fs::write(p, &it.data).is_ok() {
+                it.data = Vec::new();
+            }
         }
         self.bytes += size;
         self.queue.push_back(it);
         dropped
     }
 
-    /// The oldest request.
-    pub fn front(&self) -> Option<&Item> {
-        self.queue.front()
+    /// The oldest request, read back from disk if it waits there (an unreadable file is dropped).
+    pub fn front(&mut self) -> Option<&Item> {
+        loop {
+            let needs_load = self
+                .queue
+                .front()
+                .is_some_and(|it| it.data.is_empty() && it.size > 0);
+            if !needs_load {
+                return self.queue.front();
+            }
+            let path = self.queue.front().and_then(|it| self.path(it));
+            match path.map(std::fs::read) {
+                Some(Ok(data)) => {
+                    if let Some(f) = self.queue.front_mut() {
+                        f.data = data;
+                    }
+                }
+                _ => {
+                    self.pop_front();
+                }
+            }
+        }
     }
 
     /// Removes the oldest request (after it was sent, or to drop it).
     pub fn pop_front(&mut self) -> Option<Item> {
-        let it = self.queue.pop_front()?;
-        self.bytes -= it.data.len() as u64;
+        let mut it = self.queue.pop_front()?;
+        self.bytes -= it.size;
+        if it.data.is_empty() && it.size > 0 {
+            if let Some(p) = self.path(&it) {
+                it.data = std::fs::read(p).unwrap_or_default();
+            }
+        }
         if let Some(p) = self.path(&it) {
             let _ = std::fs::remove_file(p);
         }

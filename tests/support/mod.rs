@@ -139,6 +139,10 @@ pub fn sidecar(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Sidecar 
     let v = proc.wait_json(|v| v["event_type"] == "sidecar_started");
     let addr = v["listen"].as_str().unwrap().parse().unwrap();
     let admin = v["admin"].as_str().unwrap().parse().unwrap();
+    // Keep draining its log lines so a busy sidecar never blocks on a full pipe.
+    if let Some(mut out) = proc.stdout.take() {
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    }
     Sidecar { proc, addr, admin }
 }
 
