@@ -240,9 +240,11 @@ pub async fn command(args: DemoArgs) -> u8 {
         let mut out = String::new();
         if tty {
             out.push_str("\x1b[H\x1b[2J");
+            let head = format!("iskra-ws-sidecar demo  t={t}s  telemetry: ");
+            let room = 80usize.saturating_sub(head.chars().count());
             out.push_str(&format!(
-                "iskra-ws-sidecar demo  t={t}s  telemetry: {}\n\n{}\n",
-                short(&where_to),
+                "{head}{}\n\n{}\n",
+                short(&where_to, room),
                 view::HEADER
             ));
         } else {
@@ -267,12 +269,14 @@ pub async fn command(args: DemoArgs) -> u8 {
     0
 }
 
-fn short(s: &str) -> String {
-    if s.len() > 48 {
-        format!("…{}", &s[s.len() - 47..])
-    } else {
-        s.to_string()
+/// `s` cut from the left to at most `room` characters (the end of a path is the useful part).
+fn short(s: &str, room: usize) -> String {
+    let n = s.chars().count();
+    if n <= room {
+        return s.to_string();
     }
+    let tail: String = s.chars().skip(n + 1 - room.max(1)).collect();
+    format!("…{tail}")
 }
 
 fn summary(dashes: &[Dash], took: Duration, where_to: &str) {
