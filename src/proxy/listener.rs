@@ -325,57 +325,78 @@ async fn handle_upgrade(
     tokio::spawn(async move {
         let _permit = permit;
         let (c, u) = tokio::join!(on_client, on_upstream);
-        let (Ok(c), Ok(u)) = (c, u) else { return };
-        let (Ok(c), Ok(u)) = (
-            c.downcast::<TokioIo<TcpStream>>(),
-            u.downcast::<TokioIo<TcpStream>>(),
-        ) else {
+        // Set up in a plain function, so that none of the handshake's leftovers (upgrade parts, header
+        // strings) stay in this task's future while the session runs.
+        let Some((client, client_pre, upstream, upstream_pre, ctx)) =
+            session_start(c, u, &shared, info, t0, subprotocol, extensions)
+        else {
             return;
-        };
-        let kind = EventKind::HandshakeCompleted {
-            duration: t0.elapsed(),
-            subprotocol: subprotocol.clone(),
-            extensions: extensions.clone(),
-        };
-        shared.sink.emit(Some(&info), kind);
-        let ext = extensions.unwrap_or_default().to_ascii_lowercase();
-        let names: Vec<&str> = ext
-            .split(',')
-            .filter_map(|e| e.split(';').next())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let limits = &shared.config.limits;
-        let ctx = SessionCtx {
-            info,
-            sink: shared.sink.clone(),
-            stats: shared.stats.clone(),
-            deflate: names.contains(&"permessage-deflate"),
-            any_extension: names.iter().any(|n| *n != "permessage-deflate"),
-            max_frame_size: limits.max_frame_size,
-            max_message_size: limits.max_message_size,
-            close_timeout: limits.close_timeout,
-            idle_timeout: limits.idle_timeout,
-            frame_events: shared.frame_events,
-            heartbeat: super::heartbeat::Heartbeats {
-                enabled: shared.config.heartbeat.enabled,
-                interval: shared.config.heartbeat.interval,
-                timeout: shared.config.heartbeat.timeout,
-                threshold: shared.config.heartbeat.failure_threshold,
-            },
         };
         shared.stats.active_sessions.fetch_add(1, Relaxed);
         let shutdown = shared.shutdown.clone();
-        relay::run(
-            c.io.into_inner(),
-            c.read_buf,
-            u.io.into_inner(),
-            u.read_buf,
-            ctx,
-            shutdown,
-        )
-        .await;
+        relay::run(client, client_pre, upstream, upstream_pre, ctx, shutdown).await;
         shared.stats.active_sessions.fetch_sub(1, Relaxed);
     });
     client_resp
+}
+
+type Upgrade = hyper::Result<hyper::upgrade::Upgraded>;
+
+/// Both upgrades done: the two sockets, the bytes read past their HTTP heads, and the session's context
+/// (emits HandshakeCompleted).
+fn session_start(
+    c: Upgrade,
+    u: Upgrade,
+    shared: &Shared,
+    info: Arc<SessionInfo>,
+    t0: Instant,
+    subprotocol: Option<String>,
+    extensions: Option<String>,
+) -> Option<(TcpStream, Bytes, TcpStream, Bytes, SessionCtx)> {
+    let (Ok(c), Ok(u)) = (c, u) else { return None };
+    let (Ok(c), Ok(u)) = (
+        c.downcast::<TokioIo<TcpStream>>(),
+        u.downcast::<TokioIo<TcpStream>>(),
+    ) else {
+        return None;
+    };
+    let kind = EventKind::HandshakeCompleted {
+        duration: t0.elapsed(),
+        subprotocol: subprotocol.clone(),
+        extensions: extensions.clone(),
+    };
+    shared.sink.emit(Some(&info), kind);
+    let ext = extensions.unwrap_or_default().to_ascii_lowercase();
+    let names: Vec<&str> = ext
+        .split(',')
+        .filter_map(|e| e.split(';').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let limits = &shared.config.limits;
+    let ctx = SessionCtx {
+        info,
+        sink: shared.sink.clone(),
+        stats: shared.stats.clone(),
+        deflate: names.contains(&"permessage-deflate"),
+        any_extension: names.iter().any(|n| *n != "permessage-deflate"),
+        max_frame_size: limits.max_frame_size,
+        max_message_size: limits.max_message_size,
+        close_timeout: limits.close_timeout,
+        idle_timeout: limits.idle_timeout,
+        frame_events: shared.frame_events,
+        heartbeat: super::heartbeat::Heartbeats {
+            enabled: shared.config.heartbeat.enabled,
+            interval: shared.config.heartbeat.interval,
+            timeout: shared.config.heartbeat.timeout,
+            threshold: shared.config.heartbeat.failure_threshold,
+        },
+    };
+    Some((
+        c.io.into_inner(),
+        c.read_buf,
+        u.io.into_inner(),
+        u.read_buf,
+        ctx,
+    ))
 }

@@ -2,8 +2,11 @@
 //! and forwards the bytes it read unchanged (payloads are never copied or unmasked, except control
 //! frames, which are at most 125 bytes and read whole).
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use tokio::net::TcpStream;
@@ -107,22 +110,80 @@ pub async fn write_all(to: &TcpStream, mut data: &[u8], writing: &AtomicBool) ->
     Ok(())
 }
 
-/// One direction's parser and forwarder.
+/// What one read from a socket gave.
+enum Read {
+    /// The buffer was filled: more may be waiting.
+    Full(usize),
+    /// Fewer bytes than the buffer holds: the socket's receive queue is empty now.
+    Drained(usize),
+    /// Nothing to read (the readiness was stale).
+    Empty,
+    /// End of stream.
+    Eof,
+    /// The read failed.
+    Error(io::ErrorKind),
+}
+
+/// Reads once. A short read means the kernel queue was emptied, so the socket's readiness is cleared
+/// right away (as tokio's own `poll_read` does) instead of by a second read that would only return
+/// `EAGAIN`: one system call less per wake-up. Closed-state readiness is never cleared by tokio, so an
+/// end of stream that arrived with the data is still seen.
+fn read_some(from: &TcpStream, buf: &mut [u8]) -> Read {
+    use std::io::Read as _;
+    let mut drained = 0;
+    let res = from.try_io(tokio::io::Interest::READABLE, || {
+        let sock = socket2::SockRef::from(from);
+        let n = (&*sock).read(buf)?;
+        if n > 0 && n < buf.len() {
+            drained = n;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match res {
+        Ok(0) => Read::Eof,
+        Ok(n) => Read::Full(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained > 0 => Read::Drained(drained),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
+        Err(e) => Read::Error(e.kind()),
+    }
+}
+
+/// What to do with a whole control frame.
+enum Control {
+    /// Forward it unchanged.
+    Forward,
+    /// A valid close: forward it, then end the direction.
+    Close(u16, String),
+    /// The answer to one of the sidecar's own pings: consumed, not forwarded.
+    Consume,
+}
+
+/// One direction's parser and forwarder, and the future that runs it.
+///
+/// Frames are walked synchronously and forwarded with non-blocking writes; only when the destination
+/// would block are the unwritten bytes kept in `backlog`, and reading stops until it is written. The
+/// future is this struct itself (no async state machine around it), so an idle direction costs a
+/// hundred-odd bytes.
 pub struct Pump<'a> {
     from: &'a TcpStream,
     to: &'a TcpStream,
     dir: Direction,
     ctx: &'a SessionCtx,
     shared: &'a Shared,
-    started: Instant,
+    started: &'a Instant,
     /// Payload bytes left of the data frame being forwarded.
     remaining: u64,
     in_message: bool,
     message_kind: OpcodeKind,
     message_size: u64,
-    pending: [u8; MAX_CONTROL_FRAME],
+    /// A header or control frame cut by a read boundary (allocated only while there is one).
+    pending: Option<Box<[u8; MAX_CONTROL_FRAME]>>,
     pending_len: usize,
-    batch: Batch,
+    /// Bytes the destination did not take yet (empty, and unallocated, almost always).
+    backlog: Vec<u8>,
+    /// How the direction ended, reported once the backlog is written.
+    ended: Option<Outcome>,
 }
 
 impl<'a> Pump<'a> {
@@ -133,7 +194,7 @@ impl<'a> Pump<'a> {
         dir: Direction,
         ctx: &'a SessionCtx,
         shared: &'a Shared,
-        started: Instant,
+        started: &'a Instant,
     ) -> Self {
         Pump {
             from,
@@ -146,71 +207,131 @@ impl<'a> Pump<'a> {
             in_message: false,
             message_kind: OpcodeKind::Binary,
             message_size: 0,
-            pending: [0; MAX_CONTROL_FRAME],
+            pending: None,
             pending_len: 0,
-            batch: Batch::default(),
+            backlog: Vec::new(),
+            ended: None,
         }
     }
 
-    /// Relays until this direction ends; `initial` holds bytes read before the upgrade completed.
-    pub async fn run(mut self, initial: bytes::Bytes) -> Outcome {
+    /// Starts relaying: `initial` (bytes read before the upgrade completed) is walked now; the pump,
+    /// as a future, then relays until this direction ends. `initial` is a view into the HTTP layer's
+    /// read buffer (8 KiB or more) and is let go here rather than held for the session.
+    pub fn run(mut self, initial: bytes::Bytes) -> Self {
         if !initial.is_empty() {
-            let r = self.process(&initial).await;
+            if let Err(o) = self.process(&initial) {
+                self.ended = Some(o);
+            }
             self.flush_batch();
-            if let Err(o) = r {
-                return o;
-            }
         }
+        self
+    }
+
+    /// Reads while the source has data (or until the destination would block or the direction ends),
+    /// forwarding as it goes.
+    fn read_batch(&mut self) {
+        let mut buf = take_buf();
         loop {
-            if let Err(e) = self.from.readable().await {
-                return Outcome::ReadError(e.kind());
-            }
-            let mut buf = take_buf();
-            let res = loop {
-                match self.from.try_read(&mut buf) {
-                    Ok(0) => break Some(Outcome::Eof),
-                    Ok(n) => {
-                        if let Err(o) = self.process(&buf[..n]).await {
-                            break Some(o);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
-                    Err(e) => break Some(Outcome::ReadError(e.kind())),
+            let (n, more) = match read_some(self.from, &mut buf) {
+                Read::Eof => {
+                    self.ended = Some(Outcome::Eof);
+                    break;
+                }
+                Read::Full(n) => (n, true),
+                Read::Drained(n) => (n, false),
+                Read::Empty => break,
+                Read::Error(kind) => {
+                    self.ended = Some(Outcome::ReadError(kind));
+                    break;
                 }
             };
-            give_buf(buf);
-            self.flush_batch();
-            if let Some(o) = res {
-                return o;
+            if let Err(o) = self.process(&buf[..n]) {
+                self.ended = Some(o);
+                break;
+            }
+            if !more || !self.backlog.is_empty() {
+                break;
             }
         }
+        give_buf(buf);
+        self.flush_batch();
     }
 
+    /// After a read batch: whether the destination is mid-frame, and the time of the last activity.
     fn flush_batch(&mut self) {
         let i = idx(self.dir);
-        self.shared.messages[i].fetch_add(self.batch.text + self.batch.binary, Relaxed);
-        self.shared.bytes[i].fetch_add(self.batch.bytes, Relaxed);
         self.shared.mid_frame[i].store(self.remaining > 0, Relaxed);
         let now = self.started.elapsed().as_millis() as u64;
         self.shared.last_activity_ms.store(now, Relaxed);
-        self.batch.flush(self.ctx.stats.traffic(self.dir));
     }
 
-    async fn write(&self, data: &[u8]) -> Result<(), Outcome> {
+    /// Writes what the destination takes now; the rest goes to the backlog (and everything after it
+    /// too, to keep the order). The direction is marked mid-write until all of it is written (the flag
+    /// stays set if a write fails, as with [`write_all`]).
+    fn write(&mut self, mut data: &[u8]) -> Result<(), Outcome> {
         if data.is_empty() {
             return Ok(());
         }
-        write_all(self.to, data, &self.shared.writing[idx(self.dir)])
-            .await
-            .map_err(|e| Outcome::WriteError(e.kind()))
+        if !self.backlog.is_empty() {
+            self.backlog.extend_from_slice(data);
+            return Ok(());
+        }
+        let writing = &self.shared.writing[idx(self.dir)];
+        writing.store(true, Relaxed);
+        loop {
+            match self.to.try_write(data) {
+                Ok(n) if n == data.len() => break,
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.backlog.extend_from_slice(data);
+                    return Ok(());
+                }
+                Err(e) => return Err(Outcome::WriteError(e.kind())),
+            }
+        }
+        writing.store(false, Relaxed);
+        Ok(())
     }
 
-    /// Walks `data`, forwarding every byte of valid frames; `Err` ends the direction.
-    async fn process(&mut self, data: &[u8]) -> Result<(), Outcome> {
+    /// Writes the backlog out, waiting for the destination; a failed write ends the direction.
+    fn poll_backlog(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Outcome>> {
+        while !self.backlog.is_empty() {
+            match self.to.try_write(&self.backlog) {
+                Ok(n) => {
+                    self.backlog.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = ready!(self.to.poll_write_ready(cx)) {
+                        return Poll::Ready(Err(Outcome::WriteError(e.kind())));
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(Outcome::WriteError(e.kind()))),
+            }
+        }
+        // Give the memory back: a backlog is rare, and an idle session should hold none.
+        self.backlog = Vec::new();
+        self.shared.writing[idx(self.dir)].store(false, Relaxed);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Walks `data`, forwarding every byte of valid frames; `Err` ends the direction (after the
+    /// backlog, if any, is written). The counts go to the session's and the shared counters once per
+    /// call (the batch lives on the stack, not in the pump).
+    fn process(&mut self, data: &[u8]) -> Result<(), Outcome> {
+        let mut batch = Batch::default();
+        let r = self.walk(data, &mut batch);
+        let i = idx(self.dir);
+        self.shared.messages[i].fetch_add(batch.text + batch.binary, Relaxed);
+        self.shared.bytes[i].fetch_add(batch.bytes, Relaxed);
+        batch.flush(self.ctx.stats.traffic(self.dir));
+        r
+    }
+
+    fn walk(&mut self, data: &[u8], batch: &mut Batch) -> Result<(), Outcome> {
         let mut i = 0;
         let mut fwd = 0;
         if self.pending_len > 0 {
-            i = self.complete_pending(data).await?;
+            i = self.complete_pending(data, batch)?;
             fwd = i;
         }
         while i < data.len() {
@@ -218,23 +339,23 @@ impl<'a> Pump<'a> {
                 let take = self.remaining.min((data.len() - i) as u64);
                 i += take as usize;
                 self.remaining -= take;
-                self.batch.bytes += take;
+                batch.bytes += take;
                 continue;
             }
             let h = match frame::parse_header(&data[i..]) {
                 Parsed::Incomplete => break,
                 Parsed::Invalid(rule) => {
-                    self.write(&data[fwd..i]).await?;
+                    self.write(&data[fwd..i])?;
                     return Err(Outcome::Violation(rule));
                 }
                 Parsed::Header(h) => h,
             };
             if let Err(rule) = self.check(&h) {
-                self.write(&data[fwd..i]).await?;
+                self.write(&data[fwd..i])?;
                 return Err(Outcome::Violation(rule));
             }
             if !h.is_control() {
-                self.start_data_frame(&h);
+                self.start_data_frame(&h, batch);
                 i += h.header_len;
                 continue;
             }
@@ -242,30 +363,38 @@ impl<'a> Pump<'a> {
             if data.len() - i < total {
                 break;
             }
-            self.write(&data[fwd..i]).await?;
-            self.control(&data[i..i + total], &h).await?;
+            self.write(&data[fwd..i])?;
+            self.control(&data[i..i + total], &h)?;
             i += total;
             fwd = i;
         }
-        self.write(&data[fwd..i]).await?;
+        self.write(&data[fwd..i])?;
         // A header or control frame cut by the read boundary waits in `pending` (at most 139 bytes).
         let rest = &data[i..];
         if !rest.is_empty() {
-            self.pending[..rest.len()].copy_from_slice(rest);
+            let p = self
+                .pending
+                .get_or_insert_with(|| Box::new([0; MAX_CONTROL_FRAME]));
+            p[..rest.len()].copy_from_slice(rest);
             self.pending_len = rest.len();
         }
         Ok(())
     }
 
     /// Finishes a header or control frame split across reads; returns bytes of `data` used.
-    async fn complete_pending(&mut self, data: &[u8]) -> Result<usize, Outcome> {
+    fn complete_pending(&mut self, data: &[u8], batch: &mut Batch) -> Result<usize, Outcome> {
+        let mut pending = self
+            .pending
+            .take()
+            .unwrap_or_else(|| Box::new([0; MAX_CONTROL_FRAME]));
         let old = self.pending_len;
         let k = (MAX_CONTROL_FRAME - old).min(data.len());
-        self.pending[old..old + k].copy_from_slice(&data[..k]);
+        pending[old..old + k].copy_from_slice(&data[..k]);
         let have = old + k;
-        let h = match frame::parse_header(&self.pending[..have]) {
+        let h = match frame::parse_header(&pending[..have]) {
             Parsed::Incomplete => {
                 self.pending_len = have;
+                self.pending = Some(pending);
                 return Ok(data.len());
             }
             Parsed::Invalid(rule) => return Err(Outcome::Violation(rule)),
@@ -274,18 +403,17 @@ impl<'a> Pump<'a> {
         self.check(&h).map_err(Outcome::Violation)?;
         self.pending_len = 0;
         if !h.is_control() {
-            let header = self.pending;
-            self.write(&header[..h.header_len]).await?;
-            self.start_data_frame(&h);
+            self.write(&pending[..h.header_len])?;
+            self.start_data_frame(&h, batch);
             return Ok(h.header_len - old);
         }
         let total = h.header_len + h.len as usize;
         if have < total {
             self.pending_len = have;
+            self.pending = Some(pending);
             return Ok(data.len());
         }
-        let frame = self.pending;
-        self.control(&frame[..total], &h).await?;
+        self.control(&pending[..total], &h)?;
         Ok(total - old)
     }
 
@@ -336,7 +464,7 @@ impl<'a> Pump<'a> {
         Ok(())
     }
 
-    fn start_data_frame(&mut self, h: &FrameHeader) {
+    fn start_data_frame(&mut self, h: &FrameHeader, batch: &mut Batch) {
         if h.opcode != 0 {
             self.message_kind = if h.opcode == 1 {
                 OpcodeKind::Text
@@ -350,14 +478,10 @@ impl<'a> Pump<'a> {
         self.in_message = !h.fin;
         if h.fin {
             match self.message_kind {
-                OpcodeKind::Text => self.batch.text += 1,
-                _ => self.batch.binary += 1,
+                OpcodeKind::Text => batch.text += 1,
+                _ => batch.binary += 1,
             }
-            self.ctx
-                .stats
-                .traffic(self.dir)
-                .sizes
-                .observe(self.message_size);
+            batch.observe(self.message_size);
             if self.ctx.frame_events {
                 let kind = EventKind::FrameRelayed {
                     direction: self.dir,
@@ -370,7 +494,19 @@ impl<'a> Pump<'a> {
     }
 
     /// Handles a whole control frame: close ends the direction after forwarding it.
-    async fn control(&mut self, frame: &[u8], h: &FrameHeader) -> Result<(), Outcome> {
+    fn control(&mut self, frame: &[u8], h: &FrameHeader) -> Result<(), Outcome> {
+        match self.inspect_control(frame, h)? {
+            Control::Forward => self.write(frame),
+            Control::Close(code, reason) => {
+                self.write(frame)?;
+                Err(Outcome::Closed { code, reason })
+            }
+            Control::Consume => Ok(()),
+        }
+    }
+
+    /// What a control frame asks for (pongs answering the sidecar's own pings are recorded here).
+    fn inspect_control(&self, frame: &[u8], h: &FrameHeader) -> Result<Control, Outcome> {
         let mut payload = [0u8; 125];
         let p = &mut payload[..h.len as usize];
         p.copy_from_slice(&frame[h.header_len..]);
@@ -380,8 +516,7 @@ impl<'a> Pump<'a> {
         match h.opcode {
             0x8 => {
                 let (code, reason) = frame::parse_close(p).map_err(Outcome::Violation)?;
-                self.write(frame).await?;
-                Err(Outcome::Closed { code, reason })
+                Ok(Control::Close(code, reason))
             }
             0xA if self.ctx.heartbeat.enabled && super::heartbeat::own_pong(p).is_some() => {
                 let sent = super::heartbeat::own_pong(p).unwrap_or_default();
@@ -399,9 +534,236 @@ impl<'a> Pump<'a> {
                         rtt: Some(rtt),
                     },
                 );
-                Ok(())
+                Ok(Control::Consume)
             }
-            _ => self.write(frame).await,
+            _ => Ok(Control::Forward),
         }
+    }
+}
+
+impl Future for Pump<'_> {
+    type Output = Outcome;
+
+    /// Writes any backlog, reports the end of the direction once it is written (a failed write wins),
+    /// otherwise waits for the source to be readable and reads a batch. The waker goes to the sockets'
+    /// own reader / writer slots (`poll_*_ready`), so the pump needs no waiter node of its own.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = &mut *self;
+        loop {
+            if matches!(this.ended, Some(Outcome::WriteError(_))) {
+                return Poll::Ready(this.ended.take().unwrap_or(Outcome::Eof));
+            }
+            if !this.backlog.is_empty() {
+                if let Err(o) = ready!(this.poll_backlog(cx)) {
+                    return Poll::Ready(o);
+                }
+            }
+            if let Some(o) = this.ended.take() {
+                return Poll::Ready(o);
+            }
+            if let Err(e) = ready!(this.from.poll_read_ready(cx)) {
+                return Poll::Ready(Outcome::ReadError(e.kind()));
+            }
+            this.read_batch();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::events::{EventSink, ProtocolRule, SessionInfo};
+    use crate::proxy::heartbeat::{ping_payload, Heartbeats};
+    use crate::proxy::Stats;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    fn ctx(sink: EventSink) -> SessionCtx {
+        SessionCtx {
+            info: Arc::new(SessionInfo {
+                id: 1,
+                client: "127.0.0.1:1".parse().unwrap(),
+                path: "/".into(),
+                user_agent: None,
+                upstream_name: "primary".into(),
+                upstream_host: "127.0.0.1".into(),
+                upstream_port: 1,
+            }),
+            sink,
+            stats: Arc::new(Stats::default()),
+            deflate: false,
+            any_extension: false,
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            close_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::ZERO,
+            frame_events: false,
+            heartbeat: Heartbeats {
+                enabled: true,
+                interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(10),
+                threshold: 3,
+            },
+        }
+    }
+
+    /// Upstream → client frames of every length form, a fragmented message, a peer's ping, a pong to
+    /// the sidecar's own ping (consumed) and a close; returns (stream, what must come out, messages).
+    fn upstream_stream() -> (Vec<u8>, Vec<u8>, u64) {
+        let own_pong = frame::build_frame(0xA, &ping_payload(Duration::from_millis(5)), None);
+        let mut fragmented = frame::build_frame(0x1, b"frag-", None);
+        fragmented[0] &= 0x7F; // FIN off
+        let parts = [
+            frame::build_frame(0x1, b"hello", None),
+            frame::build_frame(0x2, &[7u8; 300], None),
+            frame::build_frame(0x9, b"peer ping", None),
+            fragmented,
+            frame::build_frame(0x0, b"ment", None),
+            frame::build_frame(0x2, &vec![1u8; 70_000], None),
+            frame::build_frame(0x2, &[], None),
+        ];
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            input.extend_from_slice(p);
+            expected.extend_from_slice(p);
+            if i == 2 {
+                input.extend_from_slice(&own_pong);
+            }
+        }
+        let close = frame::close_frame(1000, "bye", None);
+        input.extend_from_slice(&close);
+        expected.extend_from_slice(&close);
+        (input, expected, 5)
+    }
+
+    #[tokio::test]
+    async fn frames_cut_at_any_read_boundary_are_forwarded_unchanged_and_own_pongs_consumed() {
+        let (input, expected, messages) = upstream_stream();
+        for step in [1usize, 2, 3, 5, 9, 13, 139, 140, 4096, 1 << 20] {
+            let (src, _src_peer) = pair().await;
+            let (dst, mut dst_peer) = pair().await;
+            let (sink, _rx) = EventSink::channel(1024);
+            let ctx = ctx(sink);
+            let shared = Shared::default();
+            let started = Instant::now();
+            let dir = Direction::UpstreamToClient;
+            let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);
+            let reader = tokio::spawn(async move {
+                let mut out = Vec::new();
+                dst_peer.read_to_end(&mut out).await.map(|_| out)
+            });
+            let mut end = None;
+            for piece in input.chunks(step) {
+                if let Err(o) = pump.process(piece) {
+                    end = Some(o);
+                    break;
+                }
+            }
+            let written = std::future::poll_fn(|cx| pump.poll_backlog(cx)).await;
+            assert!(written.is_ok(), "step {step}");
+            let close = Outcome::Closed {
+                code: 1000,
+                reason: "bye".into(),
+            };
+            assert_eq!(end, Some(close), "step {step}");
+            assert_eq!(shared.pongs.count(crate::events::Peer::Upstream), 1);
+            assert_eq!(shared.messages[idx(dir)].load(Relaxed), messages);
+            assert_eq!(ctx.stats.outbound.binary.load(Relaxed), 3);
+            assert_eq!(ctx.stats.outbound.text.load(Relaxed), 2);
+            drop(pump);
+            drop(dst);
+            let out = reader.await.unwrap().unwrap();
+            assert_eq!(out.len(), expected.len(), "step {step}");
+            assert!(out == expected, "step {step}: bytes differ");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_destination_that_does_not_read_gets_everything_in_order_once_it_does() {
+        let (src, mut src_peer) = pair().await;
+        let (dst, mut dst_peer) = pair().await;
+        // Small kernel buffers, so that the destination blocks early.
+        let _ = socket2::SockRef::from(&dst).set_send_buffer_size(16 * 1024);
+        let _ = socket2::SockRef::from(&dst_peer).set_recv_buffer_size(16 * 1024);
+        let (sink, _rx) = EventSink::channel(1024);
+        let ctx = ctx(sink);
+        let shared = Shared::default();
+        let started = Instant::now();
+        let dir = Direction::UpstreamToClient;
+        let mut input = Vec::new();
+        for i in 0..64u32 {
+            input.extend(frame::build_frame(0x2, &vec![i as u8; 64 * 1024], None));
+        }
+        let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);
+        assert_eq!(pump.process(&input[..1 << 20]), Ok(()));
+        assert!(
+            !pump.backlog.is_empty(),
+            "the destination should have blocked"
+        );
+        assert!(!shared.at_boundary().0, "mid-write while a backlog waits");
+        let rest = input[1 << 20..].to_vec();
+        let write = async move {
+            src_peer.write_all(&rest).await.unwrap();
+            src_peer.shutdown().await.unwrap();
+        };
+        let run = async {
+            let outcome = (&mut pump).await;
+            (outcome, pump.backlog.is_empty())
+        };
+        let read = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut out = vec![0u8; input.len()];
+            dst_peer.read_exact(&mut out).await.map(|_| out)
+        };
+        let (_, (outcome, drained), out) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(write, run, read)
+        })
+        .await
+        .expect("relayed within 30 s");
+        assert_eq!(outcome, Outcome::Eof);
+        assert!(drained);
+        assert!(shared.at_boundary().0);
+        assert!(out.unwrap() == input, "bytes differ");
+        assert_eq!(shared.messages[idx(dir)].load(Relaxed), 64);
+    }
+
+    #[tokio::test]
+    async fn a_masked_server_frame_stops_the_direction_after_the_frames_before_it() {
+        let (src, _src_peer) = pair().await;
+        let (dst, mut dst_peer) = pair().await;
+        let (sink, _rx) = EventSink::channel(1024);
+        let ctx = ctx(sink);
+        let shared = Shared::default();
+        let started = Instant::now();
+        let mut pump = Pump::new(
+            &src,
+            &dst,
+            Direction::UpstreamToClient,
+            &ctx,
+            &shared,
+            &started,
+        );
+        let good = frame::build_frame(0x1, b"ok", None);
+        let mut input = good.clone();
+        input.extend(frame::build_frame(0x1, b"masked", Some([1, 2, 3, 4])));
+        let r = pump.process(&input);
+        assert_eq!(r, Err(Outcome::Violation(ProtocolRule::MaskedServerFrame)));
+        drop(pump);
+        drop(dst);
+        let mut out = Vec::new();
+        dst_peer.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, good);
     }
 }

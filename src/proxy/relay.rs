@@ -42,114 +42,122 @@ fn mask() -> [u8; 4] {
 }
 
 /// Runs a session to its end. `*_pre` are bytes already read past the HTTP heads.
-pub async fn run(
+///
+/// An async block rather than an `async fn`, so that the arguments are stored once in the session's
+/// future (an `async fn` keeps them twice); the ways a session ends are boxed futures, allocated only
+/// when it ends, so that an idle session's future holds just what relaying needs.
+pub fn run(
     client: TcpStream,
     client_pre: Bytes,
     upstream: TcpStream,
     upstream_pre: Bytes,
     ctx: SessionCtx,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let started = Instant::now();
-    let shared = Shared::default();
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let c2u = Direction::ClientToUpstream;
-    let u2c = Direction::UpstreamToClient;
-    let mut a: PumpFuture =
-        Box::pin(Pump::new(&client, &upstream, c2u, &ctx, &shared, started).run(client_pre));
-    let mut b: PumpFuture =
-        Box::pin(Pump::new(&upstream, &client, u2c, &ctx, &shared, started).run(upstream_pre));
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send {
+    let mut shutdown = shutdown;
+    async move {
+        let started = Instant::now();
+        let shared = Shared::default();
+        // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
+        // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
+        let c2u = Direction::ClientToUpstream;
+        let u2c = Direction::UpstreamToClient;
+        let mut a: PumpFuture =
+            Box::pin(Pump::new(&client, &upstream, c2u, &ctx, &shared, &started).run(client_pre));
+        let mut b: PumpFuture =
+            Box::pin(Pump::new(&upstream, &client, u2c, &ctx, &shared, &started).run(upstream_pre));
 
-    let idle = ctx.idle_timeout;
-    let idle_check = async {
-        if idle.is_zero() {
-            return std::future::pending::<()>().await;
-        }
-        loop {
-            let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
-            let due = started + last + idle;
-            if Instant::now() >= due {
-                return;
-            }
-            tokio::time::sleep_until(due.into()).await;
-        }
-    };
-    tokio::pin!(idle_check);
-    let stop = async {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::pin!(stop);
-
-    let hb = ctx.heartbeat;
-    let mut beats = [PeerBeat::new(started, &hb), PeerBeat::new(started, &hb)];
-    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
-    let next = |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
-    let hb_sleep = tokio::time::sleep_until(if hb.enabled {
-        next(&beats).into()
-    } else {
-        far()
-    });
-    tokio::pin!(hb_sleep);
-
-    let ending = loop {
-        tokio::select! {
-            o = &mut a => break finish_one(c2u, o, b, &client, &upstream, &ctx, &shared).await,
-            o = &mut b => break finish_one(u2c, o, a, &client, &upstream, &ctx, &shared).await,
-            _ = &mut stop => {
-                let (ca, cb) = cancel(a, b, &shared);
-                break sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx).await;
-            }
-            _ = &mut idle_check => {
-                let (ca, cb) = cancel(a, b, &shared);
-                break sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx).await;
-            }
-            _ = &mut hb_sleep => {
-                let now = Instant::now();
-                let (client_ok, upstream_ok) = shared.at_boundary();
-                let mut dead = None;
-                for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
-                    match beats[i].tick(now, shared.pongs.count(peer), &hb) {
-                        Beat::Ping => {
-                            let payload = heartbeat::ping_payload(started.elapsed());
-                            let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
-                            // Only between frames; a ping skipped here is simply not answered (a missed beat).
-                            if ok {
-                                let f = frame::build_frame(0x9, &payload, mask);
-                                let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
-                                let _ = tokio::time::timeout(hb.timeout, write_all(stream, &f, flag)).await;
-                            }
-                        }
-                        Beat::Dead(missed) => dead = Some((peer, missed)),
-                        Beat::Wait => {}
+        let idle = ctx.idle_timeout;
+        // Boxed only when an idle timeout is configured (a pending `Box` of nothing does not allocate).
+        let mut idle_check: Pin<Box<dyn Future<Output = ()> + Send + '_>> = if idle.is_zero() {
+            Box::pin(std::future::pending::<()>())
+        } else {
+            Box::pin(async {
+                loop {
+                    let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
+                    let due = started + last + idle;
+                    if Instant::now() >= due {
+                        return;
                     }
+                    tokio::time::sleep_until(due.into()).await;
                 }
-                if let Some((peer, missed)) = dead {
-                    ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
-                    let (client_ok, upstream_ok) = cancel(a, b, &shared);
-                    break heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx).await;
+            })
+        };
+        let stop = async {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    std::future::pending::<()>().await;
                 }
-                hb_sleep.as_mut().reset(next(&beats).into());
             }
-        }
-    };
-    let totals = SessionTotals {
-        messages_in: shared.messages[idx(c2u)].load(Relaxed),
-        messages_out: shared.messages[idx(u2c)].load(Relaxed),
-        bytes_in: shared.bytes[idx(c2u)].load(Relaxed),
-        bytes_out: shared.bytes[idx(u2c)].load(Relaxed),
-    };
-    let kind = EventKind::SessionEnded {
-        duration: started.elapsed(),
-        totals,
-        code: ending.code,
-        initiator: ending.initiator,
-    };
-    ctx.sink.emit(Some(&ctx.info), kind);
+        };
+        tokio::pin!(stop);
+
+        let hb = ctx.heartbeat;
+        let mut beats = [PeerBeat::new(started, &hb), PeerBeat::new(started, &hb)];
+        let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let next = |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
+        let hb_sleep = tokio::time::sleep_until(if hb.enabled {
+            next(&beats).into()
+        } else {
+            far()
+        });
+        tokio::pin!(hb_sleep);
+
+        let ending = loop {
+            tokio::select! {
+                o = &mut a => break Box::pin(finish_one(c2u, o, b, &client, &upstream, &ctx, &shared)).await,
+                o = &mut b => break Box::pin(finish_one(u2c, o, a, &client, &upstream, &ctx, &shared)).await,
+                _ = &mut stop => {
+                    let (ca, cb) = cancel(a, b, &shared);
+                    break Box::pin(sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx)).await;
+                }
+                _ = &mut idle_check => {
+                    let (ca, cb) = cancel(a, b, &shared);
+                    break Box::pin(sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx)).await;
+                }
+                _ = &mut hb_sleep => {
+                    let now = Instant::now();
+                    let (client_ok, upstream_ok) = shared.at_boundary();
+                    let mut dead = None;
+                    for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
+                        match beats[i].tick(now, shared.pongs.count(peer), &hb) {
+                            Beat::Ping => {
+                                let payload = heartbeat::ping_payload(started.elapsed());
+                                let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
+                                // Only between frames; a ping skipped here is simply not answered (a missed beat).
+                                if ok {
+                                    let f = frame::build_frame(0x9, &payload, mask);
+                                    let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
+                                    let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
+                                }
+                            }
+                            Beat::Dead(missed) => dead = Some((peer, missed)),
+                            Beat::Wait => {}
+                        }
+                    }
+                    if let Some((peer, missed)) = dead {
+                        ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
+                        let (client_ok, upstream_ok) = cancel(a, b, &shared);
+                        break Box::pin(heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx)).await;
+                    }
+                    hb_sleep.as_mut().reset(next(&beats).into());
+                }
+            }
+        };
+        let totals = SessionTotals {
+            messages_in: shared.messages[idx(c2u)].load(Relaxed),
+            messages_out: shared.messages[idx(u2c)].load(Relaxed),
+            bytes_in: shared.bytes[idx(c2u)].load(Relaxed),
+            bytes_out: shared.bytes[idx(u2c)].load(Relaxed),
+        };
+        let kind = EventKind::SessionEnded {
+            duration: started.elapsed(),
+            totals,
+            code: ending.code,
+            initiator: ending.initiator,
+        };
+        ctx.sink.emit(Some(&ctx.info), kind);
+    }
 }
 
 /// Drops both pumps; returns (client_ok, upstream_ok): whether a frame may still be written to each side.

@@ -28,14 +28,18 @@ pub struct AtomicHistogram {
     pub sum: AtomicU64,
 }
 
+/// The bucket index of `v` in [`SIZE_BUCKETS`] (the overflow bucket last).
+pub fn bucket(v: u64) -> usize {
+    SIZE_BUCKETS
+        .iter()
+        .position(|&b| v <= b)
+        .unwrap_or(SIZE_BUCKETS.len())
+}
+
 impl AtomicHistogram {
     /// Records one value.
     pub fn observe(&self, v: u64) {
-        let i = SIZE_BUCKETS
-            .iter()
-            .position(|&b| v <= b)
-            .unwrap_or(SIZE_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Relaxed);
+        self.buckets[bucket(v)].fetch_add(1, Relaxed);
         self.sum.fetch_add(v, Relaxed);
     }
 
@@ -89,7 +93,8 @@ impl Stats {
     }
 }
 
-/// Counts accumulated locally during one read batch, flushed to [`Traffic`] once.
+/// Counts accumulated locally during one read batch, flushed to [`Traffic`] once: the shared counters
+/// are touched once per read, not once per message.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Batch {
     /// Text messages completed.
@@ -98,9 +103,19 @@ pub struct Batch {
     pub binary: u64,
     /// Payload bytes.
     pub bytes: u64,
+    /// Message sizes: count per bucket of [`SIZE_BUCKETS`] (the overflow bucket last).
+    pub sizes: [u32; SIZE_BUCKETS.len() + 1],
+    /// Sum of the message sizes.
+    pub size_sum: u64,
 }
 
 impl Batch {
+    /// Records one message size.
+    pub fn observe(&mut self, v: u64) {
+        self.sizes[bucket(v)] += 1;
+        self.size_sum += v;
+    }
+
     /// Adds the batch to the shared counters and resets it.
     pub fn flush(&mut self, t: &Traffic) {
         if self.text > 0 {
@@ -111,6 +126,14 @@ impl Batch {
         }
         if self.bytes > 0 {
             t.bytes.fetch_add(self.bytes, Relaxed);
+        }
+        if self.text + self.binary > 0 {
+            for (b, &n) in t.sizes.buckets.iter().zip(&self.sizes) {
+                if n > 0 {
+                    b.fetch_add(n as u64, Relaxed);
+                }
+            }
+            t.sizes.sum.fetch_add(self.size_sum, Relaxed);
         }
         *self = Batch::default();
     }
@@ -128,5 +151,22 @@ mod tests {
         h.observe(u64::MAX / 2);
         let (b, _) = h.snapshot();
         assert_eq!((b[0], b[1], b[SIZE_BUCKETS.len()]), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_batch_flushes_what_observing_each_value_would_record() {
+        let direct = Traffic::default();
+        let batched = Traffic::default();
+        let mut batch = Batch::default();
+        for v in [0u64, 64, 65, 4096, 70_000, 1 << 30] {
+            direct.sizes.observe(v);
+            batch.binary += 1;
+            batch.observe(v);
+        }
+        batch.flush(&batched);
+        assert_eq!(direct.sizes.snapshot(), batched.sizes.snapshot());
+        assert_eq!(batched.binary.load(Relaxed), 6);
+        batch.flush(&batched);
+        assert_eq!(batched.binary.load(Relaxed), 6);
     }
 }
