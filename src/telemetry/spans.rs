@@ -112,6 +112,23 @@ fn span(
     }
 }
 
+/// A step span (`ws.upstream.connect`, `ws.handshake`, `ws.close`) under its session's span.
+fn child_span(
+    o: &Open,
+    name: &str,
+    kind: SpanKind,
+    times: (u64, u64),
+    attributes: Vec<KeyValue>,
+    error: Option<&str>,
+) -> Span {
+    let at = Place {
+        trace: o.trace,
+        id: span_id(),
+        parent: Some(o.span),
+    };
+    span(name, kind, at, times, attributes, error)
+}
+
 /// The `ws.session` span of a finished session.
 fn session_span(o: &Open, attributes: Vec<KeyValue>, end: u64, error: Option<&str>) -> Span {
     let at = Place {
@@ -173,14 +190,10 @@ impl SpanBuilder {
                 ];
                 a.extend(attrs::iskra(&sm, &dashboard));
                 let err = sm.error.map(|e| e.as_str());
-                out.push(span(
+                out.push(child_span(
+                    o,
                     "ws.upstream.connect",
                     SpanKind::Client,
-                    Place {
-                        trace: o.trace,
-                        id: span_id(),
-                        parent: Some(o.span),
-                    },
                     (start, at),
                     a,
                     err,
@@ -201,14 +214,10 @@ impl SpanBuilder {
                     a.push(s("websocket.extensions", x.clone()));
                 }
                 a.extend(attrs::iskra(&sm, &dashboard));
-                out.push(span(
+                out.push(child_span(
+                    o,
                     "ws.handshake",
                     SpanKind::Internal,
-                    Place {
-                        trace: o.trace,
-                        id: span_id(),
-                        parent: Some(o.span),
-                    },
                     (o.start, at),
                     a,
                     None,
@@ -220,16 +229,12 @@ impl SpanBuilder {
                 let mut a = vec![i("http.response.status_code", *status as i64)];
                 a.extend(attrs::iskra(&sm, &dashboard));
                 let err = sm.error.map(|e| e.as_str());
-                out.push(span(
+                out.push(child_span(
+                    o,
                     "ws.handshake",
                     SpanKind::Internal,
-                    Place {
-                        trace: o.trace,
-                        id: span_id(),
-                        parent: Some(o.span),
-                    },
                     (o.start, at),
-                    a.clone(),
+                    a,
                     err,
                 ));
                 let o = self.open.remove(&info.id).unwrap_or_default();
@@ -272,14 +277,10 @@ impl SpanBuilder {
                     sa.extend(ca.iter().cloned());
                     let mut a = ca;
                     a.extend(attrs::iskra(&sm, &dashboard));
-                    out.push(span(
+                    out.push(child_span(
+                        &o,
                         "ws.close",
                         SpanKind::Internal,
-                        Place {
-                            trace: o.trace,
-                            id: span_id(),
-                            parent: Some(o.span),
-                        },
                         (close_at, at),
                         a,
                         err.map(|e| e.as_str()),
