@@ -90,6 +90,9 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     let tap = embed.tap;
     let config = Arc::new(config);
     let listener = bind("listen", config.listen).await?;
+    // Accepted connections inherit TCP_NODELAY from the listener (Linux): one system call, not one per
+    // connection. The listener checks the first accepted socket and sets it per connection otherwise.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let admin_listener = bind("admin", config.admin).await?;
     let (sink, rx) = EventSink::channel(config.events_capacity);
     let stats = Arc::new(Stats::default());
@@ -115,10 +118,15 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));
+    // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
+    let outbox = (config.probe_enabled && config.outbox.enabled).then(|| {
+        crate::probe::outbox::for_sidecar(&config, shared.sink.clone(), telemetry.registry.clone())
+    });
     let admin = Arc::new(Admin {
         proxy: shared.clone(),
         telemetry: telemetry.clone(),
         listening: true.into(),
+        outbox: outbox.clone(),
     });
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         key: "listen",
@@ -141,6 +149,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             sink: shared.sink.clone(),
             primary_up: Some(shared.clone()),
             paths: config.probe_paths.clone(),
+            outbox,
         };
         tokio::spawn(prober.run(shared.shutdown.clone()));
     }

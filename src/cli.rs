@@ -47,7 +47,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Watch endpoints (the seed's real-time monitor): success rate, latency percentiles, SLO violations.
     #[command(
-        after_help = "Examples:\n  iskra-ws-sidecar monitor\n  iskra-ws-sidecar monitor --json --interval 5s ws://127.0.0.1:8000"
+        after_help = "Examples:\n  iskra-ws-sidecar monitor\n  iskra-ws-sidecar monitor --json --interval 5s ws://127.0.0.1:8000\n  iskra-ws-sidecar monitor --json --count 1 --send messages.txt ws://127.0.0.1:3001   # deliver each line, then exit\n  tail -f updates.log | iskra-ws-sidecar monitor --send - ws://127.0.0.1:3001\n\nWith --send, each line is queued and delivered in order to the first endpoint through reconnects\n(confirmed by a pong); --json adds queued/delivered/dropped/pending counts to checkComplete and ends\nwith a sendComplete line. Exit 1 if a check failed or a line was dropped or left undelivered."
     )]
     Monitor(MonitorArgs),
     /// Run the seed's chaos scenarios against a running sidecar (whose upstream echoes); a JSON report.
@@ -155,9 +155,12 @@ pub struct MonitorArgs {
     /// Stop after this many rounds.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Print events as JSON lines (connectionFailed, sloViolation, checkComplete).
+    /// Print events as JSON lines (connectionFailed, sloViolation, checkComplete, sendComplete).
     #[arg(long)]
     pub json: bool,
+    /// Deliver each line of FILE (`-`: stdin) to the first endpoint, through reconnects.
+    #[arg(long, value_name = "FILE")]
+    pub send: Option<PathBuf>,
 }
 
 /// `chaos` flags.

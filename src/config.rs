@@ -213,6 +213,8 @@ pub struct Config {
     pub probe_enabled: bool,
     /// The prober's fallback transport paths.
     pub probe_paths: crate::probe::transports::Paths,
+    /// The prober's outbox (the seed's offline buffer: `websocket.fallback.buffer_*`, `flush_*`).
+    pub outbox: crate::probe::outbox::Settings,
     /// Heartbeats on proxied sessions and the prober.
     pub heartbeat: Heartbeat,
     /// Reconnection policy of the prober.
@@ -269,7 +271,8 @@ pub fn defaults() -> Value {
             "monitoring": {"metrics_enabled": true, "alerting_enabled": true, "log_level": "info",
                            "performance_tracking": true},
             "fallback": {"enabled": true, "protocol_downgrade": true, "buffer_messages": true,
-                         "buffer_max_size": 1000, "degraded_service": true, "timeout": 30000},
+                         "buffer_max_size": 1000, "degraded_service": true, "timeout": 30000,
+                         "flush_interval": 5000, "flush_batch": 10},
             "slo_thresholds": {
                 "connection_latency_ms": {"target": 185, "warning": 500, "critical": 1000},
                 "availability_percent": {"target": 99.9, "warning": 99.0, "critical": 95.0},
@@ -382,15 +385,15 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
     );
-    for key in [
-        "enabled",
-        "protocol_downgrade",
-        "buffer_messages",
-        "degraded_service",
-    ] {
+    for key in ["enabled", "protocol_downgrade", "degraded_service"] {
         r.boolean(&format!("{ws}.fallback.{key}"));
     }
-    r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000);
+    let outbox = crate::probe::outbox::Settings {
+        enabled: r.boolean(&format!("{ws}.fallback.buffer_messages")),
+        capacity: r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000) as usize,
+        flush_interval: r.millis(&format!("{ws}.fallback.flush_interval"), 10),
+        flush_batch: r.uint(&format!("{ws}.fallback.flush_batch"), 1, 10_000_000) as usize,
+    };
     r.millis(&format!("{ws}.fallback.timeout"), 1);
     for key in ["fractal_logging", "slo_monitoring", "voice_system"] {
         r.boolean(&format!("iskra.{key}"));
@@ -441,6 +444,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         frame_events,
         probe_enabled,
         probe_paths,
+        outbox,
         heartbeat,
         reconnection,
         connections,

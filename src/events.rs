@@ -251,6 +251,25 @@ impl Transport {
     }
 }
 
+/// Why the prober's outbox refused a message (`reason` on `websocket.buffer.dropped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The outbox already held its capacity (`websocket.fallback.buffer_max_size`).
+    Full,
+    /// The outbox could not be written to `telemetry.spool_dir`, so it could not keep the message.
+    SpoolError,
+}
+
+impl DropReason {
+    /// The `reason` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Full => "full",
+            DropReason::SpoolError => "spool_error",
+        }
+    }
+}
+
 /// Per-session identity shared by every event of one proxied connection.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -455,6 +474,26 @@ pub enum EventKind {
         endpoint: String,
         /// Silence so far.
         silence: Duration,
+    },
+    /// The prober's outbox delivered a batch: the dashboard answered the ping sent after it.
+    BufferFlushed {
+        /// Endpoint name.
+        endpoint: String,
+        /// Messages in the batch.
+        messages: u64,
+        /// Messages still queued.
+        queued: u64,
+    },
+    /// The prober's outbox refused a message (it never evicts one it holds).
+    BufferRejected {
+        /// Endpoint name.
+        endpoint: String,
+        /// Why.
+        reason: DropReason,
+        /// The outbox's capacity.
+        capacity: u64,
+        /// Messages it holds.
+        queued: u64,
     },
 }
 

@@ -1,5 +1,6 @@
 //! The everyday commands driven as a user would: demo (plain and in a real terminal via tmux), check
-//! against a live and a dead endpoint, monitor --json.
+//! against a live and a dead endpoint, monitor --json, monitor --send (a file through a dashboard that
+//! comes back, and stdin).
 
 mod support;
 
@@ -167,4 +168,114 @@ fn monitor_json_lines_parse() {
     assert_eq!(complete.len(), 2);
     assert_eq!(complete[1]["endpoints"][0]["success_rate"], 1.0);
     assert_eq!(complete[1]["endpoints"][0]["checks"], 2);
+}
+
+/// Kills a child that outlives `secs` (a broken --send would wait forever); disarmed on drop.
+struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    fn new(pid: u32, secs: u64) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..secs * 10 {
+                std::thread::sleep(Duration::from_millis(100));
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+            }
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn monitor_send_delivers_every_line_in_order_through_a_dashboard_that_comes_back() {
+    use std::io::{BufReader, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (input, cfg) = (dir.path().join("lines.txt"), dir.path().join("fast.json"));
+    let (rec1, rec2) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
+    let lines: Vec<String> = (0..12).map(|i| format!("line {i} ✓ \"q\"")).collect();
+    std::fs::write(&input, lines.join("\n") + "\n\n").unwrap(); // the empty line is skipped
+    let fast = r#"{"websocket": {"reconnection": {"initial_delay": 50, "max_delay": 300}}}"#;
+    std::fs::write(&cfg, fast).unwrap();
+    let port = dead_port();
+    let url = format!("ws://127.0.0.1:{port}");
+    let (cfg, input) = (cfg.display().to_string(), input.display().to_string());
+    let args = [
+        "monitor", "--json", "--count", "1", "--config", &cfg, "--send",
+    ];
+    let mut child = Command::new(bin())
+        .args(args)
+        .args([&input, &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _dog = Watchdog::new(child.id(), 60);
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut p = Proc {
+        child,
+        stdout: Some(stdout),
+    };
+    // Round 1 finds the dashboard down: nothing can be delivered yet.
+    let round = p.wait_json(|v| v["event"] == "checkComplete");
+    assert_eq!(round["send"]["delivered"], 0, "{round}");
+    let rec = rec1.display().to_string();
+    let _up = node_ws_on(port, &[("RECORD", rec.as_str()), ("PLAIN_ECHO", "1")]);
+    let done = p.wait_json(|v| v["event"] == "sendComplete");
+    let counts = ["queued", "delivered", "dropped", "pending"].map(|k| done[k].as_u64());
+    assert_eq!(counts, [Some(12), Some(12), Some(0), Some(0)], "{done}");
+    assert_eq!(recorded(&rec1), lines, "every line, in order, once");
+    // 1: round 1's check failed (the dashboard was down then); the lines themselves all arrived.
+    assert_eq!(p.child.wait().unwrap().code(), Some(1));
+
+    // From stdin, to a live dashboard: a line that is not UTF-8 is reported and counted, not sent.
+    let rec = rec2.display().to_string();
+    let up = node_ws(&[("RECORD", rec.as_str()), ("PLAIN_ECHO", "1")]);
+    let url = format!("ws://127.0.0.1:{}", up.port);
+    let mut child = Command::new(bin())
+        .args(args)
+        .args(["-", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _dog = Watchdog::new(child.id(), 60);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"first\n\xff\xfe bad\n\nsecond\r\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a dropped line fails the run\n{stdout}{stderr}"
+    );
+    assert!(stderr.contains("line 2 not sent: not UTF-8"), "{stderr}");
+    let done: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sendComplete")
+        .unwrap_or_else(|| panic!("no sendComplete:\n{stdout}"));
+    let counts = ["queued", "delivered", "dropped", "pending"].map(|k| done[k].as_u64());
+    assert_eq!(counts, [Some(2), Some(2), Some(1), Some(0)], "{done}");
+    let sent: Vec<String> = recorded(&rec2)
+        .into_iter()
+        .filter(|m| !m.contains(r#""type":"ping""#)) // the check's own app-level ping
+        .collect();
+    assert_eq!(sent, ["first", "second"]);
 }

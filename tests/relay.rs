@@ -392,3 +392,68 @@ async fn a_request_head_over_the_limit_gets_431() {
     .await;
     assert_eq!(st, 200);
 }
+
+/// Reads until `buf` holds a complete HTTP head followed by at least `extra` bytes; returns the head.
+async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, extra: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if buf.len() >= i + 4 + extra {
+                let head = String::from_utf8_lossy(&buf[..i + 4]).into_owned();
+                buf.drain(..i + 4);
+                return head;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("timed out reading a head")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed; got {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_after_plain_requests_on_one_keep_alive_connection_is_relayed() {
+    // The first head of a connection decides the path: upgrades take the fast path, anything else goes
+    // to the HTTP server, which must still relay an upgrade that comes later on the same connection.
+    use tokio::io::AsyncWriteExt;
+    let up = node_ws(&[]);
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
+    let mut s = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s, &mut buf, 0).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // node answers chunked: read to the last chunk.
+    while !buf.ends_with(b"0\r\n\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::io::AsyncReadExt::read(&mut s, &mut chunk)
+            .await
+            .unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&buf).contains("HEALTHY"));
+    buf.clear();
+    // The upgrade, with the first frame sent right behind the head (pipelined).
+    let mut req = b"GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    let key = [1u8, 2, 3, 4];
+    req.extend_from_slice(&[0x81, 0x80 | 5]);
+    req.extend_from_slice(&key);
+    req.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    s.write_all(&req).await.unwrap();
+    let head = read_head(&mut s, &mut buf, 7).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    assert_eq!(&buf[..7], b"\x81\x05hello");
+}

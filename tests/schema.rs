@@ -99,9 +99,14 @@ fn every_attribute_key_the_code_builds_is_listed() {
     for section in ["attributes", "log_attributes", "resource", "metric_labels"] {
         listed.extend(keys(&s, section));
     }
-    // Attribute constructors: s("key", …), i("key", …), f("key", …) and the attr:: constants.
+    // Attribute constructors: s("key", …), i("key", …), f("key", …), the attribute writers
+    // (a.str("key", …), .int, .float) and the attr:: constants.
     let mut found = BTreeSet::new();
-    for pat in ["s(\"", "i(\"", "f(\"", "str = \""] {
+    let writers = [".str(\"", ".int(\"", ".float(\""];
+    for pat in ["s(\"", "i(\"", "f(\"", "str = \""]
+        .into_iter()
+        .chain(writers)
+    {
         for (idx, _) in src.match_indices(pat) {
             if pat.len() == 3 && idx > 0 && src.as_bytes()[idx - 1].is_ascii_alphanumeric() {
                 continue;

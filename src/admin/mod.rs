@@ -4,8 +4,10 @@
 //! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
 //!   the upstream (503 while the last dial of the primary failed and no backup is configured).
 //! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
+//! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]).
 
 pub mod health;
+pub mod send;
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,9 +30,15 @@ pub struct Admin {
     pub telemetry: Arc<Telemetry>,
     /// Set once the client listener is bound.
     pub listening: std::sync::atomic::AtomicBool,
+    /// The prober's outbox (`POST /probe/send`), when there is one.
+    pub outbox: Option<Arc<crate::probe::outbox::Outbox>>,
 }
 
-fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+pub(crate) fn reply(
+    status: StatusCode,
+    ctype: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -76,7 +84,7 @@ impl Admin {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "try /health, /ready or /metrics\n".into(),
+                "try /health, /ready, /metrics or POST /probe/send\n".into(),
             ),
         }
     }
@@ -90,8 +98,15 @@ impl Admin {
             let me = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let r = me.route(&req);
-                    async move { Ok::<_, Infallible>(r) }
+                    let me = me.clone();
+                    async move {
+                        let r = if req.uri().path() == "/probe/send" {
+                            me.probe_send(req).await
+                        } else {
+                            me.route(&req)
+                        };
+                        Ok::<_, Infallible>(r)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)

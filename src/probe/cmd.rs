@@ -146,6 +146,16 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
         Err(code) => return code,
     };
     let urls = targets(&cfg, &args.urls);
+    let sending = match (&args.send, urls.first()) {
+        (Some(input), Some(url)) => match super::send::Sending::start(&cfg, url, input).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_CONFIG;
+            }
+        },
+        _ => None,
+    };
     let mut lat: Vec<Vec<f64>> = vec![Vec::new(); urls.len()];
     let (mut ok, mut total) = (vec![0u64; urls.len()], vec![0u64; urls.len()]);
     let mut violations = vec![0u64; urls.len()];
@@ -194,10 +204,11 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
                 json!({"url": super::redact(u), "checks": total[i], "success_rate": ok[i] as f64 / total[i] as f64,
                        "p50_ms": percentile(&s, 0.5), "p95_ms": percentile(&s, 0.95), "p99_ms": percentile(&s, 0.99), "slo_violations": violations[i]})
             }).collect();
-            println!(
-                "{}",
-                json!({"event": "checkComplete", "round": round, "endpoints": eps})
-            );
+            let mut line = json!({"event": "checkComplete", "round": round, "endpoints": eps});
+            if let Some(s) = &sending {
+                line["send"] = s.report();
+            }
+            println!("{line}");
         } else {
             println!(
                 "round {round}  {:<34} {:>8} {:>8} {:>8} {:>8} {:>6}",
@@ -216,13 +227,21 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
                     violations[i]
                 );
             }
+            if let Some(s) = &sending {
+                println!("         {}", s.text());
+            }
         }
         if args.count.is_some_and(|c| round >= c) {
-            return u8::from(ok.iter().zip(&total).any(|(o, t)| o < t));
+            let failed = ok.iter().zip(&total).any(|(o, t)| o < t);
+            let sent = match sending {
+                Some(s) => s.finish(args.json).await,
+                None => true,
+            };
+            return u8::from(failed || !sent);
         }
         tokio::select! {
             _ = tokio::time::sleep(args.interval.saturating_sub(t0.elapsed())) => {}
-            _ = tokio::signal::ctrl_c() => return 0,
+            _ = tokio::signal::ctrl_c() => return sending.map_or(0, |s| u8::from(!s.stop(args.json))),
         }
     }
 }

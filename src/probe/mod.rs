@@ -5,23 +5,31 @@
 //! max delay — it never gives up. Every step is a lifecycle event.
 //!
 //! - [`backoff`]: the delay formula; [`transports`]: SSE, long-polling and polling checks.
+//! - [`outbox`]: the messages the prober delivers to the dashboard (the seed's offline buffer), flushed
+//!   by the connection loop in `hold.rs`; [`send`]: `monitor --send`.
 
 pub mod backoff;
 pub mod check;
 pub mod cmd;
+mod hold;
+pub mod outbox;
+pub mod send;
 pub mod transports;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite;
 
 use crate::config::Config;
-use crate::events::{ConnectCause, EventKind, EventSink, Peer, Transport};
+use crate::events::{ConnectCause, EventKind, EventSink, Transport};
 use transports::Paths;
+
+/// The prober's WebSocket.
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What one prober watches.
 #[derive(Debug, Clone)]
@@ -54,6 +62,8 @@ pub struct Prober {
     pub primary_up: Option<Arc<crate::proxy::Shared>>,
     /// Fallback transport paths.
     pub paths: Paths,
+    /// Messages to deliver to the dashboard (None: pings only).
+    pub outbox: Option<Arc<outbox::Outbox>>,
 }
 
 fn cause_of(e: &tungstenite::Error) -> (ConnectCause, Option<u16>) {
@@ -78,19 +88,7 @@ impl Prober {
         }
     }
 
-    async fn connect(
-        &self,
-        i: usize,
-        attempt: u32,
-    ) -> Result<
-        (
-            tokio_tungstenite::WebSocketStream<
-                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-            >,
-            Duration,
-        ),
-        (),
-    > {
+    async fn connect(&self, i: usize, attempt: u32) -> Result<(Ws, Duration), ()> {
         let url = &self.target.urls[i];
         let endpoint = self.target.endpoint.clone();
         self.emit(EventKind::ProbeAttempt {
@@ -234,75 +232,6 @@ impl Prober {
                     cause: f.cause,
                     status: f.status,
                 }),
-            }
-        }
-    }
-
-    /// Holds a connection: pings every interval, watches pongs and the dashboard's own messages; returns
-    /// true when the link was lost, false when it left a backup because the primary is back.
-    async fn hold(
-        &self,
-        ws: tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        server: usize,
-    ) -> bool {
-        let hb = &self.config.heartbeat;
-        let endpoint = self.target.endpoint.clone();
-        let (mut tx, mut rx) = ws.split();
-        let mut ping = tokio::time::interval(hb.interval);
-        ping.tick().await;
-        let mut outstanding: Option<Instant> = None;
-        let mut missed = 0u32;
-        let mut last_msg: Option<Instant> = None;
-        let mut silence_reported = false;
-        let silence_after = hb.interval + hb.timeout;
-        let mut primary_check = tokio::time::interval(self.config.reconnection.max_delay);
-        primary_check.tick().await;
-        loop {
-            tokio::select! {
-                m = rx.next() => match m {
-                    Some(Ok(Message::Pong(_))) => {
-                        if let Some(sent) = outstanding.take() {
-                            missed = 0;
-                            self.emit(EventKind::PingPong { peer: Peer::Upstream, rtt: Some(sent.elapsed()) });
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                        self.emit(EventKind::ProbeFailed { endpoint, transport: Transport::WebSocket, duration: Duration::ZERO, cause: ConnectCause::Reset, status: None });
-                        if server == 0 { self.set_primary(false); }
-                        return true;
-                    }
-                    Some(Ok(_)) => { last_msg = Some(Instant::now()); silence_reported = false; }
-                },
-                _ = ping.tick() => {
-                    if !hb.enabled { continue; }
-                    if let Some(sent) = outstanding {
-                        if sent.elapsed() >= hb.timeout {
-                            missed += 1;
-                            outstanding = None;
-                            if missed >= hb.failure_threshold {
-                                self.emit(EventKind::HeartbeatTimeout { peer: Peer::Upstream, missed });
-                                if server == 0 { self.set_primary(false); }
-                                return true;
-                            }
-                        }
-                    }
-                    if let Some(t) = last_msg.filter(|t| !silence_reported && t.elapsed() > silence_after) {
-                        silence_reported = true;
-                        self.emit(EventKind::MissingHeartbeat { endpoint: endpoint.clone(), silence: t.elapsed() });
-                    }
-                    if outstanding.is_none() {
-                        outstanding = Some(Instant::now());
-                        if tx.send(Message::Ping(b"iskra-probe".to_vec().into())).await.is_err() { return true; }
-                    }
-                }
-                _ = primary_check.tick(), if server != 0 => {
-                    if let Ok(Ok(_)) = tokio::time::timeout(self.config.limits.upstream_timeout, tokio_tungstenite::connect_async(self.target.urls[0].as_str())).await {
-                        let _ = tx.send(Message::Close(None)).await;
-                        return false;
-                    }
-                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -17,8 +17,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::handshake::{self, Begun, First};
+use super::prefixed::Prefixed;
 use super::upstream::{self, UpstreamError};
-use super::{relay, SessionCtx, Shared};
+use super::Shared;
 use crate::events::{EventKind, RejectCause, SessionInfo};
 
 type Body = Either<Incoming, Full<Bytes>>;
@@ -93,12 +95,54 @@ struct Conn {
 }
 
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     client: SocketAddr,
     permit: Arc<Permit>,
     shared: Arc<Shared>,
 ) {
-    let _ = stream.set_nodelay(true);
+    nodelay(&stream, &shared);
+    let limits = &shared.config.limits;
+    let mut head = BytesMut::new();
+    let first = handshake::read_first(
+        &mut stream,
+        &mut head,
+        limits.max_header_size,
+        limits.handshake_timeout,
+    )
+    .await;
+    match first {
+        None => {}
+        Some(First::Upgrade(req)) => {
+            handshake::upgrade(stream, head, req, client, &shared).await;
+            drop(permit);
+        }
+        Some(First::Other) => {
+            let io = Prefixed::new(head.freeze(), stream);
+            serve_http(io, client, permit, shared).await;
+        }
+    }
+}
+
+/// TCP_NODELAY on an accepted socket. Linux copies it from the listener (set at bind): the first
+/// connection checks that it did, and only if not does every connection set it (one system call each).
+fn nodelay(stream: &TcpStream, shared: &Shared) {
+    const UNKNOWN: u8 = 0;
+    const INHERITED: u8 = 1;
+    const PER_SOCKET: u8 = 2;
+    let state = match shared.nodelay.load(Relaxed) {
+        UNKNOWN if stream.nodelay().unwrap_or(false) => INHERITED,
+        UNKNOWN => PER_SOCKET,
+        s => s,
+    };
+    shared.nodelay.store(state, Relaxed);
+    if state == PER_SOCKET {
+        let _ = stream.set_nodelay(true);
+    }
+}
+
+/// Serves the rest of a connection that did not start with an upgrade: plain requests, and upgrades
+/// later on the same keep-alive connection.
+async fn serve_http(io: Prefixed, client: SocketAddr, permit: Arc<Permit>, shared: Arc<Shared>) {
     let limits = &shared.config.limits;
     let conn = Arc::new(Conn {
         shared: shared.clone(),
@@ -117,7 +161,7 @@ async fn connection(
         .max_buf_size(limits.max_header_size.max(8192))
         .preserve_header_case(true);
     let served = builder
-        .serve_connection(TokioIo::new(stream), svc)
+        .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::pin!(served);
     let mut shutdown = shared.shutdown.clone();
@@ -141,21 +185,6 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
     has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }
 
-/// The dashboard was reachable once and the last look (prober or dial) found it down: a restart.
-fn upstream_known_down(shared: &Shared) -> bool {
-    shared.upstream_seen.load(Relaxed) && !shared.upstream_up.load(Relaxed)
-}
-
-/// 502/504 for a failure nobody expected; 503 (+ Retry-After) while the dashboard is known to be down
-/// (restarting) and no backup took the handshake, so clients retry instead of treating it as broken.
-fn failure_status(e: UpstreamError, known_down: bool) -> u16 {
-    if known_down {
-        503
-    } else {
-        e.status()
-    }
-}
-
 fn plain(status: u16, msg: &str, retry: bool) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(format!("{msg}\n")))));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -175,7 +204,7 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     if upgrade {
-        return handle_upgrade(req, conn, t0, path).await;
+        return handle_upgrade(req, conn, path).await;
     }
     let head = EventKind::RequestHead {
         method: method.clone(),
@@ -191,10 +220,10 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let mut sender = match pooled {
         Some(s) if !s.is_closed() => s,
         _ => {
-            let known_down = upstream_known_down(shared);
+            let known_down = shared.upstream_known_down();
             match dial_and_handshake(shared, None).await {
                 Ok(s) => s,
-                Err(e) => return plain(failure_status(e, known_down), &e.to_string(), true),
+                Err(e) => return plain(e.status_when(known_down), &e.to_string(), true),
             }
         }
     };
@@ -239,60 +268,14 @@ fn header_str(req_or_resp: &hyper::HeaderMap, name: &str) -> Option<String> {
 async fn handle_upgrade(
     mut req: Request<Incoming>,
     conn: Arc<Conn>,
-    t0: Instant,
     path: String,
 ) -> Response<Body> {
     let shared = conn.shared.clone();
-    let id = shared.next_id.fetch_add(1, Relaxed);
-    let primary = &shared.upstreams[0];
-    let mut info = SessionInfo {
-        id,
-        client: conn.client,
-        path,
-        user_agent: header_str(req.headers(), "user-agent"),
-        upstream_name: primary.0.clone(),
-        upstream_host: primary.1.host.clone(),
-        upstream_port: primary.1.port,
-    };
-    let head = EventKind::RequestHead {
-        method: req.method().to_string(),
-        path: info.path.clone(),
-        upgrade: true,
-    };
-    let first = Arc::new(info.clone());
-    shared.sink.emit(Some(&first), head);
-    let reject = |status: u16, cause: RejectCause, info: &Arc<SessionInfo>| {
-        let kind = EventKind::HandshakeRejected {
-            duration: t0.elapsed(),
-            status,
-            cause,
-        };
-        shared.sink.emit(Some(info), kind);
-    };
-    if *shared.shutdown.borrow() {
-        reject(503, RejectCause::ShuttingDown, &first);
-        return plain(503, "sidecar shutting down", true);
-    }
-    let known_down = upstream_known_down(&shared);
-    let dialed = match upstream::dial(&shared, Some(&first)).await {
+    let ua = header_str(req.headers(), "user-agent");
+    let mut begun = Begun::new(&shared, conn.client, req.method().as_str(), path, ua);
+    let dialed = match begun.dial(&shared).await {
         Ok(d) => d,
-        Err(e) => {
-            let cause = match e {
-                UpstreamError::Connect(c) => RejectCause::UpstreamUnavailable(c),
-                _ => RejectCause::UpstreamTimeout,
-            };
-            let status = failure_status(e, known_down);
-            reject(status, cause, &first);
-            return plain(status, &e.to_string(), true);
-        }
-    };
-    let info = if dialed.name == info.upstream_name {
-        first
-    } else {
-        info.upstream_name = dialed.name.clone();
-        info.upstream_host = dialed.upstream.host.clone();
-        info.upstream_port = dialed.upstream.port;
-        Arc::new(info)
+        Err((status, msg)) => return plain(status, &msg, true),
     };
     let on_client = hyper::upgrade::on(&mut req);
     let timeout = shared.config.limits.upstream_timeout;
@@ -302,18 +285,10 @@ async fn handle_upgrade(
     };
     let mut resp = match resp {
         Ok(r) => r,
-        Err(e) => {
-            let cause = if e.status() == 504 {
-                RejectCause::UpstreamTimeout
-            } else {
-                RejectCause::UpstreamUnavailable(crate::events::ConnectCause::BadResponse)
-            };
-            reject(e.status(), cause, &info);
-            return plain(e.status(), &e.to_string(), true);
-        }
+        Err(e) => return plain(begun.upstream_failed(&shared, e), &e.to_string(), true),
     };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        reject(resp.status().as_u16(), RejectCause::UpstreamStatus, &info);
+        begun.reject(&shared, resp.status().as_u16(), RejectCause::UpstreamStatus);
         return resp.map(Either::Left);
     }
     let on_upstream = hyper::upgrade::on(&mut resp);
@@ -325,78 +300,33 @@ async fn handle_upgrade(
     tokio::spawn(async move {
         let _permit = permit;
         let (c, u) = tokio::join!(on_client, on_upstream);
-        // Set up in a plain function, so that none of the handshake's leftovers (upgrade parts, header
-        // strings) stay in this task's future while the session runs.
-        let Some((client, client_pre, upstream, upstream_pre, ctx)) =
-            session_start(c, u, &shared, info, t0, subprotocol, extensions)
-        else {
+        // Unwrapped in a plain function, so that none of the upgrade's leftovers stay in this task's
+        // future while the session runs.
+        let Some((client, upstream)) = unwrap_upgrades(c, u) else {
             return;
         };
-        shared.stats.active_sessions.fetch_add(1, Relaxed);
-        let shutdown = shared.shutdown.clone();
-        relay::run(client, client_pre, upstream, upstream_pre, ctx, shutdown).await;
-        shared.stats.active_sessions.fetch_sub(1, Relaxed);
+        let ctx = begun.completed(&shared, subprotocol, extensions);
+        handshake::run_session(&shared, client, upstream, ctx).await;
     });
     client_resp
 }
 
 type Upgrade = hyper::Result<hyper::upgrade::Upgraded>;
 
-/// Both upgrades done: the two sockets, the bytes read past their HTTP heads, and the session's context
-/// (emits HandshakeCompleted).
-fn session_start(
-    c: Upgrade,
-    u: Upgrade,
-    shared: &Shared,
-    info: Arc<SessionInfo>,
-    t0: Instant,
-    subprotocol: Option<String>,
-    extensions: Option<String>,
-) -> Option<(TcpStream, Bytes, TcpStream, Bytes, SessionCtx)> {
+/// Both upgrades done: the two sockets, each with the bytes read past its HTTP head.
+fn unwrap_upgrades(c: Upgrade, u: Upgrade) -> Option<((TcpStream, Bytes), (TcpStream, Bytes))> {
     let (Ok(c), Ok(u)) = (c, u) else { return None };
     let (Ok(c), Ok(u)) = (
-        c.downcast::<TokioIo<TcpStream>>(),
+        c.downcast::<TokioIo<Prefixed>>(),
         u.downcast::<TokioIo<TcpStream>>(),
     ) else {
         return None;
     };
-    let kind = EventKind::HandshakeCompleted {
-        duration: t0.elapsed(),
-        subprotocol: subprotocol.clone(),
-        extensions: extensions.clone(),
+    let (unread, client) = c.io.into_inner().into_parts();
+    let client_pre = if unread.is_empty() {
+        c.read_buf
+    } else {
+        [unread, c.read_buf].concat().into()
     };
-    shared.sink.emit(Some(&info), kind);
-    let ext = extensions.unwrap_or_default().to_ascii_lowercase();
-    let names: Vec<&str> = ext
-        .split(',')
-        .filter_map(|e| e.split(';').next())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let limits = &shared.config.limits;
-    let ctx = SessionCtx {
-        info,
-        sink: shared.sink.clone(),
-        stats: shared.stats.clone(),
-        deflate: names.contains(&"permessage-deflate"),
-        any_extension: names.iter().any(|n| *n != "permessage-deflate"),
-        max_frame_size: limits.max_frame_size,
-        max_message_size: limits.max_message_size,
-        close_timeout: limits.close_timeout,
-        idle_timeout: limits.idle_timeout,
-        frame_events: shared.frame_events,
-        heartbeat: super::heartbeat::Heartbeats {
-            enabled: shared.config.heartbeat.enabled,
-            interval: shared.config.heartbeat.interval,
-            timeout: shared.config.heartbeat.timeout,
-            threshold: shared.config.heartbeat.failure_threshold,
-        },
-    };
-    Some((
-        c.io.into_inner(),
-        c.read_buf,
-        u.io.into_inner(),
-        u.read_buf,
-        ctx,
-    ))
+    Some(((client, client_pre), (u.io.into_inner(), u.read_buf)))
 }

@@ -2,13 +2,17 @@
 //! streamed, and hand upgraded WebSocket sessions to the frame relay.
 //!
 //! - [`listener`]: accept loop, connection limit (503 + Retry-After), per-connection HTTP/1 server.
+//! - [`handshake`]: the first request head; upgrades on the fast path (no HTTP machinery).
+//! - [`prefixed`]: a stream with the bytes already read put back, for hyper.
 //! - [`upstream`]: dialing the dashboard, forwarding a request, typed failures (502 / 504).
 //! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod frame;
+pub mod handshake;
 pub mod heartbeat;
 pub mod listener;
+pub mod prefixed;
 pub mod pump;
 pub mod relay;
 pub mod stats;
@@ -70,9 +74,18 @@ pub struct Shared {
     pub upstreams: Vec<(String, Upstream)>,
     /// Emit per-message events.
     pub frame_events: bool,
+    /// Whether accepted sockets inherit TCP_NODELAY from the listener (0 unknown, 1 yes, 2 no).
+    pub nodelay: std::sync::atomic::AtomicU8,
 }
 
 impl Shared {
+    /// The dashboard was reachable once and the last look (prober or dial) found it down: a restart.
+    pub fn upstream_known_down(&self) -> bool {
+        self.upstream_seen
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !self.upstream_up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Builds the shared state for `config`.
     pub fn new(
         config: Arc<Config>,
@@ -95,6 +108,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             upstreams,
             frame_events,
+            nodelay: Default::default(),
         })
     }
 }

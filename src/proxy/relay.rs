@@ -201,8 +201,7 @@ async fn finish_one(
         emit_close(ctx, &ending);
         // Let the other side answer with its own close (or hang up) within the close timeout.
         let _ = tokio::time::timeout(ctx.close_timeout, other).await;
-        shutdown_write(client);
-        shutdown_write(upstream);
+        // Both sockets are closed as the session ends (close() sends the FIN): no shutdown calls.
         return ending;
     }
     drop(other);
@@ -289,11 +288,19 @@ async fn heartbeat_close(
     };
     emit_close(ctx, &ending);
     match dead {
+        // The dead peer gets a close frame if its socket takes it now (a stalled peer that wakes up
+        // learns why), without waiting for it; then the FIN.
         Peer::Client => {
+            if ok.0 {
+                let _ = client.try_write(&frame::close_frame(1001, &reason, None));
+            }
             shutdown_write(client);
             send_one(upstream, 1001, &reason, Some(mask()), ok.1, ctx).await;
         }
         Peer::Upstream => {
+            if ok.1 {
+                let _ = upstream.try_write(&frame::close_frame(1001, &reason, Some(mask())));
+            }
             shutdown_write(upstream);
             send_one(client, 1011, &reason, None, ok.0, ctx).await;
         }

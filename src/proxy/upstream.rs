@@ -37,6 +37,16 @@ impl UpstreamError {
             _ => 502,
         }
     }
+
+    /// The status while the dashboard is known to be down (restarting) and no backup took the request:
+    /// 503 (+ Retry-After), so clients retry instead of treating it as broken; else [`Self::status`].
+    pub fn status_when(self, known_down: bool) -> u16 {
+        if known_down {
+            503
+        } else {
+            self.status()
+        }
+    }
 }
 
 /// A dialed upstream: the stream, and which configured upstream it is.

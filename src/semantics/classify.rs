@@ -168,6 +168,8 @@ pub fn classify(kind: &EventKind) -> Option<ErrorClass> {
         EventKind::Close { code, .. } => classify_close_code(*code),
         EventKind::ProtocolError { .. } => Some(ErrorClass::ProtocolError),
         EventKind::ProbeFailed { cause, status, .. } => Some(classify_probe(*cause, *status)),
+        // A refused outbox message: whoever offered it must back off until the outbox flushes.
+        EventKind::BufferRejected { .. } => Some(ErrorClass::ServerOverload),
         // Not errors: plain HTTP is relayed as is (its status is an attribute), a missing dashboard
         // heartbeat is a suspicion (Ω 0.1) until `HeartbeatTimeout`.
         EventKind::Accepted { .. }
@@ -184,7 +186,8 @@ pub fn classify(kind: &EventKind) -> Option<ErrorClass> {
         | EventKind::Failover { .. }
         | EventKind::Downgrade { .. }
         | EventKind::FallbackActivated { .. }
-        | EventKind::MissingHeartbeat { .. } => None,
+        | EventKind::MissingHeartbeat { .. }
+        | EventKind::BufferFlushed { .. } => None,
     }
 }
 
@@ -307,6 +310,8 @@ mod tests {
             (http, None),      // plain HTTP: the status is an attribute, not an Iskra error
             (ended, None),     // the close was classified already
             (EventKind::MissingHeartbeat { endpoint: "pulse".into(), silence: d }, None),
+            (EventKind::BufferFlushed { endpoint: "pulse".into(), messages: 10, queued: 0 }, None),
+            (EventKind::BufferRejected { endpoint: "pulse".into(), reason: crate::events::DropReason::Full, capacity: 3, queued: 3 }, Some(ServerOverload)),
         ];
         for (kind, class) in cases {
             assert_eq!(classify(&kind), class, "{kind:?}");

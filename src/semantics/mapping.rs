@@ -95,6 +95,13 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
         },
         K::FallbackActivated { .. } => named(T::FallbackActivated, false),
         K::MissingHeartbeat { .. } => named(T::MissingHeartbeat, false),
+        K::BufferFlushed { .. } => named(T::BufferFlushed, false),
+        // The outbox refusing a message is the sidecar asking its caller to come back later.
+        K::BufferRejected { .. } => Mapped {
+            event_type: T::ServerOverload,
+            delta: "buffer_message_rejected",
+            routine: false,
+        },
     }
 }
 
@@ -216,6 +223,8 @@ mod tests {
             (EventKind::Downgrade { endpoint: "p".into(), to: Transport::Sse }, T::DegradedServiceActivated, "protocol_downgraded", false),
             (EventKind::FallbackActivated { endpoint: "p".into() }, T::FallbackActivated, "fallback_activated", false),
             (EventKind::MissingHeartbeat { endpoint: "p".into(), silence: D }, T::MissingHeartbeat, "missing_heartbeat", false),
+            (EventKind::BufferFlushed { endpoint: "p".into(), messages: 10, queued: 0 }, T::BufferFlushed, "buffer_flushed", false),
+            (EventKind::BufferRejected { endpoint: "p".into(), reason: crate::events::DropReason::Full, capacity: 3, queued: 3 }, T::ServerOverload, "buffer_message_rejected", false),
         ];
         for (kind, event_type, delta, routine) in cases {
             assert_eq!(map_kind(&kind), Mapped { event_type, delta, routine }, "{kind:?}");

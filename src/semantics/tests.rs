@@ -191,6 +191,19 @@ fn missing_heartbeat_is_a_low_confidence_suspicion() {
 
 #[test]
 #[rustfmt::skip]
+fn the_outbox_flush_is_buffer_flushed_and_a_refusal_warns_as_server_overload() {
+    let kind = EventKind::BufferFlushed { endpoint: "pulse".into(), messages: 10, queued: 0 };
+    let s = describe(&kind, &ctx());
+    assert_eq!((s.delta, s.event_type, s.omega), ("buffer_flushed", EventType::BufferFlushed, 0.8));
+    assert_eq!((s.error, s.voice, s.level), (None, None, LogLevel::Info));
+    let kind = EventKind::BufferRejected { endpoint: "pulse".into(), reason: crate::events::DropReason::Full, capacity: 3, queued: 3 };
+    let s = describe(&kind, &ctx());
+    assert_eq!((s.delta, s.event_type, s.omega), ("buffer_message_rejected", EventType::ServerOverload, 0.75));
+    assert_eq!((s.error, s.voice, s.level), (Some(ErrorClass::ServerOverload), None, LogLevel::Warn));
+}
+
+#[test]
+#[rustfmt::skip]
 fn a_downgrade_is_the_seeds_degraded_service() {
     let kind = EventKind::Downgrade { endpoint: "seams".into(), to: Transport::LongPolling };
     let s = describe(&kind, &ctx());

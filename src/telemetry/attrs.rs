@@ -3,7 +3,8 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
-use crate::semantics::Semantics;
+use super::pb::Attrs;
+use crate::semantics::{ErrorClass, Semantics};
 
 /// A string attribute.
 pub fn s(key: &str, v: impl Into<String>) -> KeyValue {
@@ -40,32 +41,34 @@ pub fn f(key: &str, v: f64) -> KeyValue {
 
 /// The Iskra attributes of an event's meaning: `iskra.delta`, `.dimension`, `.omega`, `.lambda`,
 /// `.seam.id`, the voice impact, the active voice, and the error class when there is one.
-pub fn iskra(sem: &Semantics, dashboard: &str) -> Vec<KeyValue> {
-    let mut v = vec![
-        s("iskra.dashboard", dashboard),
-        s("iskra.delta", sem.delta),
-        i("iskra.dimension", sem.dimension as i64),
-        f("iskra.omega", sem.omega),
-        s("iskra.lambda", sem.lambda.to_string()),
-        s("iskra.seam.id", sem.seam),
-        f("iskra.voice.pain", sem.impact.pain),
-        f("iskra.voice.trust", sem.impact.trust),
-        f("iskra.voice.chaos", sem.impact.chaos),
-        s(
-            "iskra.voice.active",
-            sem.voice.map_or("none", |v| v.as_str()),
-        ),
-    ];
+pub fn iskra(sem: &Semantics, dashboard: &str, out: &mut impl Attrs) {
+    out.str("iskra.dashboard", dashboard);
+    out.str("iskra.delta", sem.delta);
+    out.int("iskra.dimension", sem.dimension as i64);
+    out.float("iskra.omega", sem.omega);
+    out.str("iskra.lambda", &sem.lambda);
+    out.str("iskra.seam.id", sem.seam);
+    out.float("iskra.voice.pain", sem.impact.pain);
+    out.float("iskra.voice.trust", sem.impact.trust);
+    out.float("iskra.voice.chaos", sem.impact.chaos);
+    out.str(
+        "iskra.voice.active",
+        sem.voice.map_or("none", |v| v.as_str()),
+    );
     if let (Some(voice), Some(l)) = (sem.voice, sem.voice_lambda()) {
-        v.push(s("iskra.voice.action", voice.action()));
-        v.push(s("iskra.voice.lambda", l));
+        out.str("iskra.voice.action", voice.action());
+        out.str("iskra.voice.lambda", &l);
     }
     if let Some(e) = sem.error {
-        v.push(s("error.type", e.as_str()));
-        v.push(s("iskra.error.class", e.as_str()));
-        v.push(s("iskra.error.severity", e.severity().as_str()));
+        error_class(e, out);
     }
-    v
+}
+
+/// The error attributes of an error class: `error.type`, `iskra.error.class`, `iskra.error.severity`.
+pub fn error_class(e: ErrorClass, out: &mut impl Attrs) {
+    out.str("error.type", e.as_str());
+    out.str("iskra.error.class", e.as_str());
+    out.str("iskra.error.severity", e.severity().as_str());
 }
 
 /// Reads an attribute back as a JSON value (logs, tests).

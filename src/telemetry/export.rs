@@ -8,24 +8,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    logs_service_client::LogsServiceClient, ExportLogsServiceRequest,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    trace_service_client::TraceServiceClient, ExportTraceServiceRequest,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use tokio::sync::mpsc;
 
 use super::env::{OtelEnv, Protocol, Signal, SignalTarget};
 use super::names as n;
+use super::pb;
 use super::registry::Registry;
 use super::spool::Spool;
 
@@ -50,19 +44,19 @@ pub fn resource(env: &OtelEnv) -> Resource {
     }
 }
 
-/// Encodes spans as one request.
-pub fn trace_request(res: &Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(res.clone()),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(scope()),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+/// One trace export request around spans already encoded as `ScopeSpans.spans` fields
+/// ([`super::spans::Encoded`]); `resource` and `scope` are encoded messages.
+/// ExportTraceServiceRequest { resource_spans 1: { resource 1, scope_spans 2: { scope 1, spans 2… } } }
+pub fn trace_request(resource: &[u8], scope: &[u8], spans: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spans.len() + resource.len() + scope.len() + 16);
+    pb::message(&mut out, 1, |b| {
+        pb::bytes(b, 1, resource);
+        pb::message(b, 2, |b| {
+            pb::bytes(b, 1, scope);
+            b.extend_from_slice(spans);
+        });
+    });
+    out
 }
 
 /// Encodes log records as one request.
@@ -180,29 +174,8 @@ impl Client {
             return f.write_all(&line).map_err(|e| fail(&e));
         }
         if let Some(ch) = &self.grpc {
-            let r = match self.signal {
-                Signal::Traces => {
-                    let m = ExportTraceServiceRequest::decode(data).map_err(|e| fail(&e))?;
-                    TraceServiceClient::new(ch.clone())
-                        .export(self.grpc_request(m))
-                        .await
-                        .map(|_| ())
-                }
-                Signal::Logs => {
-                    let m = ExportLogsServiceRequest::decode(data).map_err(|e| fail(&e))?;
-                    LogsServiceClient::new(ch.clone())
-                        .export(self.grpc_request(m))
-                        .await
-                        .map(|_| ())
-                }
-                Signal::Metrics => {
-                    let m = ExportMetricsServiceRequest::decode(data).map_err(|e| fail(&e))?;
-                    MetricsServiceClient::new(ch.clone())
-                        .export(self.grpc_request(m))
-                        .await
-                        .map(|_| ())
-                }
-            };
+            let req = self.grpc_request(Bytes::copy_from_slice(data));
+            let r = super::raw_grpc::export(ch.clone(), self.signal, req).await;
             return r.map_err(|s| fail(&format!("{:?} {}", s.code(), s.message())));
         }
         let (body, ctype) = match self.target.protocol {

@@ -110,6 +110,19 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         EventKind::MissingHeartbeat { endpoint, silence } => {
             json!({"endpoint": endpoint, "silence_ms": silence.as_secs_f64() * 1e3})
         }
+        EventKind::BufferFlushed {
+            endpoint,
+            messages,
+            queued,
+        } => json!({"endpoint": endpoint, "messages": messages, "queued": queued}),
+        EventKind::BufferRejected {
+            endpoint,
+            reason,
+            capacity,
+            queued,
+        } => {
+            json!({"endpoint": endpoint, "reason": reason.as_str(), "capacity": capacity, "queued": queued})
+        }
         _ => json!({}),
     };
     match v {
@@ -148,6 +161,8 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
             | EventKind::Downgrade { .. }
             | EventKind::FallbackActivated { .. }
             | EventKind::MissingHeartbeat { .. }
+            | EventKind::BufferFlushed { .. }
+            | EventKind::BufferRejected { .. }
     ) {
         "iskra-ws-sidecar.probe"
     } else {
@@ -184,7 +199,8 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
         o.insert("span_id".into(), hex(&sp).into());
     }
     let details = details(&ev.kind);
-    let mut attributes = attrs::iskra(sem, dashboard);
+    let mut attributes = Vec::new();
+    attrs::iskra(sem, dashboard, &mut attributes);
     attributes.push(s("event_type", sem.event_type.as_str()));
     attributes.push(s("component", component));
     for (k, v) in &details {

@@ -82,7 +82,8 @@ impl MetricsRecorder {
         }
         r.add(&n::ACTIVE, &[d], 0.0);
         r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
-        // The prober sends nothing but pings, so its offline buffer stays empty; the gauge says so.
+        // 0 until the prober's outbox exists; then it keeps this gauge and its counters current
+        // itself (probe/outbox.rs), so that they stay exact even when the event channel overflows.
         r.set(&n::BUFFER_QUEUED, &[d], 0.0);
         for signal in ["traces", "metrics", "logs"] {
             let s = [(attr::SIGNAL, signal)];

@@ -5,7 +5,8 @@
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
 //! - [`metrics`]: events and hot-path counters → registry.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
-//! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender; [`spool`]: the queue.
+//! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
+//!   re-encoding); [`spool`]: the queue.
 
 pub mod attrs;
 pub mod env;
@@ -14,6 +15,8 @@ pub mod logs;
 pub mod metrics;
 pub mod names;
 pub mod otlp_metrics;
+pub mod pb;
+pub mod raw_grpc;
 pub mod registry;
 pub mod spans;
 pub mod spool;
@@ -25,7 +28,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -66,6 +68,8 @@ pub struct Telemetry {
     pub sink: EventSink,
     opts: Options,
     resource: Resource,
+    /// The resource and the scope, encoded once for every trace request.
+    encoded_resource: (Vec<u8>, Vec<u8>),
     started: SystemTime,
     export_tx: Option<mpsc::UnboundedSender<Batch>>,
     flush_tx: mpsc::Sender<oneshot::Sender<()>>,
@@ -123,6 +127,7 @@ impl Telemetry {
             stats,
             sink,
             opts,
+            encoded_resource: (resource.encode_to_vec(), export::scope().encode_to_vec()),
             resource,
             started: SystemTime::now(),
             export_tx,
@@ -162,14 +167,12 @@ impl Telemetry {
         self.ship(Signal::Metrics, points, req.encode_to_vec());
     }
 
-    fn flush(&self, spans: &mut Vec<Span>, logs: &mut Vec<LogRecord>) {
+    fn flush(&self, spans: &mut spans::Encoded, logs: &mut Vec<LogRecord>) {
         if !spans.is_empty() {
-            let n = spans.len() as u64;
-            self.ship(
-                Signal::Traces,
-                n,
-                export::trace_request(&self.resource, std::mem::take(spans)).encode_to_vec(),
-            );
+            let spans = spans.take();
+            let (res, scope) = &self.encoded_resource;
+            let req = export::trace_request(res, scope, &spans.buf);
+            self.ship(Signal::Traces, spans.count, req);
         }
         if !logs.is_empty() {
             let n = logs.len() as u64;
@@ -205,7 +208,7 @@ impl Telemetry {
             .and_then(|mut f| f.take())
             .expect("consume runs once");
         let mut builder = spans::SpanBuilder::new(&self.opts.dashboard);
-        let (mut span_buf, mut log_buf) = (Vec::new(), Vec::new());
+        let (mut span_buf, mut log_buf) = (spans::Encoded::default(), Vec::new());
         let (mut last_spans, mut last_logs, mut last_metrics) =
             (Instant::now(), Instant::now(), Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -230,7 +233,7 @@ impl Telemetry {
                         let _ = t.send(ev);
                     }
                     if self.export_tx.is_none() {
-                        span_buf.clear();
+                        span_buf = spans::Encoded::default();
                     }
                 }
                 Some(ack) = flush_rx.recv() => {
@@ -240,7 +243,7 @@ impl Telemetry {
                 }
                 _ = tick.tick() => {}
             }
-            if span_buf.len() >= 512
+            if span_buf.count >= 512
                 || (!span_buf.is_empty() && last_spans.elapsed() >= self.opts.env.span_delay)
             {
                 self.flush(&mut span_buf, &mut Vec::new());
@@ -249,7 +252,7 @@ impl Telemetry {
             if log_buf.len() >= 512
                 || (!log_buf.is_empty() && last_logs.elapsed() >= self.opts.env.log_delay)
             {
-                self.flush(&mut Vec::new(), &mut log_buf);
+                self.flush(&mut spans::Encoded::default(), &mut log_buf);
                 last_logs = Instant::now();
             }
             if last_metrics.elapsed() >= self.opts.env.metric_interval {

@@ -39,6 +39,8 @@ defs! {
     FALLBACK_ACTIVE = "websocket.fallback.active", Kind::Gauge, "1", "1 while the prober is in degraded (fallback) mode.";
     HEARTBEAT_MISSED = "websocket.heartbeat.missed", Kind::Counter, "{heartbeat}", "Heartbeats a peer failed to answer in time.";
     BUFFER_QUEUED = "websocket.buffer.queued", Kind::Gauge, "{message}", "Messages waiting in the prober's offline buffer.";
+    BUFFER_DROPPED = "websocket.buffer.dropped", Kind::Counter, "{message}", "Messages the prober's offline buffer refused, by reason.";
+    BUFFER_DELIVERED = "websocket.buffer.delivered", Kind::Counter, "{message}", "Messages of the prober's offline buffer the dashboard confirmed.";
     PROTOCOL_ERRORS = "websocket.protocol_errors", Kind::Counter, "{error}", "RFC 6455 violations seen, by rule.";
     SEED_CONNECTIONS = "websocket_connections_total", Kind::Counter, "", "Seed dashboard: connections by state (connected, disconnected, failed).";
     SEED_ERRORS = "websocket_errors_total", Kind::Counter, "", "Seed dashboard: errors by Iskra error class.";
@@ -75,4 +77,5 @@ pub mod attr {
     pub const ENDPOINT: &str = "endpoint";
     pub const VOICE: &str = "voice";
     pub const SIGNAL: &str = "signal";
+    pub const REASON: &str = "reason";
 }

@@ -1,6 +1,8 @@
 //! Lifecycle events → OTLP spans. One `ws.session` span per proxied connection (request head to session
 //! end), with `ws.upstream.connect`, `ws.handshake` and `ws.close` children exported as each ends, and a
-//! `ws.reconnect.attempt` span per prober attempt. Only the open sessions' small state is held.
+//! `ws.reconnect.attempt` span per prober attempt. Only the open sessions' small state is held, and
+//! finished spans are written already encoded ([`Encoded`], through [`super::pb`]): no span structs, no
+//! allocation per attribute.
 //!
 //! Status is ERROR only for real failures: an error class from the seed's table (1006, refused or timed
 //! out upstream, protocol errors, …), never for a normal 1000/1001 close.
@@ -8,10 +10,10 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 
-use super::attrs::{self, i, s};
+use super::attrs;
+use super::pb::{self, Attrs, PbAttrs};
 use crate::events::{Event, EventKind, SessionInfo};
 use crate::semantics::{self, Context, ErrorClass};
 
@@ -31,18 +33,68 @@ pub fn span_id() -> [u8; 8] {
     rand::random()
 }
 
+/// Finished spans, encoded: each is a `spans` field (2) of an OTLP `ScopeSpans`.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// The encoded fields.
+    pub buf: Vec<u8>,
+    /// How many spans `buf` holds.
+    pub count: u64,
+}
+
+impl Encoded {
+    /// No spans.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Takes the spans out, leaving this empty.
+    pub fn take(&mut self) -> Encoded {
+        std::mem::take(self)
+    }
+}
+
+/// The close of a session, kept until the session ends.
+#[derive(Debug)]
+struct Closed {
+    at: u64,
+    code: u16,
+    reason: String,
+    initiator: &'static str,
+}
+
+impl Closed {
+    fn write(&self, a: &mut impl Attrs) {
+        a.int("websocket.close.code", self.code as i64);
+        a.str("websocket.close.reason", &self.reason);
+        a.str("websocket.close.initiator", self.initiator);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Open {
     trace: [u8; 16],
     span: [u8; 8],
     start: u64,
-    info: Option<std::sync::Arc<SessionInfo>>,
-    /// Attributes learned along the way (subprotocol, protocol error rule).
-    attrs: Vec<KeyValue>,
+    /// Learned along the way.
+    subprotocol: Option<String>,
+    rule: Option<&'static str>,
     connect_start: Option<u64>,
-    close: Option<(u64, Vec<KeyValue>)>,
+    close: Option<Closed>,
     error: Option<ErrorClass>,
     last_kind: Option<EventKind>,
+}
+
+impl Open {
+    /// What the session learned along the way (subprotocol, protocol error rule).
+    fn learned(&self, a: &mut impl Attrs) {
+        if let Some(p) = &self.subprotocol {
+            a.str("websocket.subprotocol", p);
+        }
+        if let Some(r) = self.rule {
+            a.str("websocket.protocol_error.rule", r);
+        }
+    }
 }
 
 /// Builds spans from events; holds only open sessions.
@@ -55,21 +107,18 @@ pub struct SpanBuilder {
 /// Trace and span ids of a session, for log correlation.
 pub type Ids = Option<([u8; 16], [u8; 8])>;
 
-fn base_attrs(info: &SessionInfo) -> Vec<KeyValue> {
-    let mut v = vec![
-        s("url.path", info.path.clone()),
-        s("url.scheme", "ws"),
-        s("server.address", info.upstream_host.clone()),
-        i("server.port", info.upstream_port as i64),
-        s("client.address", info.client.ip().to_string()),
-        s("network.protocol.name", "websocket"),
-        s("http.request.method", "GET"),
-        s("websocket.upstream.name", info.upstream_name.clone()),
-    ];
+fn base_attrs(info: &SessionInfo, a: &mut impl Attrs) {
+    a.str("url.path", &info.path);
+    a.str("url.scheme", "ws");
+    a.str("server.address", &info.upstream_host);
+    a.int("server.port", info.upstream_port as i64);
+    a.str("client.address", &info.client.ip().to_string());
+    a.str("network.protocol.name", "websocket");
+    a.str("http.request.method", "GET");
+    a.str("websocket.upstream.name", &info.upstream_name);
     if let Some(ua) = &info.user_agent {
-        v.push(s("user_agent.original", ua.clone()));
+        a.str("user_agent.original", ua);
     }
-    v
 }
 
 /// Where a span sits: its trace, its own id and its parent.
@@ -79,71 +128,70 @@ struct Place {
     parent: Option<[u8; 8]>,
 }
 
+/// Writes one span: Span { trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8,
+/// attributes 9, status 15 { message 2, code 3 } }.
 fn span(
+    out: &mut Encoded,
     name: &str,
     kind: SpanKind,
     at: Place,
     (start, end): (u64, u64),
-    attributes: Vec<KeyValue>,
+    attributes: impl FnOnce(&mut PbAttrs),
     error: Option<&str>,
-) -> Span {
-    let Place { trace, id, parent } = at;
-    let status = match error {
-        Some(msg) => Status {
-            code: StatusCode::Error as i32,
-            message: msg.to_string(),
-        },
-        None => Status {
-            code: StatusCode::Unset as i32,
-            message: String::new(),
-        },
-    };
-    Span {
-        trace_id: trace.to_vec(),
-        span_id: id.to_vec(),
-        parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
-        name: name.into(),
-        kind: kind as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end.max(start),
-        attributes,
-        status: Some(status),
-        ..Default::default()
-    }
+) {
+    pb::message(&mut out.buf, 2, |b| {
+        pb::bytes(b, 1, &at.trace);
+        pb::bytes(b, 2, &at.id);
+        if let Some(p) = at.parent {
+            pb::bytes(b, 4, &p);
+        }
+        pb::bytes(b, 5, name.as_bytes());
+        pb::uint(b, 6, kind as u64);
+        pb::fixed64(b, 7, start);
+        pb::fixed64(b, 8, end.max(start));
+        attributes(&mut PbAttrs::new(b, 9));
+        pb::message(b, 15, |b| {
+            if let Some(msg) = error {
+                pb::bytes(b, 2, msg.as_bytes());
+                pb::uint(b, 3, StatusCode::Error as u64);
+            }
+        });
+    });
+    out.count += 1;
 }
 
 /// A step span (`ws.upstream.connect`, `ws.handshake`, `ws.close`) under its session's span.
 fn child_span(
+    out: &mut Encoded,
     o: &Open,
-    name: &str,
-    kind: SpanKind,
+    (name, kind): (&str, SpanKind),
     times: (u64, u64),
-    attributes: Vec<KeyValue>,
+    attributes: impl FnOnce(&mut PbAttrs),
     error: Option<&str>,
-) -> Span {
+) {
     let at = Place {
         trace: o.trace,
         id: span_id(),
         parent: Some(o.span),
     };
-    span(name, kind, at, times, attributes, error)
+    span(out, name, kind, at, times, attributes, error)
 }
 
 /// The `ws.session` span of a finished session.
-fn session_span(o: &Open, attributes: Vec<KeyValue>, end: u64, error: Option<&str>) -> Span {
+fn session_span(
+    out: &mut Encoded,
+    o: &Open,
+    attributes: impl FnOnce(&mut PbAttrs),
+    end: u64,
+    error: Option<&str>,
+) {
     let at = Place {
         trace: o.trace,
         id: o.span,
         parent: None,
     };
-    span(
-        "ws.session",
-        SpanKind::Server,
-        at,
-        (o.start, end),
-        attributes,
-        error,
-    )
+    let (name, kind) = ("ws.session", SpanKind::Server);
+    span(out, name, kind, at, (o.start, end), attributes, error)
 }
 
 impl SpanBuilder {
@@ -161,21 +209,20 @@ impl SpanBuilder {
         self.open.len()
     }
 
-    /// Feeds one event; finished spans are pushed to `out`. Returns the session's ids for logs.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Span>) -> Ids {
+    /// Feeds one event; finished spans are written to `out`. Returns the session's ids for logs.
+    pub fn on_event(&mut self, ev: &Event, out: &mut Encoded) -> Ids {
         let at = nanos(ev.at);
         if let Some(ids) = self.on_probe(ev, at, out) {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        let dashboard = self.dashboard.clone();
+        let dashboard = self.dashboard.as_str();
         let o = self.open.entry(info.id).or_insert_with(|| Open {
             trace: trace_id(),
             span: span_id(),
             start: at,
             ..Default::default()
         });
-        o.info = Some(info.clone());
         let ids = Some((o.trace, o.span));
         let sem = || semantics::describe(&ev.kind, &Context::default());
         match &ev.kind {
@@ -183,21 +230,15 @@ impl SpanBuilder {
             EventKind::UpstreamConnected { .. } | EventKind::UpstreamConnectFailed { .. } => {
                 let start = o.connect_start.take().unwrap_or(at);
                 let sm = sem();
-                let mut a = vec![
-                    s("server.address", info.upstream_host.clone()),
-                    i("server.port", info.upstream_port as i64),
-                    s("websocket.upstream.name", info.upstream_name.clone()),
-                ];
-                a.extend(attrs::iskra(&sm, &dashboard));
+                let attributes = |a: &mut PbAttrs| {
+                    a.str("server.address", &info.upstream_host);
+                    a.int("server.port", info.upstream_port as i64);
+                    a.str("websocket.upstream.name", &info.upstream_name);
+                    attrs::iskra(&sm, dashboard, a);
+                };
                 let err = sm.error.map(|e| e.as_str());
-                out.push(child_span(
-                    o,
-                    "ws.upstream.connect",
-                    SpanKind::Client,
-                    (start, at),
-                    a,
-                    err,
-                ));
+                let what = ("ws.upstream.connect", SpanKind::Client);
+                child_span(out, o, what, (start, at), attributes, err);
             }
             EventKind::HandshakeCompleted {
                 subprotocol,
@@ -205,49 +246,43 @@ impl SpanBuilder {
                 ..
             } => {
                 let sm = sem();
-                let mut a = vec![i("http.response.status_code", 101)];
-                if let Some(p) = subprotocol {
-                    a.push(s("websocket.subprotocol", p.clone()));
-                    o.attrs.push(s("websocket.subprotocol", p.clone()));
-                }
-                if let Some(x) = extensions {
-                    a.push(s("websocket.extensions", x.clone()));
-                }
-                a.extend(attrs::iskra(&sm, &dashboard));
-                out.push(child_span(
-                    o,
-                    "ws.handshake",
-                    SpanKind::Internal,
-                    (o.start, at),
-                    a,
-                    None,
-                ));
+                let attributes = |a: &mut PbAttrs| {
+                    a.int("http.response.status_code", 101);
+                    if let Some(p) = subprotocol {
+                        a.str("websocket.subprotocol", p);
+                    }
+                    if let Some(x) = extensions {
+                        a.str("websocket.extensions", x);
+                    }
+                    attrs::iskra(&sm, dashboard, a);
+                };
+                let what = ("ws.handshake", SpanKind::Internal);
+                child_span(out, o, what, (o.start, at), attributes, None);
+                o.subprotocol.clone_from(subprotocol);
                 o.last_kind = Some(ev.kind.clone());
             }
             EventKind::HandshakeRejected { status, .. } => {
                 let sm = sem();
-                let mut a = vec![i("http.response.status_code", *status as i64)];
-                a.extend(attrs::iskra(&sm, &dashboard));
                 let err = sm.error.map(|e| e.as_str());
-                out.push(child_span(
-                    o,
-                    "ws.handshake",
-                    SpanKind::Internal,
-                    (o.start, at),
-                    a,
-                    err,
-                ));
+                let status = *status as i64;
+                let attributes = |a: &mut PbAttrs| {
+                    a.int("http.response.status_code", status);
+                    attrs::iskra(&sm, dashboard, a);
+                };
+                let what = ("ws.handshake", SpanKind::Internal);
+                child_span(out, o, what, (o.start, at), attributes, err);
                 let o = self.open.remove(&info.id).unwrap_or_default();
-                let mut sa = base_attrs(info);
-                sa.extend(o.attrs.iter().cloned());
-                sa.push(i("http.response.status_code", *status as i64));
-                sa.extend(attrs::iskra(&sm, &dashboard));
-                out.push(session_span(&o, sa, at, err));
+                let attributes = |a: &mut PbAttrs| {
+                    base_attrs(info, a);
+                    o.learned(a);
+                    a.int("http.response.status_code", status);
+                    attrs::iskra(&sm, dashboard, a);
+                };
+                session_span(out, &o, attributes, at, err);
             }
             EventKind::ProtocolError { rule, .. } => {
                 o.error = o.error.or(semantics::classify(&ev.kind));
-                o.attrs
-                    .push(s("websocket.protocol_error.rule", rule.as_str()));
+                o.rule = o.rule.or(Some(rule.as_str()));
             }
             EventKind::HeartbeatTimeout { .. } => {
                 o.error = o.error.or(semantics::classify(&ev.kind))
@@ -258,12 +293,12 @@ impl SpanBuilder {
                 initiator,
             } => {
                 o.error = o.error.or(semantics::classify(&ev.kind));
-                let a = vec![
-                    i("websocket.close.code", *code as i64),
-                    s("websocket.close.reason", reason.clone()),
-                    s("websocket.close.initiator", initiator.as_str()),
-                ];
-                o.close = Some((at, a));
+                o.close = Some(Closed {
+                    at,
+                    code: *code,
+                    reason: reason.clone(),
+                    initiator: initiator.as_str(),
+                });
                 o.last_kind = Some(ev.kind.clone());
             }
             EventKind::SessionEnded { totals, .. } => {
@@ -271,35 +306,31 @@ impl SpanBuilder {
                 let outcome = o.last_kind.take().unwrap_or_else(|| ev.kind.clone());
                 let sm = semantics::describe(&outcome, &Context::default());
                 let err = o.error.or(sm.error);
-                let mut sa = base_attrs(info);
-                sa.append(&mut o.attrs);
-                if let Some((close_at, ca)) = o.close.take() {
-                    sa.extend(ca.iter().cloned());
-                    let mut a = ca;
-                    a.extend(attrs::iskra(&sm, &dashboard));
-                    out.push(child_span(
-                        &o,
-                        "ws.close",
-                        SpanKind::Internal,
-                        (close_at, at),
-                        a,
-                        err.map(|e| e.as_str()),
-                    ));
+                if let Some(c) = &o.close {
+                    let attributes = |a: &mut PbAttrs| {
+                        c.write(a);
+                        attrs::iskra(&sm, dashboard, a);
+                    };
+                    let what = ("ws.close", SpanKind::Internal);
+                    let err = err.map(|e| e.as_str());
+                    child_span(out, &o, what, (c.at, at), attributes, err);
                 }
-                sa.extend([
-                    i("websocket.messages.received", totals.messages_in as i64),
-                    i("websocket.messages.sent", totals.messages_out as i64),
-                    i("websocket.bytes.received", totals.bytes_in as i64),
-                    i("websocket.bytes.sent", totals.bytes_out as i64),
-                ]);
-                let mut iskra = attrs::iskra(&sm, &dashboard);
-                if let (Some(e), None) = (err, sm.error) {
-                    iskra.push(s("error.type", e.as_str()));
-                    iskra.push(s("iskra.error.class", e.as_str()));
-                    iskra.push(s("iskra.error.severity", e.severity().as_str()));
-                }
-                sa.extend(iskra);
-                out.push(session_span(&o, sa, at, err.map(|e| e.as_str())));
+                let attributes = |a: &mut PbAttrs| {
+                    base_attrs(info, a);
+                    o.learned(a);
+                    if let Some(c) = &o.close {
+                        c.write(a);
+                    }
+                    a.int("websocket.messages.received", totals.messages_in as i64);
+                    a.int("websocket.messages.sent", totals.messages_out as i64);
+                    a.int("websocket.bytes.received", totals.bytes_in as i64);
+                    a.int("websocket.bytes.sent", totals.bytes_out as i64);
+                    attrs::iskra(&sm, dashboard, a);
+                    if let (Some(e), None) = (err, sm.error) {
+                        attrs::error_class(e, a);
+                    }
+                };
+                session_span(out, &o, attributes, at, err.map(|e| e.as_str()));
             }
             _ => {}
         }
@@ -307,7 +338,7 @@ impl SpanBuilder {
     }
 
     /// Prober attempts become `ws.reconnect.attempt` spans (one trace per attempt).
-    fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Vec<Span>) -> Option<Ids> {
+    fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Encoded) -> Option<Ids> {
         match &ev.kind {
             EventKind::ProbeAttempt {
                 endpoint, attempt, ..
@@ -331,24 +362,28 @@ impl SpanBuilder {
                         .remove(endpoint)
                         .unwrap_or((at, trace_id(), span_id(), 0));
                 let sm = semantics::describe(&ev.kind, &Context::default());
-                let mut a = vec![
-                    s("websocket.upstream.name", endpoint.clone()),
-                    s("websocket.transport", transport.as_str()),
-                    i("websocket.reconnect.attempt", attempt as i64),
-                ];
-                a.extend(attrs::iskra(&sm, &self.dashboard));
-                out.push(span(
-                    "ws.reconnect.attempt",
+                let attributes = |a: &mut PbAttrs| {
+                    a.str("websocket.upstream.name", endpoint);
+                    a.str("websocket.transport", transport.as_str());
+                    a.int("websocket.reconnect.attempt", attempt as i64);
+                    attrs::iskra(&sm, &self.dashboard, a);
+                };
+                let at_ = Place {
+                    trace,
+                    id,
+                    parent: None,
+                };
+                let what = "ws.reconnect.attempt";
+                let err = sm.error.map(|e| e.as_str());
+                span(
+                    out,
+                    what,
                     SpanKind::Client,
-                    Place {
-                        trace,
-                        id,
-                        parent: None,
-                    },
+                    at_,
                     (start, at),
-                    a,
-                    sm.error.map(|e| e.as_str()),
-                ));
+                    attributes,
+                    err,
+                );
                 Some(Some((trace, id)))
             }
             _ => None,

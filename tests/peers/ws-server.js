@@ -1,11 +1,14 @@
 // A dashboard-like upstream for the tests, on the library the Iskra dashboards use (node `ws` 8).
 // Usage: node ws-server.js [port]   (0 = any free port; prints {"port": N} on stdout once listening)
-// Env: DEFLATE=1 enables permessage-deflate; PLAIN_ECHO=1 turns the text commands off (Autobahn); PROTOCOLS=a,b lists subprotocols it accepts.
+// Env: DEFLATE=1 enables permessage-deflate; PLAIN_ECHO=1 turns the text commands off (Autobahn); PROTOCOLS=a,b lists subprotocols it accepts;
+// RECORD=FILE appends every text message received, as a JSON string on a line of its own, to FILE (synchronously, before
+// any later frame — a ping included — is processed); NO_PONG=1 never answers pings (a dashboard that reads but never confirms).
 // WebSocket: echoes every message; a text message "close:CODE:REASON" makes it close with CODE/REASON;
 // "hello?" gets the request headers it saw back as JSON; "stream:N" makes it send N numbered messages.
 // HTTP: /health (JSON), /sse (5 events, 200 ms apart), /echo (echoes method, headers and body),
 // /status/NNN (answers NNN), /forbidden-ws (upgrade refused with 401).
 'use strict';
+const fs = require('fs');
 const http = require('http');
 const { WebSocketServer } = require('ws');
 
@@ -45,6 +48,7 @@ const wss = new WebSocketServer({
   noServer: true,
   perMessageDeflate: process.env.DEFLATE === '1',
   maxPayload: 64 * 1024 * 1024,
+  autoPong: process.env.NO_PONG !== '1',
   handleProtocols: (protocols) => {
     for (const p of accepted) if (protocols.has(p)) return p;
     return false;
@@ -63,6 +67,7 @@ server.on('upgrade', (req, socket, head) => {
 wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
   ws.on('message', (data, isBinary) => {
+    if (!isBinary && process.env.RECORD) fs.appendFileSync(process.env.RECORD, JSON.stringify(data.toString()) + '\n');
     if (!isBinary && process.env.PLAIN_ECHO !== '1') {
       const s = data.toString();
       if (s.startsWith('close:')) {

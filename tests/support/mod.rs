@@ -222,3 +222,45 @@ pub async fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The text messages a `RECORD=FILE` node dashboard received (tests/peers/ws-server.js), in order.
+pub fn recorded(file: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON string per line"))
+        .collect()
+}
+
+/// `POST /probe/send` with a raw body: (status, head, JSON body).
+pub async fn post_probe_send(admin: SocketAddr, body: &[u8]) -> (u16, String, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let head = format!("POST /probe/send HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
+    (status, head.to_ascii_lowercase(), json)
+}
+
+/// The value of the series `name` whose labels include `labels`, from the sidecar's /metrics.
+pub async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let (_, _, body) = http_get(admin, "/metrics").await;
+    body.lines().find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let ok = n == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        ok.then(|| value.parse().ok()).flatten()
+    })
+}

@@ -1,0 +1,397 @@
+//! The prober's outbox — the seed's offline buffer without its flaw: a bounded, ordered queue of text
+//! messages the prober must deliver to the dashboard (fed by `POST /probe/send` and `monitor --send`).
+//!
+//! - **Bounded, never silent.** It holds at most `websocket.fallback.buffer_max_size` messages. A message
+//!   offered to a full outbox is refused to whoever offered it ([`Rejected::Full`]: HTTP 507), counted in
+//!   `websocket.buffer.dropped{reason="full"}` and logged at WARN (`buffer_message_rejected`). Nothing it
+//!   holds is ever evicted (the seed dropped the oldest without a trace).
+//! - **The seed's flush policy.** While the prober is connected: every `flush_interval` (5000 ms), as soon
+//!   as `flush_batch` (10) wait, and at once on every (re)connect. A flush sends everything queued, in
+//!   order, then a ping; the pong to that ping (or to a later one) says the dashboard's WebSocket stack
+//!   has read every frame before it. Only then are the messages removed ([`Outbox::ack`]), counted in
+//!   `websocket.buffer.delivered` and announced by a `buffer_flushed` event (Ω 0.8).
+//! - **Put back.** A flush that is not confirmed (write error, link lost, moving server, shutdown) leaves
+//!   its messages at the front, in order ([`Outbox::abort`]); messages offered meanwhile stay behind.
+//! - **Guarantee: at-least-once, in order.** Nothing accepted is lost while the process runs; with
+//!   `telemetry.spool_dir` nothing is lost across a restart or a crash either, because the file
+//!   (`outbox-<dashboard>.jsonl`, one JSON string per line) is rewritten — temp file, fsync, rename —
+//!   before an offer is answered and after each confirmed flush. A message is sent twice only when its
+//!   flush was not confirmed although the dashboard read it (the link broke between the batch and its
+//!   pong), or the process died between a pong and the rewrite.
+//!
+//! The gauge `websocket.buffer.queued` and both counters are written into the registry when they change
+//! (not through events): they stay exact even when the event channel overflows.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::events::{DropReason, EventKind, EventSink};
+use crate::telemetry::names::{self as n, attr};
+use crate::telemetry::registry::Registry;
+
+/// The outbox's settings (`websocket.fallback.*`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// `buffer_messages`: whether there is an outbox at all.
+    pub enabled: bool,
+    /// `buffer_max_size`: most messages held.
+    pub capacity: usize,
+    /// `flush_interval`: while connected, flush this often.
+    pub flush_interval: Duration,
+    /// `flush_batch`: flush as soon as this many wait.
+    pub flush_batch: usize,
+}
+
+/// Where the outbox reports.
+#[derive(Clone)]
+pub struct Hooks {
+    /// The endpoint named on events (the dashboard).
+    pub endpoint: String,
+    /// Lifecycle events (`buffer_flushed`, `buffer_message_rejected`).
+    pub sink: EventSink,
+    /// The metric registry and the `iskra.dashboard` label (a sidecar; `monitor --send` has none).
+    pub registry: Option<(Arc<Registry>, String)>,
+}
+
+/// Why a message was refused; the message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// At capacity.
+    #[error("the prober's outbox is full: it holds {queued} messages, its capacity (websocket.fallback.buffer_max_size) is {capacity}; retry after it flushes")]
+    Full {
+        /// The capacity.
+        capacity: usize,
+        /// Messages held.
+        queued: usize,
+    },
+    /// The spool file could not be written, so the message could not be kept.
+    #[error("the prober's outbox could not be written to {path}: {error}")]
+    Spool {
+        /// The file.
+        path: String,
+        /// The OS error.
+        error: String,
+    },
+}
+
+impl Rejected {
+    /// The `reason` it is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            Rejected::Full { .. } => DropReason::Full,
+            Rejected::Spool { .. } => DropReason::SpoolError,
+        }
+    }
+}
+
+/// Totals, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Messages accepted since start (including any loaded from the spool).
+    pub accepted: u64,
+    /// Messages held now (waiting or in an unconfirmed flush).
+    pub queued: u64,
+    /// Messages the dashboard confirmed.
+    pub delivered: u64,
+    /// Messages refused.
+    pub dropped: u64,
+}
+
+struct State {
+    queue: VecDeque<Utf8Bytes>,
+    /// The first `in_flight` messages of `queue` belong to an unconfirmed flush.
+    in_flight: usize,
+}
+
+/// The outbox; share it as `Arc<Outbox>`.
+pub struct Outbox {
+    settings: Settings,
+    state: Mutex<State>,
+    file: Option<PathBuf>,
+    hooks: Hooks,
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    batch_ready: Notify,
+    room: Notify,
+}
+
+impl Outbox {
+    /// An outbox; with `spool_dir`, it loads what a previous run left (an unreadable file is an error,
+    /// and is left as it was).
+    pub fn open(
+        settings: Settings,
+        spool_dir: Option<&Path>,
+        hooks: Hooks,
+    ) -> std::io::Result<Outbox> {
+        let file = spool_dir.map(|d| d.join(format!("outbox-{}.jsonl", hooks.endpoint)));
+        let queue = match &file {
+            Some(f) => {
+                std::fs::create_dir_all(f.parent().unwrap_or(Path::new(".")))?;
+                read_file(f)?
+            }
+            None => VecDeque::new(),
+        };
+        let me = Outbox {
+            settings,
+            accepted: AtomicU64::new(queue.len() as u64),
+            state: Mutex::new(State {
+                queue,
+                in_flight: 0,
+            }),
+            file,
+            hooks,
+            delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            batch_ready: Notify::new(),
+            room: Notify::new(),
+        };
+        me.meter(|r, d| {
+            r.add(&n::BUFFER_DROPPED, &[d, (attr::REASON, "full")], 0.0);
+            r.add(&n::BUFFER_DELIVERED, &[d], 0.0);
+        });
+        let st = me.lock();
+        me.gauge(&st);
+        if st.queue.len() >= me.settings.flush_batch {
+            me.batch_ready.notify_one();
+        }
+        drop(st);
+        Ok(me)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn meter(&self, f: impl FnOnce(&Registry, (&'static str, &str))) {
+        if let Some((r, dashboard)) = &self.hooks.registry {
+            f(r, (attr::DASHBOARD, dashboard.as_str()));
+        }
+    }
+
+    fn gauge(&self, st: &State) {
+        self.meter(|r, d| r.set(&n::BUFFER_QUEUED, &[d], st.queue.len() as f64));
+    }
+
+    fn persist(&self, st: &State) -> std::io::Result<()> {
+        match &self.file {
+            Some(f) => write_file(f, &st.queue),
+            None => Ok(()),
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Messages held (waiting or in an unconfirmed flush).
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Totals so far.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            accepted: self.accepted.load(Relaxed),
+            queued: self.len() as u64,
+            delivered: self.delivered.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+        }
+    }
+
+    fn push(&self, msg: Utf8Bytes) -> Result<usize, Rejected> {
+        let mut st = self.lock();
+        let queued = st.queue.len();
+        if queued >= self.settings.capacity {
+            let capacity = self.settings.capacity;
+            return Err(Rejected::Full { capacity, queued });
+        }
+        st.queue.push_back(msg);
+        if let Err(e) = self.persist(&st) {
+            st.queue.pop_back(); // still ours: the lock was held since the push
+            let path = self.file.as_deref().unwrap_or(Path::new("")).display();
+            let (path, error) = (path.to_string(), e.to_string());
+            return Err(Rejected::Spool { path, error });
+        }
+        self.accepted.fetch_add(1, Relaxed);
+        self.gauge(&st);
+        if st.queue.len() - st.in_flight >= self.settings.flush_batch {
+            self.batch_ready.notify_one();
+        }
+        Ok(st.queue.len())
+    }
+
+    fn refused(&self, e: &Rejected) {
+        self.dropped.fetch_add(1, Relaxed);
+        let reason = e.reason();
+        self.meter(|r, d| {
+            r.add(
+                &n::BUFFER_DROPPED,
+                &[d, (attr::REASON, reason.as_str())],
+                1.0,
+            )
+        });
+        self.hooks.sink.emit(
+            None,
+            EventKind::BufferRejected {
+                endpoint: self.hooks.endpoint.clone(),
+                reason,
+                capacity: self.settings.capacity as u64,
+                queued: self.len() as u64,
+            },
+        );
+    }
+
+    /// Queues `msg` at the back and returns how many messages are held, or refuses it (counted,
+    /// logged at WARN). With a spool file this writes it: call it off the async threads.
+    pub fn offer(&self, msg: impl Into<Utf8Bytes>) -> Result<usize, Rejected> {
+        self.push(msg.into()).inspect_err(|e| self.refused(e))
+    }
+
+    /// Like [`Outbox::offer`], but waits for room instead of refusing when full (backpressure for a
+    /// reader that can wait, like `monitor --send`).
+    pub async fn offer_waiting(&self, msg: impl Into<Utf8Bytes>) -> Result<usize, Rejected> {
+        let msg = msg.into();
+        loop {
+            match self.push(msg.clone()) {
+                Err(Rejected::Full { .. }) => self.room.notified().await,
+                r => return r.inspect_err(|e| self.refused(e)),
+            }
+        }
+    }
+
+    /// Resolves once `flush_batch` messages wait (a stored signal counts).
+    pub async fn batch_ready(&self) {
+        self.batch_ready.notified().await
+    }
+
+    /// Starts a flush: everything queued, in order; None when empty or a flush is unconfirmed.
+    pub fn begin_flush(&self) -> Option<Vec<Utf8Bytes>> {
+        let mut st = self.lock();
+        if st.in_flight > 0 || st.queue.is_empty() {
+            return None;
+        }
+        st.in_flight = st.queue.len();
+        Some(st.queue.iter().cloned().collect())
+    }
+
+    /// The dashboard confirmed the flush: its messages leave (and the spool file is rewritten: call it
+    /// off the async threads). Returns how many are still queued.
+    pub fn ack(&self) -> usize {
+        let mut st = self.lock();
+        let n = st.in_flight;
+        st.queue.drain(..n);
+        st.in_flight = 0;
+        if n == 0 {
+            return st.queue.len();
+        }
+        if let Err(e) = self.persist(&st) {
+            crate::app::log_line(
+                "WARN",
+                "outbox_spool_error",
+                serde_json::json!({"message": format!("delivered messages stay in the outbox file and will be sent again after a restart: {e}"),
+                                   "path": self.file.as_deref().map(|p| p.display().to_string())}),
+            );
+        }
+        self.delivered.fetch_add(n as u64, Relaxed);
+        self.meter(|r, d| r.add(&n::BUFFER_DELIVERED, &[d], n as f64));
+        self.gauge(&st);
+        let queued = st.queue.len();
+        drop(st);
+        self.room.notify_one();
+        self.hooks.sink.emit(
+            None,
+            EventKind::BufferFlushed {
+                endpoint: self.hooks.endpoint.clone(),
+                messages: n as u64,
+                queued: queued as u64,
+            },
+        );
+        queued
+    }
+
+    /// The flush was not confirmed: its messages stay at the front, in order. Returns how many.
+    pub fn abort(&self) -> usize {
+        std::mem::take(&mut self.lock().in_flight)
+    }
+}
+
+/// Opens a sidecar's outbox (spooled when `telemetry.spool_dir` is set); when the spool cannot be
+/// used, says so at WARN and keeps the outbox in memory (an unreadable file is left untouched).
+pub fn for_sidecar(
+    config: &crate::config::Config,
+    sink: EventSink,
+    registry: Arc<Registry>,
+) -> Arc<Outbox> {
+    let hooks = Hooks {
+        endpoint: config.dashboard.clone(),
+        sink,
+        registry: Some((registry, config.dashboard.clone())),
+    };
+    let s = config.outbox.clone();
+    Arc::new(
+        Outbox::open(s.clone(), config.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
+            crate::app::log_line(
+                "WARN",
+                "outbox_spool_unavailable",
+                serde_json::json!({"message": format!("{e}; the prober's outbox is kept in memory only"),
+                                   "spool_dir": config.spool_dir.as_deref().map(|p| p.display().to_string())}),
+            );
+            Outbox::open(s, None, hooks).expect("a memory outbox")
+        }),
+    )
+}
+
+fn read_file(path: &Path) -> std::io::Result<VecDeque<Utf8Bytes>> {
+    let f = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(VecDeque::new()),
+        r => r?,
+    };
+    let mut out = VecDeque::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let msg: String = serde_json::from_str(&line).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} line {}: {e}", path.display(), i + 1),
+            )
+        })?;
+        out.push_back(msg.into());
+    }
+    Ok(out)
+}
+
+fn write_file(path: &Path, queue: &VecDeque<Utf8Bytes>) -> std::io::Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    for m in queue {
+        serde_json::to_writer(&mut w, m.as_str())?;
+        w.write_all(b"\n")?;
+    }
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! Unit tests of the outbox: order, put-back, capacity without eviction, the batch trigger, the gauge
+//! and counters, and the spool file across a reopen.
+
+use super::*;
+use futures_util::FutureExt;
+
+fn settings(capacity: usize, flush_batch: usize) -> Settings {
+    Settings {
+        enabled: true,
+        capacity,
+        flush_interval: Duration::from_millis(5000),
+        flush_batch,
+    }
+}
+
+fn hooks() -> (Hooks, tokio::sync::mpsc::Receiver<crate::events::Event>) {
+    let (sink, rx) = EventSink::channel(64);
+    let registry = Arc::new(Registry::default());
+    let hooks = Hooks {
+        endpoint: "pulse".into(),
+        sink,
+        registry: Some((registry, "pulse".into())),
+    };
+    (hooks, rx)
+}
+
+fn memory(capacity: usize, flush_batch: usize) -> Outbox {
+    Outbox::open(settings(capacity, flush_batch), None, hooks().0).unwrap()
+}
+
+fn texts(batch: Option<Vec<Utf8Bytes>>) -> Vec<String> {
+    batch
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+fn registry(o: &Outbox) -> &Registry {
+    &o.hooks.registry.as_ref().unwrap().0
+}
+
+#[test]
+fn a_flush_takes_everything_in_order_and_an_ack_removes_exactly_that() {
+    let o = memory(10, 10);
+    for m in ["a", "b", "c"] {
+        o.offer(m).unwrap();
+    }
+    assert_eq!(texts(o.begin_flush()), ["a", "b", "c"]);
+    assert_eq!(o.begin_flush(), None, "one unconfirmed flush at a time");
+    assert_eq!(o.offer("d"), Ok(4), "in-flight messages still count");
+    assert_eq!(o.ack(), 1, "only the flushed three leave");
+    assert_eq!(texts(o.begin_flush()), ["d"]);
+    o.ack();
+    assert!(o.is_empty());
+    let c = o.counts();
+    assert_eq!((c.accepted, c.delivered, c.dropped, c.queued), (4, 4, 0, 0));
+}
+
+#[test]
+fn an_unconfirmed_flush_is_put_back_at_the_front_in_order() {
+    let o = memory(10, 10);
+    for m in ["1", "2", "3"] {
+        o.offer(m).unwrap();
+    }
+    assert_eq!(texts(o.begin_flush()), ["1", "2", "3"]);
+    o.offer("4").unwrap();
+    assert_eq!(o.abort(), 3);
+    o.offer("5").unwrap();
+    assert_eq!(texts(o.begin_flush()), ["1", "2", "3", "4", "5"]);
+    assert_eq!(o.abort(), 5);
+    assert_eq!(o.abort(), 0, "nothing in flight: no-op");
+    assert_eq!(o.counts().delivered, 0);
+}
+
+#[test]
+fn a_full_outbox_refuses_the_new_message_and_keeps_every_old_one() {
+    let (h, mut rx) = hooks();
+    let o = Outbox::open(settings(2, 10), None, h).unwrap();
+    o.offer("old-1").unwrap();
+    o.offer("old-2").unwrap();
+    let e = o.offer("new").unwrap_err();
+    assert_eq!(
+        e,
+        Rejected::Full {
+            capacity: 2,
+            queued: 2
+        }
+    );
+    assert!(e
+        .to_string()
+        .contains("capacity (websocket.fallback.buffer_max_size) is 2"));
+    assert_eq!(texts(o.begin_flush()), ["old-1", "old-2"]);
+    let r = registry(&o);
+    let full = [(attr::DASHBOARD, "pulse"), (attr::REASON, "full")];
+    assert_eq!(r.value(n::BUFFER_DROPPED.name, &full), Some(1.0));
+    assert_eq!(o.counts().dropped, 1);
+    let ev = rx.try_recv().unwrap();
+    assert!(matches!(
+        ev.kind,
+        EventKind::BufferRejected {
+            reason: DropReason::Full,
+            capacity: 2,
+            queued: 2,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_batch_signal_fires_when_flush_batch_messages_wait() {
+    let o = memory(100, 3);
+    o.offer("a").unwrap();
+    o.offer("b").unwrap();
+    assert!(
+        o.batch_ready().now_or_never().is_none(),
+        "2 < 3: wait for the interval"
+    );
+    o.offer("c").unwrap();
+    assert!(
+        o.batch_ready().now_or_never().is_some(),
+        "3 queued: flush now"
+    );
+}
+
+#[test]
+fn the_gauge_follows_the_queue_and_each_confirmed_flush_is_an_event() {
+    let (h, mut rx) = hooks();
+    let o = Outbox::open(settings(10, 10), None, h).unwrap();
+    let d = [(attr::DASHBOARD, "pulse")];
+    for m in ["a", "b"] {
+        o.offer(m).unwrap();
+    }
+    assert_eq!(registry(&o).value(n::BUFFER_QUEUED.name, &d), Some(2.0));
+    o.begin_flush();
+    o.ack();
+    assert_eq!(registry(&o).value(n::BUFFER_QUEUED.name, &d), Some(0.0));
+    assert_eq!(registry(&o).value(n::BUFFER_DELIVERED.name, &d), Some(2.0));
+    let ev = rx.try_recv().unwrap();
+    assert!(matches!(
+        ev.kind,
+        EventKind::BufferFlushed {
+            messages: 2,
+            queued: 0,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_spool_file_survives_a_reopen_until_the_dashboard_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Outbox::open(settings(10, 10), Some(dir.path()), hooks().0).unwrap();
+    let o = open();
+    let odd = "line one\nline two, «ünïcode» \"quoted\" 🚀";
+    o.offer("first").unwrap();
+    o.offer(odd).unwrap();
+    o.begin_flush(); // in flight when the process "dies": still in the file
+    drop(o);
+    let o = open();
+    assert_eq!(o.counts().accepted, 2);
+    assert_eq!(texts(o.begin_flush()), ["first", odd]);
+    o.ack();
+    drop(o);
+    let o = open();
+    assert!(o.is_empty());
+    let file = dir.path().join("outbox-pulse.jsonl");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+    assert!(!dir.path().join("outbox-pulse.jsonl.tmp").exists());
+}
+
+#[test]
+fn an_unreadable_spool_file_is_an_error_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outbox-pulse.jsonl");
+    std::fs::write(&file, "\"ok\"\nnot json\n").unwrap();
+    let e = Outbox::open(settings(10, 10), Some(dir.path()), hooks().0)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("line 2"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "\"ok\"\nnot json\n"
+    );
+}
+
+#[tokio::test]
+async fn offer_waiting_waits_for_room_instead_of_refusing() {
+    let o = Arc::new(memory(1, 10));
+    o.offer("a").unwrap();
+    let o2 = o.clone();
+    let waiting = tokio::spawn(async move { o2.offer_waiting("b").await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    o.begin_flush();
+    o.ack();
+    assert_eq!(waiting.await.unwrap(), Ok(1));
+    assert_eq!(texts(o.begin_flush()), ["b"]);
+    assert_eq!(o.counts().dropped, 0, "waiting is not dropping");
+}

@@ -1,0 +1,392 @@
+//! The prober's outbox (the seed's offline buffer, done right) against real node `ws` dashboards that
+//! record every text message they receive (tests/peers/ws-server.js, `RECORD=FILE`): delivery in order
+//! and exactly once after the dashboard comes back, the batch trigger, put-back and resend of an
+//! unconfirmed flush, a full outbox (507, counted, nothing evicted), the endpoint's refusals,
+//! persistence across a sidecar crash, and `monitor --send`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use iskra_ws_sidecar::app;
+use iskra_ws_sidecar::config::{defaults, from_tree};
+use iskra_ws_sidecar::events::{DropReason, Event, EventKind};
+use iskra_ws_sidecar::semantics::{self, LogLevel};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use support::*;
+
+type Events = mpsc::UnboundedReceiver<Event>;
+
+async fn start(edit: impl FnOnce(&mut Value)) -> (app::Running, Events) {
+    let mut tree = defaults();
+    tree["listen"] = "127.0.0.1:0".into();
+    tree["admin"] = "127.0.0.1:0".into();
+    tree["websocket"]["reconnection"] = json!({"max_attempts": 1000, "initial_delay": 50, "backoff_multiplier": 1.5, "max_delay": 300, "jitter": true});
+    tree["websocket"]["heartbeat"] =
+        json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
+    tree["limits"]["upstream_timeout_ms"] = 1000.into();
+    edit(&mut tree);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sc = app::start(from_tree(&tree).unwrap(), Some(tx))
+        .await
+        .unwrap();
+    (sc, rx)
+}
+
+/// Waits for an event matching `f`, returning every event seen up to it.
+async fn until(rx: &mut Events, what: &str, f: impl Fn(&EventKind) -> bool) -> Vec<EventKind> {
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+        let ev = tokio::time::timeout(left, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {seen:?}"))
+            .unwrap();
+        let hit = f(&ev.kind);
+        seen.push(ev.kind);
+        if hit {
+            return seen;
+        }
+    }
+}
+
+async fn gauge(admin: SocketAddr) -> Option<f64> {
+    metric(
+        admin,
+        "websocket_buffer_queued",
+        &[("iskra_dashboard", "pulse")],
+    )
+    .await
+}
+
+async fn until_recorded(file: &Path, n: usize) -> Vec<String> {
+    let t0 = Instant::now();
+    loop {
+        let got = recorded(file);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the dashboard got {got:?}, expected {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn messages(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("msg-{i:02} «é» \"q\"")).collect()
+}
+
+fn record_env(file: &Path) -> [(&'static str, String); 2] {
+    [
+        ("RECORD", file.display().to_string()),
+        ("PLAIN_ECHO", "1".into()),
+    ]
+}
+
+fn env_refs<'a>(e: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    e.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_posted_while_the_dashboard_is_down_arrive_in_order_exactly_once_after_it_returns()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("received.jsonl");
+    let env = record_env(&rec);
+    let up = node_ws(&env_refs(&env));
+    let port = up.port;
+    let (sc, mut rx) = start(|t| t["upstream"] = format!("ws://127.0.0.1:{port}").into()).await;
+    until(&mut rx, "prober connected", |k| {
+        matches!(k, EventKind::ProbeSucceeded { .. })
+    })
+    .await;
+    drop(up); // the dashboard dies
+    until(&mut rx, "prober lost the dashboard", |k| {
+        matches!(k, EventKind::ProbeFailed { .. })
+    })
+    .await;
+    let sent = messages(25);
+    for (i, m) in sent.iter().enumerate() {
+        let (status, _, body) = post_probe_send(sc.admin_addr, m.as_bytes()).await;
+        assert_eq!((status, body["queued"].as_u64()), (202, Some(i as u64 + 1)));
+    }
+    assert_eq!(gauge(sc.admin_addr).await, Some(25.0));
+    assert!(
+        recorded(&rec).is_empty(),
+        "nothing can arrive while it is down"
+    );
+    let _back = node_ws_on(port, &env_refs(&env));
+    let mut flushed = 0;
+    while flushed < 25 {
+        let seen = until(&mut rx, "buffer_flushed", |k| {
+            matches!(k, EventKind::BufferFlushed { .. })
+        })
+        .await;
+        if let Some(EventKind::BufferFlushed { messages, .. }) = seen.last() {
+            flushed += messages;
+        }
+    }
+    assert_eq!(flushed, 25, "each message confirmed once");
+    assert_eq!(recorded(&rec), sent, "in order, each exactly once");
+    assert_eq!(gauge(sc.admin_addr).await, Some(0.0));
+    let d = [("iskra_dashboard", "pulse")];
+    let delivered = metric(sc.admin_addr, "websocket_buffer_delivered_total", &d).await;
+    assert_eq!(delivered, Some(25.0));
+    sc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_queued_messages_flush_at_once_without_waiting_for_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("received.jsonl");
+    let up = node_ws(&env_refs(&record_env(&rec)));
+    let (sc, mut rx) = start(|t| {
+        t["upstream"] = format!("ws://127.0.0.1:{}", up.port).into();
+        t["websocket"]["fallback"]["flush_interval"] = 600_000.into(); // only the batch can trigger
+    })
+    .await;
+    // A heartbeat round trip: the (re)connect flush has come and gone with nothing queued.
+    until(&mut rx, "a prober heartbeat", |k| {
+        matches!(k, EventKind::PingPong { rtt: Some(_), .. })
+    })
+    .await;
+    let sent = messages(10);
+    for m in &sent {
+        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
+    }
+    assert_eq!(until_recorded(&rec, 10).await, sent);
+    let seen = until(&mut rx, "buffer_flushed", |k| {
+        matches!(k, EventKind::BufferFlushed { .. })
+    })
+    .await;
+    let last = seen.last().unwrap();
+    assert!(matches!(
+        last,
+        EventKind::BufferFlushed {
+            messages: 10,
+            queued: 0,
+            ..
+        }
+    ));
+    let s = semantics::describe(last, &semantics::Context::default());
+    assert_eq!(
+        (s.delta, s.omega, s.level),
+        ("buffer_flushed", 0.8, LogLevel::Info)
+    );
+    sc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unconfirmed_flush_is_put_back_and_sent_again_after_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec1, rec2) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
+    let port = dead_port();
+    let (sc, mut rx) = start(|t| {
+        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
+        // 3 < flush_batch and no interval: only the flush on (re)connect can send them.
+        t["websocket"]["fallback"]["flush_interval"] = 600_000.into();
+    })
+    .await;
+    let sent = messages(3);
+    for m in &sent {
+        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
+    }
+    // A dashboard that reads everything and never answers a ping: no flush is ever confirmed.
+    let mut env = record_env(&rec1).to_vec();
+    env.push(("NO_PONG", "1".into()));
+    let mute = node_ws_on(port, &env_refs(&env));
+    until(&mut rx, "the silent link declared dead", |k| {
+        matches!(k, EventKind::HeartbeatTimeout { .. })
+    })
+    .await;
+    // After the reconnect the same batch goes again, whole and in order (at-least-once).
+    let got = until_recorded(&rec1, 6).await;
+    for attempt in got.chunks(3) {
+        assert_eq!(
+            attempt,
+            &sent[..attempt.len()],
+            "every attempt in order: {got:?}"
+        );
+    }
+    assert_eq!(
+        gauge(sc.admin_addr).await,
+        Some(3.0),
+        "still held: nothing confirmed"
+    );
+    drop(mute);
+    let _ok = node_ws_on(port, &env_refs(&record_env(&rec2)));
+    until(&mut rx, "buffer_flushed", |k| {
+        matches!(k, EventKind::BufferFlushed { messages: 3, .. })
+    })
+    .await;
+    assert_eq!(recorded(&rec2), sent);
+    assert_eq!(gauge(sc.admin_addr).await, Some(0.0));
+    sc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_outbox_answers_507_counts_every_refusal_and_keeps_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("received.jsonl");
+    let port = dead_port();
+    let (sc, mut rx) = start(|t| {
+        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
+        t["websocket"]["fallback"]["buffer_max_size"] = 3.into();
+    })
+    .await;
+    let sent = messages(3);
+    for m in &sent {
+        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
+    }
+    for _ in 0..2 {
+        let (status, head, body) = post_probe_send(sc.admin_addr, b"one too many").await;
+        assert_eq!(status, 507, "{body}");
+        assert_eq!(
+            (
+                body["reason"].as_str(),
+                body["capacity"].as_u64(),
+                body["queued"].as_u64()
+            ),
+            (Some("full"), Some(3), Some(3))
+        );
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains("capacity (websocket.fallback.buffer_max_size) is 3"),
+            "{msg}"
+        );
+        assert!(head.contains("retry-after: 5"), "{head}");
+    }
+    let full = [("iskra_dashboard", "pulse"), ("reason", "full")];
+    let dropped = metric(sc.admin_addr, "websocket_buffer_dropped_total", &full).await;
+    assert_eq!(dropped, Some(2.0));
+    assert_eq!(gauge(sc.admin_addr).await, Some(3.0));
+    // A refusal is the outbox's own count, not a connection error of the seed's error rate.
+    let overload = [("error_type", "SERVER_OVERLOAD")];
+    let errors = metric(sc.admin_addr, "websocket_errors_total", &overload).await;
+    assert_eq!(errors, Some(0.0));
+    for _ in 0..2 {
+        let seen = until(&mut rx, "the refusal event", |k| {
+            matches!(k, EventKind::BufferRejected { .. })
+        })
+        .await;
+        let k = seen.last().unwrap();
+        assert!(matches!(
+            k,
+            EventKind::BufferRejected {
+                reason: DropReason::Full,
+                capacity: 3,
+                queued: 3,
+                ..
+            }
+        ));
+        let s = semantics::describe(k, &semantics::Context::default());
+        assert_eq!(
+            (s.delta, s.level),
+            ("buffer_message_rejected", LogLevel::Warn)
+        );
+    }
+    // What it held is delivered; what it refused never is.
+    let _up = node_ws_on(port, &env_refs(&record_env(&rec)));
+    until(&mut rx, "buffer_flushed", |k| {
+        matches!(k, EventKind::BufferFlushed { .. })
+    })
+    .await;
+    assert_eq!(recorded(&rec), sent);
+    sc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_endpoint_refuses_what_it_cannot_send_and_is_absent_when_disabled() {
+    let port = dead_port();
+    let up = format!("ws://127.0.0.1:{port}");
+    let (sc, _rx) = start(|t| {
+        t["upstream"] = up.as_str().into();
+        t["limits"]["max_message_size"] = 125.into();
+    })
+    .await;
+    let (status, _, body) = post_probe_send(sc.admin_addr, &[b'o', b'k', 0xff, 0xfe]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not UTF-8"));
+    let (status, _, body) = post_probe_send(sc.admin_addr, &[b'x'; 126]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("125"));
+    assert_eq!(post_probe_send(sc.admin_addr, &[b'x'; 125]).await.0, 202);
+    let (status, head, _) = http_get(sc.admin_addr, "/probe/send").await;
+    assert_eq!(status, 405);
+    assert!(head.to_ascii_lowercase().contains("allow: post"));
+    assert_eq!(
+        gauge(sc.admin_addr).await,
+        Some(1.0),
+        "refusals queue nothing"
+    );
+    sc.shutdown().await;
+    for (key, value) in [
+        ("buffer_messages", "websocket.fallback.buffer_messages"),
+        ("probe", "probe.enabled"),
+    ] {
+        let (sc, _rx) = start(|t| {
+            t["upstream"] = up.as_str().into();
+            match key {
+                "probe" => t["probe"]["enabled"] = false.into(),
+                _ => t["websocket"]["fallback"]["buffer_messages"] = false.into(),
+            }
+        })
+        .await;
+        let (status, _, body) = post_probe_send(sc.admin_addr, b"hello").await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(value), "{body}");
+        sc.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_spool_dir_the_outbox_survives_a_sidecar_crash_and_is_delivered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, rec) = (dir.path().join("spool"), dir.path().join("received.jsonl"));
+    let port = dead_port();
+    let upstream = format!("ws://127.0.0.1:{port}");
+    let spool_s = spool.display().to_string();
+    let env = [
+        ("ISKRA_SIDECAR_TELEMETRY__SPOOL_DIR", spool_s.as_str()),
+        ("OTEL_SDK_DISABLED", "true"),
+        ("ISKRA_SIDECAR_WEBSOCKET__RECONNECTION__INITIAL_DELAY", "50"),
+        ("ISKRA_SIDECAR_WEBSOCKET__RECONNECTION__MAX_DELAY", "300"),
+        // 4 < flush_batch and no interval: only the flush on connect can send them.
+        (
+            "ISKRA_SIDECAR_WEBSOCKET__FALLBACK__FLUSH_INTERVAL",
+            "600000",
+        ),
+    ];
+    let first = sidecar(&upstream, &[], &env);
+    let sent = messages(4);
+    for m in &sent {
+        assert_eq!(post_probe_send(first.admin, m.as_bytes()).await.0, 202);
+    }
+    drop(first); // SIGKILL: no shutdown, no flush
+    let file = spool.join("outbox-pulse.jsonl");
+    assert_eq!(recorded(&file), sent, "on disk, in order, before the 202s");
+    let second = sidecar(&upstream, &[], &env);
+    assert_eq!(gauge(second.admin).await, Some(4.0), "reloaded at start");
+    let _up = node_ws_on(port, &env_refs(&record_env(&rec)));
+    assert_eq!(until_recorded(&rec, 4).await, sent);
+    let t0 = Instant::now();
+    while gauge(second.admin).await != Some(0.0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the flush was never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        recorded(&file).is_empty(),
+        "confirmed messages leave the file"
+    );
+    assert_eq!(recorded(&rec), sent, "delivered once");
+}
