@@ -272,17 +272,22 @@ impl Begun {
     }
 }
 
-/// Runs a session to its end, counted in `active_sessions`.
-pub async fn run_session(
-    shared: &Shared,
-    client: (TcpStream, Bytes),
-    upstream: (TcpStream, Bytes),
-    ctx: SessionCtx,
-) {
-    shared.stats.active_sessions.fetch_add(1, Relaxed);
-    let shutdown = shared.shutdown.clone();
-    relay::run(client.0, client.1, upstream.0, upstream.1, ctx, shutdown).await;
-    shared.stats.active_sessions.fetch_sub(1, Relaxed);
+/// A session whose handshake completed: both sockets, each with the bytes read past its HTTP head.
+pub struct Opened {
+    /// The client's socket and bytes.
+    pub client: (TcpStream, Bytes),
+    /// The dashboard's socket and bytes.
+    pub upstream: (TcpStream, Bytes),
+    /// The session's context.
+    pub ctx: SessionCtx,
+}
+
+impl Opened {
+    /// Runs the session to its end (the relay's own future, nothing around it).
+    pub fn run(self, shared: &Shared) -> impl std::future::Future<Output = ()> + Send {
+        let (c, u) = (self.client, self.upstream);
+        relay::run(c.0, c.1, u.0, u.1, self.ctx, shared.shutdown.clone())
+    }
 }
 
 /// The upstream's answer to the upgrade.
@@ -330,14 +335,15 @@ async fn read_answer(
     }
 }
 
-/// The fast path: forwards the upgrade in `head` to the dashboard and, on 101, runs the session here.
-pub async fn upgrade(
+/// The fast path: forwards the upgrade in `head` to the dashboard; on 101 the session is ready to run,
+/// `None` when no session follows (an answer was sent instead).
+pub async fn open(
     mut client: TcpStream,
     mut head: BytesMut,
     req: UpgradeHead,
     peer: SocketAddr,
     shared: &Shared,
-) {
+) -> Option<Opened> {
     let mut begun = Begun::new(shared, peer, "GET", req.path, req.user_agent);
     let answer = |status: u16, msg: &str| plain_response(status, msg, true);
     let Dialed { stream: mut up, .. } = match begun.dial(shared).await {
@@ -366,26 +372,28 @@ pub async fn upgrade(
         }
     };
     let upstream_pre = resp.split_off(a.len).freeze();
-    if client.write_all(&resp).await.is_err() {
-        return;
-    }
+    client.write_all(&resp).await.ok()?;
     if a.status != 101 {
         // Relayed as is; the rest of the connection is a byte stream between the two.
         begun.reject(shared, a.status, RejectCause::UpstreamStatus);
         let _ = client.write_all(&upstream_pre).await;
         let _ = up.write_all(&client_pre).await;
         let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
-        return;
+        return None;
     }
-    drop(resp);
     let ctx = begun.completed(shared, a.subprotocol, a.extensions);
-    run_session(shared, (client, client_pre), (up, upstream_pre), ctx).await;
+    Some(Opened {
+        client: (client, client_pre),
+        upstream: (up, upstream_pre),
+        ctx,
+    })
 }
 
 /// Writes a final answer and closes the connection.
-async fn finish(mut client: TcpStream, bytes: &[u8]) {
+async fn finish(mut client: TcpStream, bytes: &[u8]) -> Option<Opened> {
     let _ = client.write_all(bytes).await;
     let _ = client.shutdown().await;
+    None
 }
 
 #[cfg(test)]

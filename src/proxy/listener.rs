@@ -95,12 +95,28 @@ struct Conn {
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     client: SocketAddr,
     permit: Arc<Permit>,
     shared: Arc<Shared>,
 ) {
-    nodelay(&stream, &shared);
+    // Everything up to the session runs in its own boxed future, freed when the handshake is done, so
+    // that an open session's task holds the relay's state and little else.
+    let opened = Box::pin(handshake_phase(stream, client, permit.clone(), &shared)).await;
+    if let Some(o) = opened {
+        o.run(&shared).await;
+    }
+}
+
+/// Reads the first request head: an upgrade takes the fast path (and returns the session to run),
+/// anything else is served by hyper here.
+async fn handshake_phase(
+    mut stream: TcpStream,
+    client: SocketAddr,
+    permit: Arc<Permit>,
+    shared: &Arc<Shared>,
+) -> Option<handshake::Opened> {
+    nodelay(&stream, shared);
     let limits = &shared.config.limits;
     let mut head = BytesMut::new();
     let first = handshake::read_first(
@@ -109,16 +125,13 @@ async fn connection(
         limits.max_header_size,
         limits.handshake_timeout,
     )
-    .await;
+    .await?;
     match first {
-        None => {}
-        Some(First::Upgrade(req)) => {
-            handshake::upgrade(stream, head, req, client, &shared).await;
-            drop(permit);
-        }
-        Some(First::Other) => {
+        First::Upgrade(req) => handshake::open(stream, head, req, client, shared).await,
+        First::Other => {
             let io = Prefixed::new(head.freeze(), stream);
-            serve_http(io, client, permit, shared).await;
+            serve_http(io, client, permit, shared.clone()).await;
+            None
         }
     }
 }
@@ -306,7 +319,12 @@ async fn handle_upgrade(
             return;
         };
         let ctx = begun.completed(&shared, subprotocol, extensions);
-        handshake::run_session(&shared, client, upstream, ctx).await;
+        let opened = handshake::Opened {
+            client,
+            upstream,
+            ctx,
+        };
+        opened.run(&shared).await;
     });
     client_resp
 }

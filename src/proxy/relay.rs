@@ -30,6 +30,22 @@ use crate::events::{Direction, EventKind, Initiator, Peer, SessionTotals};
 
 type PumpFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
+/// Counts the session in `active_sessions` while it runs.
+struct Active<'a>(&'a super::Stats);
+
+impl<'a> Active<'a> {
+    fn new(stats: &'a super::Stats) -> Self {
+        stats.active_sessions.fetch_add(1, Relaxed);
+        Active(stats)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active_sessions.fetch_sub(1, Relaxed);
+    }
+}
+
 /// How the session ended, for the Close event.
 struct Ending {
     code: u16,
@@ -56,6 +72,7 @@ pub fn run(
 ) -> impl Future<Output = ()> + Send {
     let mut shutdown = shutdown;
     async move {
+        let _active = Active::new(&ctx.stats);
         let started = Instant::now();
         let shared = Shared::default();
         // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and

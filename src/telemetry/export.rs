@@ -48,14 +48,17 @@ pub fn resource(env: &OtelEnv) -> Resource {
 /// ([`super::spans::Encoded`]); `resource` and `scope` are encoded messages.
 /// ExportTraceServiceRequest { resource_spans 1: { resource 1, scope_spans 2: { scope 1, spans 2… } } }
 pub fn trace_request(resource: &[u8], scope: &[u8], spans: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() + resource.len() + scope.len() + 16);
-    pb::message(&mut out, 1, |b| {
-        pb::bytes(b, 1, resource);
-        pb::message(b, 2, |b| {
-            pb::bytes(b, 1, scope);
-            b.extend_from_slice(spans);
-        });
-    });
+    let field_len = |n: usize| 1 + pb::varint_len(n) + n;
+    let scope_spans = field_len(scope.len()) + spans.len();
+    let resource_spans = field_len(resource.len()) + field_len(scope_spans);
+    let mut out = Vec::with_capacity(field_len(resource_spans));
+    out.push(0x0a); // field 1, length-delimited
+    pb::varint(&mut out, resource_spans as u64);
+    pb::bytes(&mut out, 1, resource);
+    out.push(0x12); // field 2, length-delimited
+    pb::varint(&mut out, scope_spans as u64);
+    pb::bytes(&mut out, 1, scope);
+    out.extend_from_slice(spans);
     out
 }
 
@@ -153,7 +156,7 @@ impl Client {
     }
 
     /// Sends one encoded request.
-    pub async fn send(&self, data: &[u8]) -> Result<(), ExportError> {
+    pub async fn send(&self, data: Bytes) -> Result<(), ExportError> {
         let fail = |e: &dyn std::fmt::Display| {
             ExportError::Failed(format!(
                 "{} export to {}: {e}",
@@ -163,7 +166,7 @@ impl Client {
         };
         if let Some(path) = &self.file {
             // OTLP JSON lines, the shape of the Collector's file exporter.
-            let mut line = self.to_json(data).map_err(|e| fail(&e))?;
+            let mut line = self.to_json(&data).map_err(|e| fail(&e))?;
             line.push(b'\n');
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
@@ -174,16 +177,16 @@ impl Client {
             return f.write_all(&line).map_err(|e| fail(&e));
         }
         if let Some(ch) = &self.grpc {
-            let req = self.grpc_request(Bytes::copy_from_slice(data));
+            let req = self.grpc_request(data);
             let r = super::raw_grpc::export(ch.clone(), self.signal, req).await;
             return r.map_err(|s| fail(&format!("{:?} {}", s.code(), s.message())));
         }
         let (body, ctype) = match self.target.protocol {
             Protocol::HttpJson => (
-                self.to_json(data).map_err(|e| fail(&e))?,
+                Bytes::from(self.to_json(&data).map_err(|e| fail(&e))?),
                 "application/json",
             ),
-            _ => (data.to_vec(), "application/x-protobuf"),
+            _ => (data, "application/x-protobuf"),
         };
         let r = tokio::time::timeout(self.target.timeout, self.post(body, ctype)).await;
         match r {
@@ -210,7 +213,7 @@ impl Client {
         .map_err(|x| e(&x))
     }
 
-    async fn post(&self, body: Vec<u8>, ctype: &str) -> Result<u16, String> {
+    async fn post(&self, body: Bytes, ctype: &str) -> Result<u16, String> {
         let uri: hyper::Uri = self.target.endpoint.parse().map_err(|e| format!("{e}"))?;
         let host = uri.host().ok_or("endpoint without host")?.to_string();
         let port = uri.port_u16().unwrap_or(80);
@@ -228,9 +231,7 @@ impl Client {
         for (k, v) in &self.target.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
         let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let _ = resp.into_body().collect().await;
@@ -285,9 +286,9 @@ pub async fn sender(
             continue;
         };
         let data = if from_spool {
-            &spool.front().expect("front").data
+            spool.front().expect("front").data.clone()
         } else {
-            &metrics.as_ref().expect("metrics").data
+            Bytes::from(metrics.as_ref().expect("metrics").data.clone())
         };
         let sig = [(n::attr::SIGNAL, signal.as_str())];
         let t0 = Instant::now();

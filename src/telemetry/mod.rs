@@ -87,6 +87,13 @@ pub fn parse_level(s: &str) -> LogLevel {
     }
 }
 
+/// What the consumer builds between exports: open sessions' span state, finished spans, log records.
+type Bufs<'a> = (
+    &'a mut spans::SpanBuilder,
+    &'a mut spans::Encoded,
+    &'a mut Vec<LogRecord>,
+);
+
 impl Telemetry {
     /// Creates the registry, recorder and (unless disabled) the OTLP sender.
     pub fn new(opts: Options, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
@@ -152,8 +159,13 @@ impl Telemetry {
         }
     }
 
+    /// Whether `signal` goes anywhere.
+    fn exports(&self, signal: Signal) -> bool {
+        self.export_tx.is_some() && self.opts.env.targets.contains_key(&signal)
+    }
+
     fn ship_metrics(&self) {
-        if self.export_tx.is_none() || !self.opts.env.targets.contains_key(&Signal::Metrics) {
+        if !self.exports(Signal::Metrics) {
             return;
         }
         self.sync();
@@ -195,6 +207,30 @@ impl Telemetry {
         }
     }
 
+    /// Records one event: metrics, its spans (if it ends any), and its log line.
+    fn on_event(
+        &self,
+        ev: Event,
+        (builder, span_buf, log_buf): &mut Bufs,
+        tap: Option<&mpsc::UnboundedSender<Event>>,
+    ) {
+        self.recorder.record(&ev);
+        let ids = builder.on_event(&ev, span_buf);
+        let sem = semantics::describe(&ev.kind, &semantics::Context::default());
+        if sem.level >= self.opts.log_level {
+            let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
+            if self.opts.stdout_logs {
+                let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);
+            }
+            if self.export_tx.is_some() {
+                log_buf.push(entry.record);
+            }
+        }
+        if let Some(t) = tap {
+            let _ = t.send(ev);
+        }
+    }
+
     /// Consumes events until every sender is gone; `tap` sees each event after it is recorded.
     pub async fn consume(
         self: Arc<Self>,
@@ -208,32 +244,24 @@ impl Telemetry {
             .and_then(|mut f| f.take())
             .expect("consume runs once");
         let mut builder = spans::SpanBuilder::new(&self.opts.dashboard);
-        let (mut span_buf, mut log_buf) = (spans::Encoded::default(), Vec::new());
+        let mut span_buf = spans::Encoded {
+            off: !self.exports(Signal::Traces),
+            ..Default::default()
+        };
+        let mut log_buf = Vec::new();
         let (mut last_spans, mut last_logs, mut last_metrics) =
             (Instant::now(), Instant::now(), Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let stdout = std::io::stdout();
         loop {
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break };
-                    self.recorder.record(&ev);
-                    let ids = builder.on_event(&ev, &mut span_buf);
-                    let sem = semantics::describe(&ev.kind, &semantics::Context::default());
-                    if sem.level >= self.opts.log_level {
-                        let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
-                        if self.opts.stdout_logs {
-                            let _ = writeln!(stdout.lock(), "{}", entry.json);
-                        }
-                        if self.export_tx.is_some() {
-                            log_buf.push(entry.record);
-                        }
-                    }
-                    if let Some(t) = &tap {
-                        let _ = t.send(ev);
-                    }
-                    if self.export_tx.is_none() {
-                        span_buf = spans::Encoded::default();
+                    let mut bufs = (&mut builder, &mut span_buf, &mut log_buf);
+                    self.on_event(ev, &mut bufs, tap.as_ref());
+                    // Whatever else is queued is taken now: the checks below run once per batch.
+                    for _ in 0..256 {
+                        let Ok(ev) = rx.try_recv() else { break };
+                        self.on_event(ev, &mut bufs, tap.as_ref());
                     }
                 }
                 Some(ack) = flush_rx.recv() => {
@@ -243,21 +271,22 @@ impl Telemetry {
                 }
                 _ = tick.tick() => {}
             }
+            let now = Instant::now();
             if span_buf.count >= 512
-                || (!span_buf.is_empty() && last_spans.elapsed() >= self.opts.env.span_delay)
+                || (!span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay)
             {
                 self.flush(&mut span_buf, &mut Vec::new());
-                last_spans = Instant::now();
+                last_spans = now;
             }
             if log_buf.len() >= 512
-                || (!log_buf.is_empty() && last_logs.elapsed() >= self.opts.env.log_delay)
+                || (!log_buf.is_empty() && now - last_logs >= self.opts.env.log_delay)
             {
                 self.flush(&mut spans::Encoded::default(), &mut log_buf);
-                last_logs = Instant::now();
+                last_logs = now;
             }
-            if last_metrics.elapsed() >= self.opts.env.metric_interval {
+            if now - last_metrics >= self.opts.env.metric_interval {
                 self.ship_metrics();
-                last_metrics = Instant::now();
+                last_metrics = now;
             }
         }
     }

@@ -47,13 +47,21 @@ enum Point {
     },
 }
 
-/// One metric family: its definition and every series by label set.
-type Family = (Def, BTreeMap<Labels, Point>);
+/// One metric family: its definition and every series, keyed by its sorted label set written as one
+/// string (see [`write_key`]), so that recording into an existing series allocates nothing.
+type Family = (Def, BTreeMap<String, (Labels, Point)>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    families: BTreeMap<&'static str, Family>,
+    /// Reused for building lookup keys.
+    scratch: String,
+}
 
 /// Thread-safe store of every series.
 #[derive(Debug, Default)]
 pub struct Registry {
-    series: Mutex<BTreeMap<&'static str, Family>>,
+    series: Mutex<Inner>,
 }
 
 /// A snapshot of one series, for exporters.
@@ -78,21 +86,49 @@ fn sorted(labels: &[(&'static str, &str)]) -> Labels {
     l
 }
 
+/// Writes a label set, sorted, as one string: `key \x1f value \x1e` per label.
+fn write_key(out: &mut String, labels: &[(&str, &str)]) {
+    const MAX: usize = 16;
+    assert!(labels.len() <= MAX, "more than {MAX} labels");
+    let mut order = [0usize; MAX];
+    let order = &mut order[..labels.len()];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    order.sort_unstable_by(|a, b| labels[*a].cmp(&labels[*b]));
+    out.clear();
+    for &i in order.iter() {
+        let (k, v) = labels[i];
+        out.push_str(k);
+        out.push('\x1f');
+        out.push_str(v);
+        out.push('\x1e');
+    }
+}
+
 impl Registry {
     fn with(&self, def: &Def, labels: &[(&'static str, &str)], f: impl FnOnce(&mut Point)) {
         let mut g = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let family = g.entry(def.name).or_insert_with(|| (*def, BTreeMap::new()));
-        let p = family
+        let Inner { families, scratch } = &mut *g;
+        write_key(scratch, labels);
+        let family = families
+            .entry(def.name)
+            .or_insert_with(|| (*def, BTreeMap::new()));
+        if let Some((_, p)) = family.1.get_mut(scratch.as_str()) {
+            return f(p);
+        }
+        let p = match def.kind {
+            Kind::Histogram(b) => Point::Hist {
+                counts: vec![0; b.len() + 1],
+                sum: 0.0,
+                count: 0,
+            },
+            _ => Point::Value(0.0),
+        };
+        let (_, p) = family
             .1
-            .entry(sorted(labels))
-            .or_insert_with(|| match def.kind {
-                Kind::Histogram(b) => Point::Hist {
-                    counts: vec![0; b.len() + 1],
-                    sum: 0.0,
-                    count: 0,
-                },
-                _ => Point::Value(0.0),
-            });
+            .entry(scratch.clone())
+            .or_insert((sorted(labels), p));
         f(p);
     }
 
@@ -156,8 +192,8 @@ impl Registry {
     pub fn snapshot(&self) -> Vec<(Def, Labels, Sample)> {
         let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for (def, series) in g.values() {
-            for (labels, p) in series {
+        for (def, series) in g.families.values() {
+            for (labels, p) in series.values() {
                 let s = match p {
                     Point::Value(v) => Sample::Value(*v),
                     Point::Hist { counts, sum, count } => Sample::Histogram {
@@ -174,8 +210,10 @@ impl Registry {
 
     /// The current value of one series (tests, health score).
     pub fn value(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<f64> {
+        let mut key = String::new();
+        write_key(&mut key, labels);
         let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        match g.get(name)?.1.get(&sorted(labels))? {
+        match &g.families.get(name)?.1.get(&key)?.1 {
             Point::Value(v) => Some(*v),
             Point::Hist { count, .. } => Some(*count as f64),
         }
@@ -193,11 +231,11 @@ impl Registry {
 
     fn matching(&self, name: &str, filter: &[(&str, &str)]) -> Vec<f64> {
         let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((_, series)) = g.get(name) else {
+        let Some((_, series)) = g.families.get(name) else {
             return Vec::new();
         };
         series
-            .iter()
+            .values()
             .filter(|(l, _)| {
                 filter
                     .iter()

@@ -40,6 +40,8 @@ pub struct Encoded {
     pub buf: Vec<u8>,
     /// How many spans `buf` holds.
     pub count: u64,
+    /// Nothing exports traces: spans are not written at all (ids are still kept for logs).
+    pub off: bool,
 }
 
 impl Encoded {
@@ -50,7 +52,11 @@ impl Encoded {
 
     /// Takes the spans out, leaving this empty.
     pub fn take(&mut self) -> Encoded {
-        std::mem::take(self)
+        let off = self.off;
+        Encoded {
+            off,
+            ..std::mem::take(self)
+        }
     }
 }
 
@@ -139,6 +145,9 @@ fn span(
     attributes: impl FnOnce(&mut PbAttrs),
     error: Option<&str>,
 ) {
+    if out.off {
+        return;
+    }
     pb::message(&mut out.buf, 2, |b| {
         pb::bytes(b, 1, &at.trace);
         pb::bytes(b, 2, &at.id);
@@ -388,5 +397,136 @@ impl SpanBuilder {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Initiator, SessionTotals};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {
+        let kv = s.attributes.iter().find(|kv| kv.key == key)?;
+        kv.value.as_ref()?.value.as_ref()
+    }
+
+    /// A scripted session through the encoder and the request wrapper, decoded with the official
+    /// definitions: four spans, one trace, children under the session span, the attributes the seed
+    /// asks for, and the resource and scope around them.
+    #[test]
+    fn a_session_decodes_as_four_spans_of_one_trace() {
+        let info = Arc::new(SessionInfo {
+            id: 7,
+            client: "10.0.0.9:5555".parse().unwrap(),
+            path: "/live".into(),
+            user_agent: Some("ua/1".into()),
+            upstream_name: "primary".into(),
+            upstream_host: "127.0.0.1".into(),
+            upstream_port: 3001,
+        });
+        let t0 = SystemTime::now();
+        let ev = |ms: u64, kind: EventKind| Event {
+            at: t0 + Duration::from_millis(ms),
+            session: Some(info.clone()),
+            kind,
+        };
+        let d = Duration::from_millis(1);
+        let script = [
+            ev(0, EventKind::UpstreamConnectStarted),
+            ev(1, EventKind::UpstreamConnected { duration: d }),
+            ev(
+                2,
+                EventKind::HandshakeCompleted {
+                    duration: d,
+                    subprotocol: Some("iskra.v1".into()),
+                    extensions: None,
+                },
+            ),
+            ev(
+                9,
+                EventKind::Close {
+                    code: 4001,
+                    reason: "bye".into(),
+                    initiator: Initiator::Client,
+                },
+            ),
+            ev(
+                10,
+                EventKind::SessionEnded {
+                    duration: d,
+                    totals: SessionTotals {
+                        messages_in: 3,
+                        ..Default::default()
+                    },
+                    code: 4001,
+                    initiator: Initiator::Client,
+                },
+            ),
+        ];
+        let mut b = SpanBuilder::new("pulse");
+        let mut out = Encoded::default();
+        for e in &script {
+            b.on_event(e, &mut out);
+        }
+        assert_eq!((out.count, b.open_sessions()), (4, 0));
+        let resource = opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: vec![super::super::attrs::s("service.name", "iskra-ws-sidecar")],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let scope = super::super::export::scope().encode_to_vec();
+        let req = super::super::export::trace_request(&resource, &scope, &out.buf);
+        let req = ExportTraceServiceRequest::decode(req.as_slice()).expect("decodes");
+        let rs = &req.resource_spans[0];
+        assert_eq!(rs.resource.as_ref().unwrap().encode_to_vec(), resource);
+        let spans = &rs.scope_spans[0].spans;
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ws.upstream.connect",
+                "ws.handshake",
+                "ws.close",
+                "ws.session"
+            ]
+        );
+        let session = &spans[3];
+        assert!(session.parent_span_id.is_empty());
+        for child in &spans[..3] {
+            assert_eq!(child.trace_id, session.trace_id);
+            assert_eq!(child.parent_span_id, session.span_id);
+        }
+        assert_eq!(session.kind, SpanKind::Server as i32);
+        assert_eq!(
+            session.end_time_unix_nano - session.start_time_unix_nano,
+            10_000_000
+        );
+        assert_eq!(
+            attr(session, "websocket.close.code"),
+            Some(&Value::IntValue(4001))
+        );
+        assert_eq!(
+            attr(session, "websocket.subprotocol"),
+            Some(&Value::StringValue("iskra.v1".into()))
+        );
+        assert_eq!(
+            attr(session, "websocket.messages.received"),
+            Some(&Value::IntValue(3))
+        );
+        assert_eq!(
+            attr(session, "iskra.dashboard"),
+            Some(&Value::StringValue("pulse".into()))
+        );
+        assert!(matches!(
+            attr(session, "iskra.omega"),
+            Some(Value::DoubleValue(_))
+        ));
+        assert_eq!(session.status.as_ref().map(|s| s.code), Some(0));
     }
 }

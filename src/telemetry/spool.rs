@@ -17,8 +17,8 @@ pub struct Item {
     pub signal: Signal,
     /// Spans, log records or points inside.
     pub items: u64,
-    /// The protobuf-encoded request (empty while it waits on disk).
-    pub data: Vec<u8>,
+    /// The protobuf-encoded request (empty while it waits on disk); shared, not copied, when sent.
+    pub data: bytes::Bytes,
     /// Its size in bytes.
     pub size: u64,
 }
@@ -77,7 +77,7 @@ impl Spool {
                 let size = std::fs::metadata(&path)?.len();
                 s.bytes += size;
                 s.next_seq = s.next_seq.max(seq + 1);
-                let data = Vec::new();
+                let data = bytes::Bytes::new();
                 s.queue.push_back(Item {
                     seq,
                     signal,
@@ -102,7 +102,8 @@ impl Spool {
     }
 
     /// Appends a request; returns what was dropped to make room (oldest first).
-    pub fn push(&mut self, signal: Signal, items: u64, data: Vec<u8>) -> Dropped {
+    pub fn push(&mut self, signal: Signal, items: u64, data: impl Into<bytes::Bytes>) -> Dropped {
+        let data = data.into();
         let size = data.len() as u64;
         let mut it = Item {
             seq: self.next_seq,
@@ -125,7 +126,7 @@ impl Spool {
         if let Some(p) = self.path(&it) {
             // On disk it waits there; a write failure (disk full, read-only) keeps it in memory.
             if std::fs::write(p, &it.data).is_ok() {
-                it.data = Vec::new();
+                it.data = bytes::Bytes::new();
             }
         }
         self.bytes += size;
@@ -147,7 +148,7 @@ impl Spool {
             match path.map(std::fs::read) {
                 Some(Ok(data)) => {
                     if let Some(f) = self.queue.front_mut() {
-                        f.data = data;
+                        f.data = data.into();
                     }
                 }
                 _ => {
@@ -163,7 +164,7 @@ impl Spool {
         self.bytes -= it.size;
         if it.data.is_empty() && it.size > 0 {
             if let Some(p) = self.path(&it) {
-                it.data = std::fs::read(p).unwrap_or_default();
+                it.data = std::fs::read(p).unwrap_or_default().into();
             }
         }
         if let Some(p) = self.path(&it) {
