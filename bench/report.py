@@ -170,7 +170,10 @@ def main():
         print(f"  {len(errors)} run(s) reported an error (see errors in {out_path})")
     print()
     print(f"JSON: {out_path}")
+    # A run that failed (a target refused connections, a figure measured nothing) makes the whole
+    # benchmark fail: its table would be missing a cell without saying so.
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

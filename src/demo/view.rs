@@ -103,10 +103,7 @@ pub fn errors(r: &Running) -> (String, u64) {
 /// Messages relayed both ways so far.
 pub fn messages(r: &Running) -> u64 {
     let s = &r.proxy.stats;
-    s.inbound.text.load(Relaxed)
-        + s.inbound.binary.load(Relaxed)
-        + s.outbound.text.load(Relaxed)
-        + s.outbound.binary.load(Relaxed)
+    s.inbound.text() + s.inbound.binary() + s.outbound.text() + s.outbound.binary()
 }
 
 /// One table row per dashboard, at most 80 columns.

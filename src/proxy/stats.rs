@@ -53,9 +53,10 @@ impl AtomicHistogram {
     }
 }
 
-/// Per-direction traffic.
+/// One shard of a direction's traffic counters, on its own cache lines.
 #[derive(Debug, Default)]
-pub struct Traffic {
+#[repr(align(128))]
+pub struct Shard {
     /// Text messages.
     pub text: AtomicU64,
     /// Binary messages.
@@ -64,6 +65,63 @@ pub struct Traffic {
     pub bytes: AtomicU64,
     /// Message sizes.
     pub sizes: AtomicHistogram,
+}
+
+/// Shards per direction: worker threads pick one each, so that two threads relaying at once do not
+/// bounce the same cache line between cores on every read.
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Relaxed) as usize % SHARDS
+    };
+}
+
+/// Per-direction traffic: written per thread shard, read as the sum.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    shards: [Shard; SHARDS],
+}
+
+impl Traffic {
+    /// The calling thread's shard.
+    pub fn shard(&self) -> &Shard {
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
+    fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
+    /// Text messages.
+    pub fn text(&self) -> u64 {
+        self.sum(|s| &s.text)
+    }
+
+    /// Binary messages.
+    pub fn binary(&self) -> u64 {
+        self.sum(|s| &s.binary)
+    }
+
+    /// Payload bytes.
+    pub fn bytes(&self) -> u64 {
+        self.sum(|s| &s.bytes)
+    }
+
+    /// Message-size bucket counts (not cumulative) and their sum.
+    pub fn sizes(&self) -> ([u64; SIZE_BUCKETS.len() + 1], u64) {
+        let mut out = [0; SIZE_BUCKETS.len() + 1];
+        let mut sum = 0;
+        for s in &self.shards {
+            let (b, n) = s.sizes.snapshot();
+            for (o, v) in out.iter_mut().zip(b) {
+                *o += v;
+            }
+            sum += n;
+        }
+        (out, sum)
+    }
 }
 
 /// Counters of one proxy instance.
@@ -116,8 +174,9 @@ impl Batch {
         self.size_sum += v;
     }
 
-    /// Adds the batch to the shared counters and resets it.
+    /// Adds the batch to the calling thread's shard of the shared counters and resets it.
     pub fn flush(&mut self, t: &Traffic) {
+        let t = t.shard();
         if self.text > 0 {
             t.text.fetch_add(self.text, Relaxed);
         }
@@ -155,18 +214,42 @@ mod tests {
 
     #[test]
     fn a_batch_flushes_what_observing_each_value_would_record() {
-        let direct = Traffic::default();
+        let direct = AtomicHistogram::default();
         let batched = Traffic::default();
         let mut batch = Batch::default();
         for v in [0u64, 64, 65, 4096, 70_000, 1 << 30] {
-            direct.sizes.observe(v);
+            direct.observe(v);
             batch.binary += 1;
             batch.observe(v);
         }
         batch.flush(&batched);
-        assert_eq!(direct.sizes.snapshot(), batched.sizes.snapshot());
-        assert_eq!(batched.binary.load(Relaxed), 6);
+        assert_eq!(direct.snapshot(), batched.sizes());
+        assert_eq!(batched.binary(), 6);
         batch.flush(&batched);
-        assert_eq!(batched.binary.load(Relaxed), 6);
+        assert_eq!(batched.binary(), 6);
+    }
+
+    #[test]
+    fn shards_written_from_several_threads_add_up() {
+        let t = std::sync::Arc::new(Traffic::default());
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    let mut b = Batch {
+                        text: 2,
+                        bytes: 10,
+                        ..Default::default()
+                    };
+                    b.observe(100);
+                    b.flush(&t);
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        assert_eq!((t.text(), t.bytes()), (24, 120));
+        assert_eq!(t.sizes().0[1], 12);
     }
 }

@@ -2,7 +2,6 @@
 //! and at scrape/export time).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -290,15 +289,15 @@ impl MetricsRecorder {
             r.set(
                 &n::MESSAGES,
                 &[d, io, (attr::FRAME_TYPE, "text")],
-                t.text.load(Relaxed) as f64,
+                t.text() as f64,
             );
             r.set(
                 &n::MESSAGES,
                 &[d, io, (attr::FRAME_TYPE, "binary")],
-                t.binary.load(Relaxed) as f64,
+                t.binary() as f64,
             );
-            r.set(&n::PAYLOAD, &[d, io], t.bytes.load(Relaxed) as f64);
-            let (counts, sum) = t.sizes.snapshot();
+            r.set(&n::PAYLOAD, &[d, io], t.bytes() as f64);
+            let (counts, sum) = t.sizes();
             r.set_histogram(&n::MESSAGE_SIZE, &[d, io], &counts, sum as f64);
         }
         r.set(&n::EVENTS_DROPPED, &[], events_dropped as f64);
