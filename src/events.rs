@@ -256,15 +256,25 @@ impl Transport {
 pub enum DropReason {
     /// The outbox already held its capacity (`websocket.fallback.buffer_max_size`).
     Full,
+    /// The message would have passed the outbox's byte budget (`websocket.fallback.buffer_max_bytes`).
+    FullBytes,
     /// The outbox could not be written to `telemetry.spool_dir`, so it could not keep the message.
     SpoolError,
 }
 
 impl DropReason {
+    /// Every reason (telemetry-schema.yaml lists the same values; tests/schema.rs keeps them equal).
+    pub const ALL: [DropReason; 3] = [
+        DropReason::Full,
+        DropReason::FullBytes,
+        DropReason::SpoolError,
+    ];
+
     /// The `reason` attribute value.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::Full => "full",
+            DropReason::FullBytes => "full_bytes",
             DropReason::SpoolError => "spool_error",
         }
     }

@@ -1,23 +1,22 @@
 //! The chaos suite against real peers: the sidecar binary in front of a node `ws` echo server, driven by
 //! `iskra_ws_sidecar::chaos::run` (the same code as `iskra-ws-sidecar chaos TARGET`) for the scenarios
-//! that run from outside, plus the ones that need control of the host: a network partition (iptables),
-//! a SIGSTOPped Python `websockets` client, and an OTLP collector outage. Every test asserts numbers and
-//! prints what it measured. SIGTERM drain lives in tests/relay.rs (`sigterm_sends_1001_…`).
+//! that run from outside; [`host`] has the ones that need control of the host: a network partition
+//! (iptables), a SIGSTOPped Python `websockets` client, and an OTLP collector outage. Every test asserts
+//! numbers and prints what it measured. SIGTERM drain lives in tests/relay.rs (`sigterm_sends_1001_…`).
 //!
 //! Tests run one at a time (a shared lock): they measure timings on a small CI machine.
 //! Knobs: `ISKRA_CHAOS_CYCLES` (memory_leak, default 20000; the issue's figure is 100000) and
-//! `ISKRA_CHAOS_OUTAGE_SECS` (collector outage, default 5; the issue's figure is 60).
+//! `ISKRA_CHAOS_OUTAGE_SECS` (collector outage, default 60 — the issue's figure, and what CI runs; set
+//! it lower for a quick local run).
 
+#[path = "chaos/host.rs"]
+mod host;
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use iskra_ws_sidecar::chaos::{self, ChaosOptions, ScenarioResult};
-use tokio_tungstenite::tungstenite::Message;
 
-use support::otlp::{attr, grpc_receiver_on};
 use support::*;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -192,7 +191,7 @@ async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
         rec.spans().len()
     );
     passed(&r);
-    assert_eq!(r.measured["warm_cycles"], 2000.min(o.cycles / 10).max(1));
+    assert_eq!(r.measured["warm_cycles"], 5000.min(o.cycles / 4).max(1));
     let (base, after) = (
         rss["warm_baseline"].as_f64().unwrap(),
         rss["after"].as_f64().unwrap(),
@@ -241,73 +240,6 @@ async fn heartbeat_failure_fails_honestly_when_the_sidecar_has_heartbeats_disabl
     assert!(r.measured["closed_after_ms"].is_null());
     assert_eq!((report.passed, report.failed), (0, 1));
     assert_eq!(chaos::exit_code(&report), 1);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn heartbeat_failure_a_sigstopped_python_client_is_dropped_within_the_budget() {
-    let _serial = SERIAL.lock().await;
-    let rig = rig(&[]);
-    let admin = format!("http://{}", rig.sc.admin);
-    let metrics = || async {
-        let text = chaos::wire::http_get(&admin, "/metrics", Duration::from_secs(5))
-            .await
-            .unwrap();
-        let sum = |n: &str, l: &[(&str, &str)]| chaos::wire::metric_sum(&text, n, l);
-        (
-            sum(
-                "websocket_heartbeat_missed_total",
-                &[("websocket_peer", "client")],
-            ),
-            sum("websocket_server_active_connections", &[]),
-        )
-    };
-    let script = root().join("tests/peers/stalled_client.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(format!("ws://{}/stalled", rig.sc.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 is required (scripts/install-test-deps.sh)");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut py = Proc {
-        child,
-        stdout: Some(stdout),
-    };
-    let hello = py.wait_json(|v| v.get("connected").is_some());
-    assert_eq!(
-        hello["echo"], "stalled-client hello",
-        "python `websockets` installed? {hello}"
-    );
-    // While it runs, the library answers the sidecar's pings: three intervals, nothing missed.
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let (missed0, active0) = metrics().await;
-    assert_eq!(active0, 1.0, "the live client's session is open");
-    py.signal("STOP");
-    let t0 = Instant::now();
-    let deadline = HB_BUDGET + chaos::slack(HB_BUDGET);
-    let detected = loop {
-        let (missed, active) = metrics().await;
-        if missed > missed0 && active == 0.0 {
-            break t0.elapsed();
-        }
-        if t0.elapsed() > deadline + Duration::from_secs(2) {
-            py.signal("CONT");
-            panic!("a SIGSTOPped client was not dropped within {deadline:?} (missed {missed}, active {active})");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    py.signal("CONT");
-    let bye = py.wait_json(|v| v.get("closed").is_some());
-    println!(
-        "heartbeat_failure (SIGSTOP python websockets): dropped {detected:?} after SIGSTOP; issue bound {HB_BUDGET:?} + {:?} slack, relay timer bound {HB_TIMER_BOUND:?}; the client saw {bye}",
-        chaos::slack(HB_BUDGET)
-    );
-    assert!(detected <= deadline, "detected after {detected:?}");
-    assert_eq!(
-        missed0, 0.0,
-        "no beat was missed while the client was running"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -376,221 +308,4 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         .unwrap()
         .contains("unknown scenario"));
     assert_eq!(chaos::exit_code(&report), 1);
-}
-
-/// iptables rules inserted by a test; Drop deletes exactly those, whatever happens.
-struct Rules(Vec<Vec<String>>);
-
-impl Rules {
-    fn drop_port(port: u16) -> Rules {
-        let probe = Command::new("iptables")
-            .args(["-w", "-S", "INPUT"])
-            .output();
-        match probe {
-            Err(e) => panic!("network_partition needs `iptables` ({e}): install it with scripts/install-test-deps.sh"),
-            Ok(o) if !o.status.success() => panic!(
-                "network_partition needs root (CAP_NET_ADMIN) for iptables: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Ok(_) => {}
-        }
-        let p = port.to_string();
-        let mut rules = Rules(Vec::new());
-        for spec in [["INPUT", "--dport"], ["OUTPUT", "--sport"]] {
-            let rule: Vec<String> = [spec[0], "-p", "tcp", spec[1], &p, "-j", "DROP"]
-                .map(String::from)
-                .to_vec();
-            let out = Command::new("iptables")
-                .args(["-w", "-I"])
-                .args(&rule)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "iptables -I {rule:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            rules.0.push(rule);
-        }
-        rules
-    }
-}
-
-impl Drop for Rules {
-    fn drop(&mut self) {
-        for rule in self.0.drain(..).rev() {
-            let _ = Command::new("iptables")
-                .args(["-w", "-D"])
-                .args(&rule)
-                .status();
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn network_partition_is_detected_by_heartbeats_within_the_budget() {
-    let _serial = SERIAL.lock().await;
-    let up = node_ws(&[]);
-    let mut env = HB.to_vec();
-    env.push(("ISKRA_SIDECAR_PROBE__ENABLED", "false"));
-    let sc = sidecar_drained(&format!("ws://127.0.0.1:{}", up.port), &env);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
-        .await
-        .unwrap();
-    ws.send(Message::text("before the partition"))
-        .await
-        .unwrap();
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::text("before the partition")
-    );
-    let rules = Rules::drop_port(up.port);
-    let t0 = Instant::now();
-    // Keep reading (so the client answers the sidecar's pings) until the sidecar closes.
-    let close = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(m) = ws.next().await {
-            if let Ok(Message::Close(f)) = m {
-                return f.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-        }
-        None
-    })
-    .await
-    .expect("no close within 5 s of the partition");
-    let detected = t0.elapsed();
-    drop(rules);
-    let left = Command::new("iptables")
-        .args(["-w", "-S"])
-        .output()
-        .unwrap();
-    let left = String::from_utf8_lossy(&left.stdout);
-    assert!(
-        !left.contains(&format!("--dport {} ", up.port))
-            && !left.contains(&format!("--sport {} ", up.port)),
-        "rules left behind:\n{left}"
-    );
-    println!(
-        "network_partition: client closed with {close:?} {detected:?} after the DROP rules; issue bound {HB_BUDGET:?} + {:?} slack, relay timer bound {HB_TIMER_BOUND:?}",
-        chaos::slack(HB_BUDGET)
-    );
-    assert_eq!(
-        close.as_ref().map(|c| c.0),
-        Some(1011),
-        "upstream heartbeat timeout → 1011"
-    );
-    assert!(
-        detected <= HB_BUDGET + chaos::slack(HB_BUDGET),
-        "detected after {detected:?}"
-    );
-    let admin = format!("http://{}", sc.admin);
-    let missed = chaos::wire::scrape_sum(
-        &admin,
-        "websocket_heartbeat_missed_total",
-        &[("websocket_peer", "upstream")],
-    )
-    .await
-    .unwrap();
-    assert!(
-        missed >= 1.0,
-        "the upstream's missed heartbeats are counted"
-    );
-    // Healed: new sessions work again.
-    let target = chaos::wire::resolve(&format!("ws://{}/", sc.addr))
-        .await
-        .unwrap();
-    chaos::echo_check(&target, "after the partition")
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn collector_outage_loses_no_spans() {
-    let _serial = SERIAL.lock().await;
-    let outage = Duration::from_secs(env_u64("ISKRA_CHAOS_OUTAGE_SECS", 5));
-    let port = dead_port();
-    let spool = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let spool_dir = spool.path().to_str().unwrap().to_string();
-    let up = node_ws(&[]);
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
-        ("ISKRA_SIDECAR_TELEMETRY__SPOOL_DIR", spool_dir.as_str()),
-        ("ISKRA_SIDECAR_PROBE__ENABLED", "false"),
-    ];
-    let sc = sidecar_drained(&format!("ws://127.0.0.1:{}", up.port), &env);
-    let t0 = Instant::now();
-    let mut n = 0;
-    while t0.elapsed() < outage {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/outage/{n}", sc.addr))
-            .await
-            .unwrap();
-        ws.send(Message::text(format!("during the outage {n}")))
-            .await
-            .unwrap();
-        ws.next().await.unwrap().unwrap();
-        ws.close(None).await.unwrap();
-        while ws.next().await.is_some() {}
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let spooled = std::fs::read_dir(spool.path()).unwrap().count();
-    let admin = format!("http://{}", sc.admin);
-    let failed = chaos::wire::scrape_sum(
-        &admin,
-        "iskra_sidecar_telemetry_failed_total",
-        &[("signal", "traces")],
-    )
-    .await
-    .unwrap();
-    assert!(
-        failed > 0.0,
-        "the exporter tried and failed during the outage"
-    );
-    let (_, rec, _h) = grpc_receiver_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
-    let up_at = Instant::now();
-    let ours = |rec: &support::otlp::Received| {
-        rec.spans()
-            .into_iter()
-            .filter(|s| s.name == "ws.session")
-            .filter_map(|s| attr(&s.attributes, "url.path"))
-            .collect::<Vec<_>>()
-    };
-    while ours(&rec).len() < n {
-        assert!(
-            up_at.elapsed() < Duration::from_secs(45),
-            "only {} of {n} ws.session spans arrived within 45 s of the collector's return",
-            ours(&rec).len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let recovered = up_at.elapsed();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut paths = ours(&rec);
-    paths.sort();
-    paths.dedup();
-    let text = chaos::wire::http_get(&admin, "/metrics", Duration::from_secs(5))
-        .await
-        .unwrap();
-    let dropped = chaos::wire::metric_sum(&text, "iskra_sidecar_telemetry_dropped_total", &[]);
-    let exported = chaos::wire::metric_sum(
-        &text,
-        "iskra_sidecar_telemetry_exported_total",
-        &[("signal", "traces")],
-    );
-    println!(
-        "collector_outage: {n} sessions during {outage:?} down ({spooled} spool files, {failed} span exports failed); all arrived {recovered:?} after the collector came back; {} spans received, dropped {dropped}, exported {exported}",
-        ours(&rec).len()
-    );
-    assert_eq!(
-        ours(&rec).len(),
-        n,
-        "exactly one span per session: none lost, none duplicated"
-    );
-    assert_eq!(paths.len(), n, "every session's own span");
-    assert_eq!(dropped, 0.0);
-    assert!(exported >= n as f64);
-    assert!(spooled > 0, "spans waited on disk during the outage");
 }

@@ -137,3 +137,76 @@ fn an_address_in_use_exits_69_with_the_key_named() {
     assert_eq!(code, 69);
     assert!(err.contains(&addr) && err.contains("(listen)"), "{err}");
 }
+
+#[test]
+fn the_probe_send_token_is_masked_in_config_output_and_never_printed() {
+    let token = "cli-visible-secret-0d9c8b7a6f5e";
+    let env = [("ISKRA_SIDECAR_PROBE__SEND_TOKEN", token)];
+    let (code, out, err) = run(&["config", "--json"], &env);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["probe.send_token"]["value"], "****");
+    assert_eq!(
+        v["probe.send_token"]["source"],
+        "env ISKRA_SIDECAR_PROBE__SEND_TOKEN"
+    );
+    let (code, text, _) = run(&["config"], &env);
+    assert_eq!(code, 0);
+    assert!(text.contains("probe.send_token = ****"), "{text}");
+    // From a file (a mounted Secret): the path shows, the content never does.
+    let f = file("", &format!("{token}\n"));
+    let path = f.path().to_str().unwrap();
+    let (code, json, err) = run(
+        &["config", "--json"],
+        &[("ISKRA_SIDECAR_PROBE__SEND_TOKEN_FILE", path)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["probe.send_token_file"]["value"], path);
+    assert_eq!(v["probe.send_token"]["value"], "", "unset: nothing to hide");
+    for shown in [&out, &text, &json, &err] {
+        assert!(!shown.contains(token), "token printed:\n{shown}");
+    }
+}
+
+#[test]
+fn a_bad_probe_send_token_or_outbox_byte_budget_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-token");
+    let missing = missing.to_str().unwrap();
+    let (code, _, err) = run(
+        &["run", "--admin", "127.0.0.1:0", "--listen", "127.0.0.1:0"],
+        &[("ISKRA_SIDECAR_PROBE__SEND_TOKEN_FILE", missing)],
+    );
+    assert_eq!(code, 64, "{err}");
+    let want = format!("`probe.send_token_file` = \"{missing}\": expected a readable file");
+    assert!(err.contains(&want), "{err}");
+    let short = "short-secret";
+    let f = file(".yaml", "websocket: {fallback: {buffer_max_bytes: 0}}\n");
+    let (code, _, err) = run(
+        &["config", "--check", f.path().to_str().unwrap()],
+        &[("ISKRA_SIDECAR_PROBE__SEND_TOKEN", short)],
+    );
+    assert_eq!(code, 64, "{err}");
+    for needle in [
+        "`websocket.fallback.buffer_max_bytes` = 0: expected a whole number from 1024",
+        "`probe.send_token` = \"****\": expected a token of 16 to 4096 visible ASCII characters",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains(short), "the token was printed:\n{err}");
+    let token = "both-ways-secret-3e4f5a6b7c8d";
+    let (code, _, err) = run(
+        &["config"],
+        &[
+            ("ISKRA_SIDECAR_PROBE__SEND_TOKEN", token),
+            ("ISKRA_SIDECAR_PROBE__SEND_TOKEN_FILE", missing),
+        ],
+    );
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("`probe.send_token_file`") && err.contains("one way only"),
+        "{err}"
+    );
+    assert!(!err.contains(token), "{err}");
+}

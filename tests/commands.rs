@@ -1,6 +1,6 @@
 //! The everyday commands driven as a user would: demo (plain and in a real terminal via tmux), check
 //! against a live and a dead endpoint, monitor --json, monitor --send (a file through a dashboard that
-//! comes back, and stdin).
+//! comes back, stdin, and a byte budget smaller than the input).
 
 mod support;
 
@@ -278,4 +278,63 @@ fn monitor_send_delivers_every_line_in_order_through_a_dashboard_that_comes_back
         .filter(|m| !m.contains(r#""type":"ping""#)) // the check's own app-level ping
         .collect();
     assert_eq!(sent, ["first", "second"]);
+}
+
+#[test]
+fn monitor_send_waits_for_room_under_the_byte_budget_and_drops_only_what_can_never_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, cfg, rec) = (
+        dir.path().join("lines.txt"),
+        dir.path().join("small.json"),
+        dir.path().join("received.jsonl"),
+    );
+    // 12 lines of 300 bytes: 3600 bytes through a 1024-byte outbox (3 lines at a time), and one line
+    // longer than the whole budget, which can never be queued.
+    let mut lines: Vec<String> = (0..12)
+        .map(|i| format!("{i:02}{}", "é".repeat(149)))
+        .collect();
+    let huge = "h".repeat(2000);
+    let mut input_lines = lines.clone();
+    input_lines.insert(5, huge);
+    std::fs::write(&input, input_lines.join("\n") + "\n").unwrap();
+    let small = r#"{"websocket": {"fallback": {"buffer_max_bytes": 1024, "flush_interval": 100},
+                   "reconnection": {"initial_delay": 50, "max_delay": 300}}}"#;
+    std::fs::write(&cfg, small).unwrap();
+    let rec_s = rec.display().to_string();
+    let up = node_ws(&[("RECORD", rec_s.as_str()), ("PLAIN_ECHO", "1")]);
+    let url = format!("ws://127.0.0.1:{}", up.port);
+    let (cfg, input) = (cfg.display().to_string(), input.display().to_string());
+    let child = Command::new(bin())
+        .args(["monitor", "--json", "--count", "1", "--config", &cfg])
+        .args(["--send", &input, &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _dog = Watchdog::new(child.id(), 60);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains(
+            "line 6 not sent: 2000 bytes, over websocket.fallback.buffer_max_bytes (1024)"
+        ),
+        "{stderr}"
+    );
+    let done: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sendComplete")
+        .unwrap_or_else(|| panic!("no sendComplete:\n{stdout}{stderr}"));
+    let counts = ["queued", "delivered", "dropped", "pending"].map(|k| done[k].as_u64());
+    assert_eq!(counts, [Some(12), Some(12), Some(1), Some(0)], "{done}");
+    assert_eq!(out.status.code(), Some(1), "a dropped line fails the run");
+    let got: Vec<String> = recorded(&rec)
+        .into_iter()
+        .filter(|m| !m.contains(r#""type":"ping""#)) // the check's own app-level ping
+        .collect();
+    lines.retain(|l| l.len() == 300);
+    assert_eq!(got, lines, "every line that fits, in order, once");
 }

@@ -1,9 +1,14 @@
 //! The prober's outbox (the seed's offline buffer, done right) against real node `ws` dashboards that
 //! record every text message they receive (tests/peers/ws-server.js, `RECORD=FILE`): delivery in order
 //! and exactly once after the dashboard comes back, the batch trigger, put-back and resend of an
-//! unconfirmed flush, a full outbox (507, counted, nothing evicted), the endpoint's refusals,
-//! persistence across a sidecar crash, and `monitor --send`.
+//! unconfirmed flush, and persistence across a sidecar crash. [`refusals`]: a full outbox by count or
+//! by bytes (507, counted, nothing evicted) and the endpoint's other refusals. [`auth`]: the bearer
+//! token `POST /probe/send` requires, and that it never leaks. `monitor --send` is in tests/commands.rs.
 
+#[path = "outbox/auth.rs"]
+mod auth;
+#[path = "outbox/refusals.rs"]
+mod refusals;
 mod support;
 
 use std::net::SocketAddr;
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use iskra_ws_sidecar::app;
 use iskra_ws_sidecar::config::{defaults, from_tree};
-use iskra_ws_sidecar::events::{DropReason, Event, EventKind};
+use iskra_ws_sidecar::events::{Event, EventKind};
 use iskra_ws_sidecar::semantics::{self, LogLevel};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -29,6 +34,7 @@ async fn start(edit: impl FnOnce(&mut Value)) -> (app::Running, Events) {
     tree["websocket"]["heartbeat"] =
         json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
     tree["limits"]["upstream_timeout_ms"] = 1000.into();
+    tree["probe"]["send_token"] = SEND_TOKEN.into();
     edit(&mut tree);
     let (tx, rx) = mpsc::unbounded_channel();
     let sc = app::start(from_tree(&tree).unwrap(), Some(tx))
@@ -232,121 +238,6 @@ async fn an_unconfirmed_flush_is_put_back_and_sent_again_after_a_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_full_outbox_answers_507_counts_every_refusal_and_keeps_what_it_holds() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("received.jsonl");
-    let port = dead_port();
-    let (sc, mut rx) = start(|t| {
-        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
-        t["websocket"]["fallback"]["buffer_max_size"] = 3.into();
-    })
-    .await;
-    let sent = messages(3);
-    for m in &sent {
-        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
-    }
-    for _ in 0..2 {
-        let (status, head, body) = post_probe_send(sc.admin_addr, b"one too many").await;
-        assert_eq!(status, 507, "{body}");
-        assert_eq!(
-            (
-                body["reason"].as_str(),
-                body["capacity"].as_u64(),
-                body["queued"].as_u64()
-            ),
-            (Some("full"), Some(3), Some(3))
-        );
-        let msg = body["error"].as_str().unwrap();
-        assert!(
-            msg.contains("capacity (websocket.fallback.buffer_max_size) is 3"),
-            "{msg}"
-        );
-        assert!(head.contains("retry-after: 5"), "{head}");
-    }
-    let full = [("iskra_dashboard", "pulse"), ("reason", "full")];
-    let dropped = metric(sc.admin_addr, "websocket_buffer_dropped_total", &full).await;
-    assert_eq!(dropped, Some(2.0));
-    assert_eq!(gauge(sc.admin_addr).await, Some(3.0));
-    // A refusal is the outbox's own count, not a connection error of the seed's error rate.
-    let overload = [("error_type", "SERVER_OVERLOAD")];
-    let errors = metric(sc.admin_addr, "websocket_errors_total", &overload).await;
-    assert_eq!(errors, Some(0.0));
-    for _ in 0..2 {
-        let seen = until(&mut rx, "the refusal event", |k| {
-            matches!(k, EventKind::BufferRejected { .. })
-        })
-        .await;
-        let k = seen.last().unwrap();
-        assert!(matches!(
-            k,
-            EventKind::BufferRejected {
-                reason: DropReason::Full,
-                capacity: 3,
-                queued: 3,
-                ..
-            }
-        ));
-        let s = semantics::describe(k, &semantics::Context::default());
-        assert_eq!(
-            (s.delta, s.level),
-            ("buffer_message_rejected", LogLevel::Warn)
-        );
-    }
-    // What it held is delivered; what it refused never is.
-    let _up = node_ws_on(port, &env_refs(&record_env(&rec)));
-    until(&mut rx, "buffer_flushed", |k| {
-        matches!(k, EventKind::BufferFlushed { .. })
-    })
-    .await;
-    assert_eq!(recorded(&rec), sent);
-    sc.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_endpoint_refuses_what_it_cannot_send_and_is_absent_when_disabled() {
-    let port = dead_port();
-    let up = format!("ws://127.0.0.1:{port}");
-    let (sc, _rx) = start(|t| {
-        t["upstream"] = up.as_str().into();
-        t["limits"]["max_message_size"] = 125.into();
-    })
-    .await;
-    let (status, _, body) = post_probe_send(sc.admin_addr, &[b'o', b'k', 0xff, 0xfe]).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not UTF-8"));
-    let (status, _, body) = post_probe_send(sc.admin_addr, &[b'x'; 126]).await;
-    assert_eq!(status, 413, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("125"));
-    assert_eq!(post_probe_send(sc.admin_addr, &[b'x'; 125]).await.0, 202);
-    let (status, head, _) = http_get(sc.admin_addr, "/probe/send").await;
-    assert_eq!(status, 405);
-    assert!(head.to_ascii_lowercase().contains("allow: post"));
-    assert_eq!(
-        gauge(sc.admin_addr).await,
-        Some(1.0),
-        "refusals queue nothing"
-    );
-    sc.shutdown().await;
-    for (key, value) in [
-        ("buffer_messages", "websocket.fallback.buffer_messages"),
-        ("probe", "probe.enabled"),
-    ] {
-        let (sc, _rx) = start(|t| {
-            t["upstream"] = up.as_str().into();
-            match key {
-                "probe" => t["probe"]["enabled"] = false.into(),
-                _ => t["websocket"]["fallback"]["buffer_messages"] = false.into(),
-            }
-        })
-        .await;
-        let (status, _, body) = post_probe_send(sc.admin_addr, b"hello").await;
-        assert_eq!(status, 404, "{body}");
-        assert!(body["error"].as_str().unwrap().contains(value), "{body}");
-        sc.shutdown().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn with_a_spool_dir_the_outbox_survives_a_sidecar_crash_and_is_delivered_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, rec) = (dir.path().join("spool"), dir.path().join("received.jsonl"));
@@ -355,6 +246,7 @@ async fn with_a_spool_dir_the_outbox_survives_a_sidecar_crash_and_is_delivered_a
     let spool_s = spool.display().to_string();
     let env = [
         ("ISKRA_SIDECAR_TELEMETRY__SPOOL_DIR", spool_s.as_str()),
+        ("ISKRA_SIDECAR_PROBE__SEND_TOKEN", SEND_TOKEN),
         ("OTEL_SDK_DISABLED", "true"),
         ("ISKRA_SIDECAR_WEBSOCKET__RECONNECTION__INITIAL_DELAY", "50"),
         ("ISKRA_SIDECAR_WEBSOCKET__RECONNECTION__MAX_DELAY", "300"),

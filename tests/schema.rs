@@ -128,3 +128,32 @@ fn every_attribute_key_the_code_builds_is_listed() {
         "attribute keys built in code but missing from telemetry-schema.yaml: {unlisted:?}"
     );
 }
+
+#[test]
+fn the_outbox_drop_reasons_in_code_and_schema_are_the_same() {
+    use iskra_ws_sidecar::events::DropReason;
+    let listed: BTreeSet<String> = schema()["attributes"]["reason"]["values"]
+        .as_array()
+        .expect("attributes.reason.values lists every reason")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let code: BTreeSet<String> = DropReason::ALL
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
+    assert_eq!(code, listed, "DropReason::ALL vs telemetry-schema.yaml");
+    // ALL really is every variant: a new one must be added there (and so here).
+    for r in DropReason::ALL {
+        match r {
+            DropReason::Full | DropReason::FullBytes | DropReason::SpoolError => {}
+        }
+    }
+    let meaning = schema()["metrics"]["websocket.buffer.dropped"]["meaning"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for reason in &code {
+        assert!(meaning.contains(reason.as_str()), "{reason}: {meaning}");
+    }
+}

@@ -4,7 +4,8 @@
 //! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
 //!   the upstream (503 while the last dial of the primary failed and no backup is configured).
 //! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
-//! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]).
+//! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
+//!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
 pub mod health;
 pub mod send;

@@ -23,6 +23,11 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// A secret with a value: shown as `****` (an empty one is shown as it is: unset says nothing).
+fn is_set_secret(key: &str, v: &Value) -> bool {
+    SECRET_KEYS.contains(&key) && !matches!(v, Value::Null) && v.as_str() != Some("")
+}
+
 fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {
     key.split('.').try_fold(tree, |v, part| v.get(part))
 }
@@ -91,7 +96,7 @@ pub fn run(args: ConfigCmd) -> u8 {
     if args.json {
         let mut m = Map::new();
         for (k, v) in &rows {
-            let v = if SECRET_KEYS.contains(&k.as_str()) {
+            let v = if is_set_secret(k, v) {
                 Value::String("****".into())
             } else {
                 v.clone()
@@ -104,7 +109,7 @@ pub fn run(args: ConfigCmd) -> u8 {
         println!("{}", Value::Object(m));
     } else {
         for (k, v) in &rows {
-            let shown = if SECRET_KEYS.contains(&k.as_str()) {
+            let shown = if is_set_secret(k, v) {
                 "****".to_string()
             } else {
                 v.to_string()

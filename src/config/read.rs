@@ -105,7 +105,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn bad(&mut self, key: &str, v: Option<&Value>, expected: impl Into<String>) {
+    pub(super) fn bad(&mut self, key: &str, v: Option<&Value>, expected: impl Into<String>) {
         self.errors.push(ConfigError {
             key: key.to_string(),
             value: v.map_or("(missing)".into(), |v| render(key, v)),

@@ -1,10 +1,14 @@
 //! The prober's outbox — the seed's offline buffer without its flaw: a bounded, ordered queue of text
 //! messages the prober must deliver to the dashboard (fed by `POST /probe/send` and `monitor --send`).
 //!
-//! - **Bounded, never silent.** It holds at most `websocket.fallback.buffer_max_size` messages. A message
-//!   offered to a full outbox is refused to whoever offered it ([`Rejected::Full`]: HTTP 507), counted in
-//!   `websocket.buffer.dropped{reason="full"}` and logged at WARN (`buffer_message_rejected`). Nothing it
-//!   holds is ever evicted (the seed dropped the oldest without a trace).
+//! - **Bounded, never silent.** It holds at most `websocket.fallback.buffer_max_size` messages and at
+//!   most `websocket.fallback.buffer_max_bytes` bytes of text (default 8 MiB: without it, 1000 messages
+//!   of up to 64 MiB each would be no bound at all). A message offered to a full outbox is refused to
+//!   whoever offered it (HTTP 507): [`Rejected::Full`] at the message count, counted in
+//!   `websocket.buffer.dropped{reason="full"}`, [`Rejected::FullBytes`] when it would pass the byte
+//!   budget, counted under `reason="full_bytes"`; either is logged at WARN (`buffer_message_rejected`).
+//!   Nothing it holds is ever evicted (the seed dropped the oldest without a trace). A waiting offer
+//!   ([`Outbox::offer_waiting`], `monitor --send`) waits for room under both caps.
 //! - **The seed's flush policy.** While the prober is connected: every `flush_interval` (5000 ms), as soon
 //!   as `flush_batch` (10) wait, and at once on every (re)connect. A flush sends everything queued, in
 //!   order, then a ping; the pong to that ping (or to a later one) says the dashboard's WebSocket stack
@@ -23,7 +27,6 @@
 //! (not through events): they stay exact even when the event channel overflows.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,8 +37,12 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::events::{DropReason, EventKind, EventSink};
+
+mod file;
 use crate::telemetry::names::{self as n, attr};
 use crate::telemetry::registry::Registry;
+pub use file::for_sidecar;
+use file::{read_file, write_file};
 
 /// The outbox's settings (`websocket.fallback.*`).
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +51,8 @@ pub struct Settings {
     pub enabled: bool,
     /// `buffer_max_size`: most messages held.
     pub capacity: usize,
+    /// `buffer_max_bytes`: most bytes of text held (the sum of the messages' lengths).
+    pub max_bytes: u64,
     /// `flush_interval`: while connected, flush this often.
     pub flush_interval: Duration,
     /// `flush_batch`: flush as soon as this many wait.
@@ -72,6 +81,16 @@ pub enum Rejected {
         /// Messages held.
         queued: usize,
     },
+    /// Taking it would pass the byte budget.
+    #[error("the prober's outbox is full: it holds {bytes} bytes and a message of {size} bytes would pass its byte budget (websocket.fallback.buffer_max_bytes) of {max_bytes}; retry after it flushes")]
+    FullBytes {
+        /// The budget.
+        max_bytes: u64,
+        /// Bytes held.
+        bytes: u64,
+        /// The message's length.
+        size: u64,
+    },
     /// The spool file could not be written, so the message could not be kept.
     #[error("the prober's outbox could not be written to {path}: {error}")]
     Spool {
@@ -87,6 +106,7 @@ impl Rejected {
     pub fn reason(&self) -> DropReason {
         match self {
             Rejected::Full { .. } => DropReason::Full,
+            Rejected::FullBytes { .. } => DropReason::FullBytes,
             Rejected::Spool { .. } => DropReason::SpoolError,
         }
     }
@@ -107,6 +127,8 @@ pub struct Counts {
 
 struct State {
     queue: VecDeque<Utf8Bytes>,
+    /// The sum of the lengths of the messages in `queue`.
+    bytes: u64,
     /// The first `in_flight` messages of `queue` belong to an unconfirmed flush.
     in_flight: usize,
 }
@@ -144,6 +166,7 @@ impl Outbox {
             settings,
             accepted: AtomicU64::new(queue.len() as u64),
             state: Mutex::new(State {
+                bytes: queue.iter().map(|m| m.len() as u64).sum(),
                 queue,
                 in_flight: 0,
             }),
@@ -155,7 +178,13 @@ impl Outbox {
             room: Notify::new(),
         };
         me.meter(|r, d| {
-            r.add(&n::BUFFER_DROPPED, &[d, (attr::REASON, "full")], 0.0);
+            for reason in [DropReason::Full, DropReason::FullBytes] {
+                r.add(
+                    &n::BUFFER_DROPPED,
+                    &[d, (attr::REASON, reason.as_str())],
+                    0.0,
+                );
+            }
             r.add(&n::BUFFER_DELIVERED, &[d], 0.0);
         });
         let st = me.lock();
@@ -198,6 +227,11 @@ impl Outbox {
         self.lock().queue.len()
     }
 
+    /// Bytes of text held (waiting or in an unconfirmed flush).
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
     /// True when it holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -220,9 +254,20 @@ impl Outbox {
             let capacity = self.settings.capacity;
             return Err(Rejected::Full { capacity, queued });
         }
+        let (size, max_bytes) = (msg.len() as u64, self.settings.max_bytes);
+        if st.bytes + size > max_bytes {
+            let bytes = st.bytes;
+            return Err(Rejected::FullBytes {
+                max_bytes,
+                bytes,
+                size,
+            });
+        }
         st.queue.push_back(msg);
+        st.bytes += size;
         if let Err(e) = self.persist(&st) {
             st.queue.pop_back(); // still ours: the lock was held since the push
+            st.bytes -= size;
             let path = self.file.as_deref().unwrap_or(Path::new("")).display();
             let (path, error) = (path.to_string(), e.to_string());
             return Err(Rejected::Spool { path, error });
@@ -262,13 +307,18 @@ impl Outbox {
         self.push(msg.into()).inspect_err(|e| self.refused(e))
     }
 
-    /// Like [`Outbox::offer`], but waits for room instead of refusing when full (backpressure for a
-    /// reader that can wait, like `monitor --send`).
+    /// Like [`Outbox::offer`], but waits for room instead of refusing when full, under either cap
+    /// (backpressure for a reader that can wait, like `monitor --send`). A message longer than the whole
+    /// byte budget can never fit: it is refused at once rather than waited for forever.
     pub async fn offer_waiting(&self, msg: impl Into<Utf8Bytes>) -> Result<usize, Rejected> {
         let msg = msg.into();
         loop {
+            // An ack between the refusal and the wait leaves a permit (notify_one): no wake-up is lost.
             match self.push(msg.clone()) {
                 Err(Rejected::Full { .. }) => self.room.notified().await,
+                Err(Rejected::FullBytes {
+                    size, max_bytes, ..
+                }) if size <= max_bytes => self.room.notified().await,
                 r => return r.inspect_err(|e| self.refused(e)),
             }
         }
@@ -294,7 +344,8 @@ impl Outbox {
     pub fn ack(&self) -> usize {
         let mut st = self.lock();
         let n = st.in_flight;
-        st.queue.drain(..n);
+        let freed: u64 = st.queue.drain(..n).map(|m| m.len() as u64).sum();
+        st.bytes -= freed;
         st.in_flight = 0;
         if n == 0 {
             return st.queue.len();
@@ -328,69 +379,6 @@ impl Outbox {
     pub fn abort(&self) -> usize {
         std::mem::take(&mut self.lock().in_flight)
     }
-}
-
-/// Opens a sidecar's outbox (spooled when `telemetry.spool_dir` is set); when the spool cannot be
-/// used, says so at WARN and keeps the outbox in memory (an unreadable file is left untouched).
-pub fn for_sidecar(
-    config: &crate::config::Config,
-    sink: EventSink,
-    registry: Arc<Registry>,
-) -> Arc<Outbox> {
-    let hooks = Hooks {
-        endpoint: config.dashboard.clone(),
-        sink,
-        registry: Some((registry, config.dashboard.clone())),
-    };
-    let s = config.outbox.clone();
-    Arc::new(
-        Outbox::open(s.clone(), config.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
-            crate::app::log_line(
-                "WARN",
-                "outbox_spool_unavailable",
-                serde_json::json!({"message": format!("{e}; the prober's outbox is kept in memory only"),
-                                   "spool_dir": config.spool_dir.as_deref().map(|p| p.display().to_string())}),
-            );
-            Outbox::open(s, None, hooks).expect("a memory outbox")
-        }),
-    )
-}
-
-fn read_file(path: &Path) -> std::io::Result<VecDeque<Utf8Bytes>> {
-    let f = match std::fs::File::open(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(VecDeque::new()),
-        r => r?,
-    };
-    let mut out = VecDeque::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        let msg: String = serde_json::from_str(&line).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} line {}: {e}", path.display(), i + 1),
-            )
-        })?;
-        out.push_back(msg.into());
-    }
-    Ok(out)
-}
-
-fn write_file(path: &Path, queue: &VecDeque<Utf8Bytes>) -> std::io::Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    for m in queue {
-        serde_json::to_writer(&mut w, m.as_str())?;
-        w.write_all(b"\n")?;
-    }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

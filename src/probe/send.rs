@@ -2,10 +2,12 @@
 //! to the monitor's first endpoint by a prober of its own — the sidecar's prober, with its backoff,
 //! heartbeats and flush confirmation ([`super::outbox`]) — through reconnects, in order.
 //!
-//! - Lines are read as they come (stdin may stay open). When the outbox is full, reading waits for room
-//!   (backpressure on the file or pipe) instead of refusing lines.
-//! - A line that cannot be sent — not UTF-8, or longer than `limits.max_message_size` — is reported on
-//!   stderr with its number and counted as dropped. Empty lines are skipped.
+//! - Lines are read as they come (stdin may stay open). When the outbox is full — `buffer_max_size`
+//!   lines or `buffer_max_bytes` bytes held — reading waits for room (backpressure on the file or pipe)
+//!   instead of refusing lines.
+//! - A line that cannot be sent — not UTF-8, or longer than `limits.max_message_size` or than the whole
+//!   byte budget `websocket.fallback.buffer_max_bytes` — is reported on stderr with its number and
+//!   counted as dropped. Empty lines are skipped.
 //! - After its last round (`--count`), the monitor waits until the input is read and every queued line
 //!   is confirmed; Ctrl-C stops it, and what is left is reported as pending.
 
@@ -37,7 +39,7 @@ pub struct Sending {
 async fn read_lines(
     mut input: impl AsyncBufRead + Unpin,
     outbox: Arc<Outbox>,
-    max: u64,
+    (max, key): (u64, &'static str),
     skipped: Arc<AtomicU64>,
 ) {
     let mut buf = Vec::new();
@@ -63,7 +65,7 @@ async fn read_lines(
         }
         if buf.len() as u64 > max {
             eprintln!(
-                "warning: line {n} not sent: {} bytes, over limits.max_message_size ({max})",
+                "warning: line {n} not sent: {} bytes, over {key} ({max})",
                 buf.len()
             );
             skipped.fetch_add(1, Relaxed);
@@ -110,7 +112,12 @@ impl Sending {
             Box::new(BufReader::new(f))
         };
         let skipped = Arc::new(AtomicU64::new(0));
-        let max = cfg.limits.max_message_size;
+        // A line longer than the whole byte budget could never be queued (waiting would never end).
+        let max = if cfg.outbox.max_bytes < cfg.limits.max_message_size {
+            (cfg.outbox.max_bytes, "websocket.fallback.buffer_max_bytes")
+        } else {
+            (cfg.limits.max_message_size, "limits.max_message_size")
+        };
         let reader = tokio::spawn(read_lines(reader, outbox.clone(), max, skipped.clone()));
         let (stop, stopped) = watch::channel(false);
         let prober = Prober {

@@ -249,6 +249,24 @@ pub struct Batch {
     pub data: Vec<u8>,
 }
 
+/// The most bytes of spooled requests merged into one export (well under the 4 MiB a gRPC server
+/// accepts by default).
+const MAX_RUN: u64 = 1 << 20;
+
+/// A backlog this large, once sent, is followed by [`give_back_free_memory`].
+const TRIM_AFTER: u64 = 4 << 20;
+
+/// Returns the allocator's free memory to the system. After a collector outage or a burst the spool
+/// held megabytes that are free again; glibc keeps freed memory in its arenas (the RSS stays up) until
+/// asked to trim.
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers from us.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Sends spooled spans and logs in order, and the latest metrics snapshot, retrying with backoff (1 s
 /// doubling to 30 s) while the collector is away.
 pub async fn sender(
@@ -261,13 +279,26 @@ pub async fn sender(
     let mut backoff = Duration::from_secs(1);
     let mut warned = false;
     let mut metrics: Option<Batch> = None;
+    let mut backlog_peak = 0;
     loop {
         while let Ok(b) = rx.try_recv() {
             accept(&mut spool, &mut metrics, &registry, b);
         }
-        let (signal, items, from_spool) = match (&metrics, spool.front()) {
-            (Some(m), _) => (m.signal, m.items, false),
-            (None, Some(f)) => (f.signal, f.items, true),
+        registry.set(&n::SPOOL_USAGE, &[], spool.bytes() as f64);
+        backlog_peak = backlog_peak.max(spool.bytes());
+        if spool.is_empty() && backlog_peak >= TRIM_AFTER {
+            backlog_peak = 0;
+            give_back_free_memory();
+        }
+        // Metrics first (the latest snapshot), else the spool's oldest requests, merged up to MAX_RUN.
+        let run = if metrics.is_some() {
+            None
+        } else {
+            spool.front_run(MAX_RUN)
+        };
+        let (signal, items, data) = match (&metrics, &run) {
+            (Some(m), _) => (m.signal, m.items, Bytes::from(m.data.clone())),
+            (None, Some(r)) => (r.signal, r.items, r.data.clone()),
             (None, None) => {
                 drained.notify_waiters();
                 match rx.recv().await {
@@ -277,18 +308,13 @@ pub async fn sender(
                 continue;
             }
         };
-        let Some(client) = clients.iter().find(|c| c.signal == signal) else {
-            if from_spool {
-                spool.pop_front();
-            } else {
-                metrics = None;
-            }
-            continue;
+        let done = |spool: &mut Spool, metrics: &mut Option<Batch>| match &run {
+            Some(r) => (0..r.count).for_each(|_| drop(spool.pop_front())),
+            None => *metrics = None,
         };
-        let data = if from_spool {
-            spool.front().expect("front").data.clone()
-        } else {
-            Bytes::from(metrics.as_ref().expect("metrics").data.clone())
+        let Some(client) = clients.iter().find(|c| c.signal == signal) else {
+            done(&mut spool, &mut metrics);
+            continue;
         };
         let sig = [(n::attr::SIGNAL, signal.as_str())];
         let t0 = Instant::now();
@@ -296,11 +322,7 @@ pub async fn sender(
         registry.observe(&n::EXPORT_DURATION, &sig, t0.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
-                if from_spool {
-                    spool.pop_front();
-                } else {
-                    metrics = None;
-                }
+                done(&mut spool, &mut metrics);
                 registry.add(&n::TELEMETRY_EXPORTED, &sig, items as f64);
                 backoff = Duration::from_secs(1);
                 warned = false;

@@ -181,10 +181,11 @@ impl Telemetry {
 
     fn flush(&self, spans: &mut spans::Encoded, logs: &mut Vec<LogRecord>) {
         if !spans.is_empty() {
-            let spans = spans.take();
             let (res, scope) = &self.encoded_resource;
             let req = export::trace_request(res, scope, &spans.buf);
             self.ship(Signal::Traces, spans.count, req);
+            // The buffer keeps its capacity: one allocation for the process, not a growing one per batch.
+            spans.clear();
         }
         if !logs.is_empty() {
             let n = logs.len() as u64;

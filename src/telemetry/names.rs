@@ -54,6 +54,7 @@ defs! {
     TELEMETRY_EXPORTED = "iskra.sidecar.telemetry.exported", Kind::Counter, "{item}", "Spans, logs and metric points exported.";
     TELEMETRY_FAILED = "iskra.sidecar.telemetry.failed", Kind::Counter, "{item}", "Items whose export failed (kept for retry).";
     TELEMETRY_DROPPED = "iskra.sidecar.telemetry.dropped", Kind::Counter, "{item}", "Items dropped beyond the spool budget.";
+    SPOOL_USAGE = "iskra.sidecar.telemetry.spool.usage", Kind::Gauge, "By", "Bytes of spans and logs queued for export (memory or disk spool).";
     EXPORT_DURATION = "iskra.sidecar.telemetry.export.duration", Kind::Histogram(FAST_S), "s", "Duration of OTLP export calls.";
 }
 

@@ -50,13 +50,10 @@ impl Encoded {
         self.count == 0
     }
 
-    /// Takes the spans out, leaving this empty.
-    pub fn take(&mut self) -> Encoded {
-        let off = self.off;
-        Encoded {
-            off,
-            ..std::mem::take(self)
-        }
+    /// Forgets the spans written, keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
     }
 }
 

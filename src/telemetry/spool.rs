@@ -23,6 +23,19 @@ pub struct Item {
     pub size: u64,
 }
 
+/// The first requests of one signal, merged into one request ([`Spool::front_run`]).
+#[derive(Debug)]
+pub struct Run {
+    /// Their signal.
+    pub signal: Signal,
+    /// Spans or log records inside, in all.
+    pub items: u64,
+    /// How many queued requests it merges (pop that many once it is sent).
+    pub count: usize,
+    /// The merged request.
+    pub data: bytes::Bytes,
+}
+
 /// The queue.
 #[derive(Debug)]
 pub struct Spool {
@@ -158,6 +171,44 @@ impl Spool {
         }
     }
 
+    /// The oldest requests of the oldest one's signal, up to `max_bytes` together (at least one), as one
+    /// request: encoded OTLP export requests concatenate into a valid one (their repeated
+    /// `resource_spans` / `resource_logs` fields add up), so a backlog drains many per round trip.
+    pub fn front_run(&mut self, max_bytes: u64) -> Option<Run> {
+        let signal = self.front()?.signal;
+        let (mut count, mut size, mut items) = (0, 0, 0);
+        while count < self.queue.len() {
+            let it = &self.queue[count];
+            if it.signal != signal || (count > 0 && size + it.size > max_bytes) {
+                break;
+            }
+            if it.data.is_empty() && it.size > 0 {
+                // Waiting on disk: read it now (an unreadable one ends the run; `front` drops it later).
+                let Some(Ok(data)) = self.path(it).map(std::fs::read) else {
+                    break;
+                };
+                self.queue[count].data = data.into();
+            }
+            let it = &self.queue[count];
+            (size, items, count) = (size + it.size, items + it.items, count + 1);
+        }
+        let data = if count == 1 {
+            self.queue[0].data.clone()
+        } else {
+            let mut buf = bytes::BytesMut::with_capacity(size as usize);
+            for it in self.queue.iter().take(count) {
+                buf.extend_from_slice(&it.data);
+            }
+            buf.freeze()
+        };
+        Some(Run {
+            signal,
+            items,
+            count,
+            data,
+        })
+    }
+
     /// Removes the oldest request (after it was sent, or to drop it).
     pub fn pop_front(&mut self) -> Option<Item> {
         let mut it = self.queue.pop_front()?;
@@ -208,6 +259,34 @@ mod tests {
         assert_eq!(s.pop_front().unwrap().data[0], 2);
         assert_eq!(s.pop_front().unwrap().data[0], 3);
         assert!(Spool::open(Some(dir.path()), 1000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_run_merges_the_first_requests_of_one_signal_into_one_that_decodes_as_all() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+        use prost::Message;
+        let req = |n: usize| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans::default(); n],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(Some(dir.path()), 1 << 20).unwrap();
+        s.push(Signal::Traces, 1, req(1).encode_to_vec());
+        s.push(Signal::Traces, 2, req(2).encode_to_vec());
+        s.push(Signal::Logs, 5, vec![0x0a, 0x00]);
+        s.push(Signal::Traces, 3, req(3).encode_to_vec());
+        let run = s.front_run(1 << 20).unwrap();
+        assert_eq!((run.signal, run.items, run.count), (Signal::Traces, 3, 2));
+        let merged = ExportTraceServiceRequest::decode(run.data).unwrap();
+        assert_eq!(merged.resource_spans.len(), 3);
+        // A budget smaller than two requests sends them one at a time.
+        let one = s.front_run(1).unwrap();
+        assert_eq!((one.items, one.count), (1, 1));
+        for _ in 0..run.count {
+            s.pop_front();
+        }
+        let logs = s.front_run(1 << 20).unwrap();
+        assert_eq!((logs.signal, logs.items, logs.count), (Signal::Logs, 5, 1));
     }
 
     #[test]

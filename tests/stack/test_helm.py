@@ -527,6 +527,7 @@ SIDECAR_KEYS = {
     "websocket.monitoring.log_level", "websocket.monitoring.performance_tracking",
     "websocket.fallback.enabled", "websocket.fallback.protocol_downgrade",
     "websocket.fallback.buffer_messages", "websocket.fallback.buffer_max_size",
+    "websocket.fallback.buffer_max_bytes",
     "websocket.fallback.degraded_service", "websocket.fallback.timeout",
 }
 
@@ -645,6 +646,65 @@ def test_secrets_only_by_reference(scenario):
         assert env["PAGERDUTY_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "pagerduty-api-key"
 
 
+PROBE_SEND_ENV = "ISKRA_SIDECAR_PROBE__SEND_TOKEN_FILE"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_probe_send_token_is_mounted_from_the_existing_secret_only_when_set(scenario):
+    """POST /probe/send is off (404) unless sidecar.probeSend.existingSecret names a Secret: then its key
+    is mounted read-only as a file the sidecar is pointed at, never put in the environment or the
+    ConfigMap."""
+    values = scenario_values(scenario).get("sidecar", {}).get("probeSend", {})
+    secret = values.get("existingSecret", "")
+    docs = manifests(scenario)
+    for deploy in dashboard_deployments(docs):
+        pod = deploy["spec"]["template"]["spec"]
+        sidecar = container(deploy, "sidecar")
+        env = env_of(sidecar)
+        assert "ISKRA_SIDECAR_PROBE__SEND_TOKEN" not in env, "the token itself is never an env value"
+        assert "probe" not in _sidecar_config(docs, deploy), "nor a ConfigMap value"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if not secret:
+            assert PROBE_SEND_ENV not in env and "probe-send-token" not in volumes
+            continue
+        vol = volumes["probe-send-token"]["secret"]
+        assert vol["secretName"] == secret == "iskra-probe-send"
+        assert vol["items"] == [{"key": values["tokenKey"], "path": "token"}]
+        assert vol["defaultMode"] == 0o440 and pod["securityContext"]["fsGroup"] == 65532
+        mount = next(m for m in sidecar["volumeMounts"] if m["name"] == "probe-send-token")
+        assert mount == {"name": "probe-send-token", "mountPath": values["mountPath"], "readOnly": True}
+        assert env[PROBE_SEND_ENV]["value"] == values["mountPath"] + "/token"
+        for other in pod["containers"]:
+            if other["name"] != "sidecar":
+                assert all(m["name"] != "probe-send-token" for m in other.get("volumeMounts", []))
+
+
+def test_the_sidecar_reads_the_token_file_the_chart_points_it_at(tmp_path):
+    """The variable the chart renders is the one the sidecar reads: with a token file there the config
+    is valid and the token masked; with the file missing the sidecar exits 64 naming the key."""
+    binary = _sidecar_binary()
+    if binary is None:
+        pytest.skip("the sidecar is not built (cargo build): nothing to check the config with")
+    docs = manifests("single-dashboard-backups")
+    deploy = dashboard_deployments(docs)[0]
+    name = next(n for n in env_of(container(deploy, "sidecar")) if "SEND_TOKEN" in n)
+    cm = tmp_path / "config.yaml"
+    cm.write_text(yaml.safe_dump(_sidecar_config(docs, deploy)))
+    token = tmp_path / "token"
+    token.write_text("chart-token-6f1e2d3c4b5a\n")
+    env = {"PATH": "/usr/bin:/bin", name: str(token)}
+    proc = subprocess.run([str(binary), "config", "--json", "--config", str(cm)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    effective = json.loads(proc.stdout)
+    assert effective["probe.send_token_file"] == {"value": str(token), "source": f"env {name}"}
+    assert "chart-token-6f1e2d3c4b5a" not in proc.stdout + proc.stderr
+    env[name] = str(tmp_path / "missing")
+    proc = subprocess.run([str(binary), "config", "--check", str(cm)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64 and "probe.send_token_file" in proc.stderr, proc.stderr
+
+
 # ---- values.yaml and values.schema.json ---------------------------------------------------------------
 
 BAD_VALUES = {
@@ -656,6 +716,8 @@ BAD_VALUES = {
     "port out of range": "sidecar:\n  ports:\n    proxy: 70000\n    admin: 8080\n",
     "bad log level": "sidecar:\n  config:\n    websocket:\n      monitoring:\n        log_level: verbose\n",
     "literal secret": "alerting:\n  slackWebhookUrl: https://hooks.slack.com/services/x\n",
+    "literal probe token": "sidecar:\n  probeSend:\n    token: s3cr3t-s3cr3t-s3cr3t\n",
+    "tiny outbox byte budget": "sidecar:\n  config:\n    websocket:\n      fallback:\n        buffer_max_bytes: 10\n",
     "bad protocol": "otel:\n  protocol: udp\n",
     "bad backup URL": "dashboards:\n  pulse:\n    backupUrls: [backup-pulse:3001]\n",
     "service.name in resource attributes": "otel:\n  resourceAttributes:\n    service.name: x\n",

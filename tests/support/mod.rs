@@ -232,11 +232,25 @@ pub fn recorded(file: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// `POST /probe/send` with a raw body: (status, head, JSON body).
+/// The `POST /probe/send` token the tests configure (`probe.send_token`).
+pub const SEND_TOKEN: &str = "test-probe-send-token-7f3a9c2e51";
+
+/// `POST /probe/send` with a raw body and the tests' token: (status, head, JSON body).
 pub async fn post_probe_send(admin: SocketAddr, body: &[u8]) -> (u16, String, serde_json::Value) {
+    let auth = format!("Bearer {SEND_TOKEN}");
+    post_probe_send_as(admin, Some(&auth), body).await
+}
+
+/// `POST /probe/send` with a raw body and the given `Authorization` header (None: no header).
+pub async fn post_probe_send_as(
+    admin: SocketAddr,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> (u16, String, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
-    let head = format!("POST /probe/send HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let head = format!("POST /probe/send HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(body).await.unwrap();
     let mut buf = Vec::new();

@@ -1,19 +1,21 @@
-//! Unit tests of the outbox: order, put-back, capacity without eviction, the batch trigger, the gauge
-//! and counters, and the spool file across a reopen.
+//! Unit tests of the outbox: order, put-back, both caps (messages and bytes) without eviction, waiting
+//! for room under either, the batch trigger, the gauge and counters. The spool file's tests are in
+//! `file.rs`.
 
 use super::*;
 use futures_util::FutureExt;
 
-fn settings(capacity: usize, flush_batch: usize) -> Settings {
+pub(super) fn settings(capacity: usize, flush_batch: usize) -> Settings {
     Settings {
         enabled: true,
         capacity,
+        max_bytes: 8 << 20,
         flush_interval: Duration::from_millis(5000),
         flush_batch,
     }
 }
 
-fn hooks() -> (Hooks, tokio::sync::mpsc::Receiver<crate::events::Event>) {
+pub(super) fn hooks() -> (Hooks, tokio::sync::mpsc::Receiver<crate::events::Event>) {
     let (sink, rx) = EventSink::channel(64);
     let registry = Arc::new(Registry::default());
     let hooks = Hooks {
@@ -28,7 +30,7 @@ fn memory(capacity: usize, flush_batch: usize) -> Outbox {
     Outbox::open(settings(capacity, flush_batch), None, hooks().0).unwrap()
 }
 
-fn texts(batch: Option<Vec<Utf8Bytes>>) -> Vec<String> {
+pub(super) fn texts(batch: Option<Vec<Utf8Bytes>>) -> Vec<String> {
     batch
         .unwrap_or_default()
         .iter()
@@ -147,44 +149,6 @@ fn the_gauge_follows_the_queue_and_each_confirmed_flush_is_an_event() {
     ));
 }
 
-#[test]
-fn the_spool_file_survives_a_reopen_until_the_dashboard_confirms() {
-    let dir = tempfile::tempdir().unwrap();
-    let open = || Outbox::open(settings(10, 10), Some(dir.path()), hooks().0).unwrap();
-    let o = open();
-    let odd = "line one\nline two, «ünïcode» \"quoted\" 🚀";
-    o.offer("first").unwrap();
-    o.offer(odd).unwrap();
-    o.begin_flush(); // in flight when the process "dies": still in the file
-    drop(o);
-    let o = open();
-    assert_eq!(o.counts().accepted, 2);
-    assert_eq!(texts(o.begin_flush()), ["first", odd]);
-    o.ack();
-    drop(o);
-    let o = open();
-    assert!(o.is_empty());
-    let file = dir.path().join("outbox-pulse.jsonl");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
-    assert!(!dir.path().join("outbox-pulse.jsonl.tmp").exists());
-}
-
-#[test]
-fn an_unreadable_spool_file_is_an_error_and_is_left_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("outbox-pulse.jsonl");
-    std::fs::write(&file, "\"ok\"\nnot json\n").unwrap();
-    let e = Outbox::open(settings(10, 10), Some(dir.path()), hooks().0)
-        .err()
-        .unwrap();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-    assert!(e.to_string().contains("line 2"), "{e}");
-    assert_eq!(
-        std::fs::read_to_string(&file).unwrap(),
-        "\"ok\"\nnot json\n"
-    );
-}
-
 #[tokio::test]
 async fn offer_waiting_waits_for_room_instead_of_refusing() {
     let o = Arc::new(memory(1, 10));
@@ -198,4 +162,79 @@ async fn offer_waiting_waits_for_room_instead_of_refusing() {
     assert_eq!(waiting.await.unwrap(), Ok(1));
     assert_eq!(texts(o.begin_flush()), ["b"]);
     assert_eq!(o.counts().dropped, 0, "waiting is not dropping");
+}
+
+fn bytes_capped(max_bytes: u64) -> (Outbox, tokio::sync::mpsc::Receiver<crate::events::Event>) {
+    let (h, rx) = hooks();
+    let s = Settings {
+        max_bytes,
+        ..settings(100, 100)
+    };
+    (Outbox::open(s, None, h).unwrap(), rx)
+}
+
+#[test]
+fn a_message_that_would_pass_the_byte_budget_is_refused_and_nothing_is_evicted() {
+    let (o, mut rx) = bytes_capped(10);
+    assert_eq!(o.offer("abcd"), Ok(1));
+    assert_eq!(o.offer("éfg"), Ok(2), "bytes, not characters: é is 2");
+    assert_eq!(o.bytes(), 8);
+    let e = o.offer("ijk").unwrap_err();
+    assert_eq!(
+        e,
+        Rejected::FullBytes {
+            max_bytes: 10,
+            bytes: 8,
+            size: 3
+        }
+    );
+    assert!(e
+        .to_string()
+        .contains("byte budget (websocket.fallback.buffer_max_bytes) of 10"));
+    assert_eq!(o.offer("ij"), Ok(3), "exactly the budget fits");
+    let r = registry(&o);
+    let count = |reason| {
+        let l = [(attr::DASHBOARD, "pulse"), (attr::REASON, reason)];
+        r.value(n::BUFFER_DROPPED.name, &l)
+    };
+    assert_eq!((count("full_bytes"), count("full")), (Some(1.0), Some(0.0)));
+    let ev = rx.try_recv().unwrap();
+    assert!(matches!(
+        ev.kind,
+        EventKind::BufferRejected {
+            reason: DropReason::FullBytes,
+            queued: 2,
+            ..
+        }
+    ));
+    assert_eq!(texts(o.begin_flush()), ["abcd", "éfg", "ij"]);
+    assert_eq!(
+        (o.abort(), o.bytes()),
+        (3, 10),
+        "a put-back batch still counts"
+    );
+    o.begin_flush();
+    o.ack();
+    assert_eq!(o.bytes(), 0, "a confirmed flush frees its bytes");
+    assert_eq!(o.offer("ijk"), Ok(1));
+}
+
+#[tokio::test]
+async fn offer_waiting_waits_for_byte_room_and_refuses_at_once_what_can_never_fit() {
+    let o = Arc::new(bytes_capped(8).0);
+    o.offer("abcdef").unwrap();
+    let o2 = o.clone();
+    let waiting = tokio::spawn(async move { o2.offer_waiting("xyz").await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "6 + 3 > 8: it waits");
+    o.begin_flush();
+    o.ack();
+    assert_eq!(waiting.await.unwrap(), Ok(1));
+    let never = o.offer_waiting("123456789").now_or_never();
+    assert!(
+        matches!(never, Some(Err(Rejected::FullBytes { size: 9, .. }))),
+        "longer than the whole budget: refused, not waited for: {never:?}"
+    );
+    assert_eq!(o.counts().dropped, 1);
+    assert_eq!(texts(o.begin_flush()), ["xyz"]);
 }
