@@ -43,24 +43,6 @@ async fn start(edit: impl FnOnce(&mut Value)) -> (app::Running, Events) {
     (sc, rx)
 }
 
-/// Waits for an event matching `f`, returning every event seen up to it.
-async fn until(rx: &mut Events, what: &str, f: impl Fn(&EventKind) -> bool) -> Vec<EventKind> {
-    let t0 = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
-        let ev = tokio::time::timeout(left, rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {seen:?}"))
-            .unwrap();
-        let hit = f(&ev.kind);
-        seen.push(ev.kind);
-        if hit {
-            return seen;
-        }
-    }
-}
-
 async fn gauge(admin: SocketAddr) -> Option<f64> {
     metric(
         admin,

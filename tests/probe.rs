@@ -31,28 +31,6 @@ async fn start(
     )
 }
 
-/// Waits for an event matching `f`, returning it and every event seen before it.
-async fn until(
-    rx: &mut mpsc::UnboundedReceiver<Event>,
-    what: &str,
-    f: impl Fn(&EventKind) -> bool,
-) -> Vec<EventKind> {
-    let t0 = Instant::now();
-    let mut seen = Vec::new();
-    loop {
-        let left = Duration::from_secs(15).saturating_sub(t0.elapsed());
-        let ev = tokio::time::timeout(left, rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {seen:?}"))
-            .unwrap();
-        let hit = f(&ev.kind);
-        seen.push(ev.kind);
-        if hit {
-            return seen;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_dashboard_leads_to_degraded_mode_then_recovery_when_it_returns() {
     let port = dead_port();

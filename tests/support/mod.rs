@@ -278,3 +278,26 @@ pub async fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> O
         ok.then(|| value.parse().ok()).flatten()
     })
 }
+
+/// Waits (up to 20 s) for an event matching `f` on a sidecar's tap, returning it and every event seen
+/// before it.
+pub async fn until(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<iskra_ws_sidecar::events::Event>,
+    what: &str,
+    f: impl Fn(&iskra_ws_sidecar::events::EventKind) -> bool,
+) -> Vec<iskra_ws_sidecar::events::EventKind> {
+    let t0 = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let left = Duration::from_secs(20).saturating_sub(t0.elapsed());
+        let ev = tokio::time::timeout(left, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}; saw {seen:?}"))
+            .unwrap();
+        let hit = f(&ev.kind);
+        seen.push(ev.kind);
+        if hit {
+            return seen;
+        }
+    }
+}
