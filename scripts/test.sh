@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The release binary first: the memory_leak chaos test measures what users run.
+cargo build --release --locked
 cargo test --locked -- --test-threads 2
 python3 -m pytest -q tests/stack
 bash bench/run.sh --smoke --out "$(mktemp -d)"

@@ -5,7 +5,7 @@
 //! numbers and prints what it measured. SIGTERM drain lives in tests/relay.rs (`sigterm_sends_1001_…`).
 //!
 //! Tests run one at a time (a shared lock): they measure timings on a small CI machine.
-//! Knobs: `ISKRA_CHAOS_CYCLES` (memory_leak, default 20000; the figure is 100000) and
+//! Knobs: `ISKRA_CHAOS_CYCLES` (memory_leak, default 100000, the figure) and
 //! `ISKRA_CHAOS_OUTAGE_SECS` (collector outage, default 60 — the figure, and what CI runs; set
 //! it lower for a quick local run).
 
@@ -43,10 +43,14 @@ struct Rig {
 }
 
 fn rig(env: &[(&str, &str)]) -> Rig {
+    rig_of(std::path::Path::new(bin()), env)
+}
+
+fn rig_of(binary: &std::path::Path, env: &[(&str, &str)]) -> Rig {
     let up = node_ws(&[]);
     let mut all = HB.to_vec();
     all.extend_from_slice(env);
-    let sc = sidecar_drained(&format!("ws://127.0.0.1:{}", up.port), &all);
+    let sc = sidecar_of(binary, &format!("ws://127.0.0.1:{}", up.port), &[], &all);
     Rig { _up: up, sc }
 }
 
@@ -173,12 +177,16 @@ async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
     // telemetry.spool_max_bytes), which is RSS growth but not a leak of the relay.
     let (otlp, rec, _h) = support::otlp::grpc_receiver().await;
     let endpoint = format!("http://{otlp}");
-    let rig = rig(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "200"),
-    ]);
+    // The release binary: what users run (see support::release_bin).
+    let rig = rig_of(
+        &release_bin(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    );
     let mut o = opts(&rig.sc, "memory_leak");
-    o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 20_000);
+    o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
     let r = one(&o).await;
     let rss = &r.measured["rss_kib"];
     println!(

@@ -111,8 +111,54 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_iskra-ws-sidecar")
 }
 
+/// The release build of the sidecar, the binary users run: memory figures of a debug build (its
+/// futures are many times larger, its allocations different) say little about it. scripts/test.sh builds
+/// it before the tests; a missing or stale one fails the test that needs it, saying so.
+pub fn release_bin() -> PathBuf {
+    let p = root().join("target/release/iskra-ws-sidecar");
+    let built = std::fs::metadata(&p)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `cargo build --release` first (scripts/test.sh does)",
+                p.display()
+            )
+        });
+    let newest = newest_mtime(&root().join("src"));
+    assert!(
+        built >= newest,
+        "{} is older than the sources: run `cargo build --release` again",
+        p.display()
+    );
+    p
+}
+
+fn newest_mtime(dir: &std::path::Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            e.metadata().and_then(|m| m.modified()).unwrap_or(newest)
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
 pub fn sidecar(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Sidecar {
-    let mut cmd = Command::new(bin());
+    sidecar_of(std::path::Path::new(bin()), upstream, extra, env)
+}
+
+/// [`sidecar`] with a given binary.
+pub fn sidecar_of(
+    binary: &std::path::Path,
+    upstream: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Sidecar {
+    let mut cmd = Command::new(binary);
     cmd.args([
         "run",
         "--listen",
