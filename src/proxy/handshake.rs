@@ -38,12 +38,17 @@ pub struct UpgradeHead {
     pub user_agent: Option<String>,
 }
 
+/// Whether a comma-separated header value (`Connection`, `Upgrade`) lists `token`, in any case.
+pub fn lists_token(value: &[u8], token: &str) -> bool {
+    std::str::from_utf8(value)
+        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
 fn has_token(headers: &[httparse::Header], name: &str, token: &str) -> bool {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        .any(|h| lists_token(h.value, token))
 }
 
 /// The path of a request target (origin or absolute form), without its query.
@@ -80,15 +85,10 @@ fn classify(buf: &[u8]) -> Option<First> {
     if !upgrade {
         return Some(First::Other);
     }
-    let user_agent = h
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .map(str::to_string);
     Some(First::Upgrade(UpgradeHead {
         len,
         path: target_path(req.path.unwrap_or("/")),
-        user_agent,
+        user_agent: header(h, "user-agent"),
     }))
 }
 

@@ -189,11 +189,8 @@ async fn serve_http(io: Prefixed, client: SocketAddr, permit: Arc<Permit>, share
 
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     let has = |name, token: &str| {
-        req.headers().get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
+        let mut values = req.headers().get_all(name).iter();
+        values.any(|v| handshake::lists_token(v.as_bytes(), token))
     };
     has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }

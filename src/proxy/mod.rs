@@ -18,7 +18,7 @@ pub mod relay;
 pub mod stats;
 pub mod upstream;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,9 +81,7 @@ pub struct Shared {
 impl Shared {
     /// The dashboard was reachable once and the last look (prober or dial) found it down: a restart.
     pub fn upstream_known_down(&self) -> bool {
-        self.upstream_seen
-            .load(std::sync::atomic::Ordering::Relaxed)
-            && !self.upstream_up.load(std::sync::atomic::Ordering::Relaxed)
+        self.upstream_seen.load(Relaxed) && !self.upstream_up.load(Relaxed)
     }
 
     /// Builds the shared state for `config`.

@@ -245,8 +245,8 @@ pub struct Batch {
     pub signal: Signal,
     /// Items inside.
     pub items: u64,
-    /// Encoded request.
-    pub data: Vec<u8>,
+    /// Encoded request (shared, not copied, by the spool and each send attempt).
+    pub data: Bytes,
 }
 
 /// The most bytes of spooled requests merged into one export (well under the 4 MiB a gRPC server
@@ -297,7 +297,7 @@ pub async fn sender(
             spool.front_run(MAX_RUN)
         };
         let (signal, items, data) = match (&metrics, &run) {
-            (Some(m), _) => (m.signal, m.items, Bytes::from(m.data.clone())),
+            (Some(m), _) => (m.signal, m.items, m.data.clone()),
             (None, Some(r)) => (r.signal, r.items, r.data.clone()),
             (None, None) => {
                 drained.notify_waiters();

@@ -154,7 +154,7 @@ impl Telemetry {
             let _ = tx.send(Batch {
                 signal,
                 items,
-                data,
+                data: data.into(),
             });
         }
     }
@@ -223,7 +223,7 @@ impl Telemetry {
             if self.opts.stdout_logs {
                 let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);
             }
-            if self.export_tx.is_some() {
+            if self.exports(Signal::Logs) {
                 log_buf.push(entry.record);
             }
         }
