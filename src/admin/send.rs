@@ -98,8 +98,6 @@ impl Admin {
             Some("the prober is disabled (probe.enabled = false), so it has no outbox")
         } else if !c.outbox.enabled {
             Some("the prober's outbox is disabled (websocket.fallback.buffer_messages = false)")
-        } else if self.outbox.is_none() {
-            Some("the prober's outbox is not running")
         } else {
             None
         }
@@ -114,7 +112,8 @@ impl Admin {
             return error(StatusCode::NOT_FOUND, why.into());
         }
         let Some(outbox) = self.outbox.clone() else {
-            return error(StatusCode::NOT_FOUND, "no outbox".into());
+            let why = "the prober's outbox is not running";
+            return error(StatusCode::NOT_FOUND, why.into());
         };
         let Some(token) = self.proxy.config.probe_send_token.as_ref() else {
             return error(StatusCode::NOT_FOUND, NO_TOKEN.into());
