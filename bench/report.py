@@ -41,6 +41,12 @@ TITLES = {
     "idle_bytes_per_conn": "memory per idle connection",
     "idle_rss_mb": "RSS before connections",
 }
+# CPU per operation: (key, figure, rate field, what one operation is).
+CPU_METRICS = [
+    ("tp64_cpu_us", "tp64", "msgs_per_s", "message, 64 B"),
+    ("tp4k_cpu_us", "tp4k", "msgs_per_s", "message, 4 KiB"),
+    ("churn_cpu_us", "churn", "handshakes_per_s", "churn cycle"),
+]
 # The figures that the sidecar must lead on.
 GOAL_FIGURES = ["tp64_msgs_per_s", "tp4k_msgs_per_s", "latency_p50_us", "churn_per_s", "idle_bytes_per_conn"]
 
@@ -70,6 +76,26 @@ def main():
         for t, v in per.items():
             v["ratio_to_direct"] = (v["median"] / d) if d else None
         figures[key] = {"unit": unit, "higher_is_better": higher, "targets": per}
+
+    # CPU per operation of the target process (and of the OTLP receiver, for sidecar_on), in µs.
+    cpu = {}
+    for key, fig, field, _ in CPU_METRICS:
+        per = {}
+        for t in targets:
+            own, recv = [], []
+            for r in rows:
+                c, res = r.get("cpu"), r["result"]
+                if r["figure"] != fig or r["target"] != t or not c or "error" in res or not res.get(field):
+                    continue
+                ops = res[field] * c["wall_s"]
+                own.append(c["target_s"] / ops * 1e6)
+                if c.get("receiver_s") is not None:
+                    recv.append(c["receiver_s"] / ops * 1e6)
+            if own:
+                per[t] = {"target_us": statistics.median(own),
+                          "receiver_us": statistics.median(recv) if recv else None}
+        if per:
+            cpu[key] = per
 
     # Pongs after the idle hold.
     pongs = {}
@@ -108,7 +134,7 @@ def main():
     }
     busy_all = [r.get("background_busy_pct") for r in rows if r.get("background_busy_pct") is not None]
     meta = dict(meta, background_busy_pct={"median": statistics.median(busy_all), "max": max(busy_all)} if busy_all else None)
-    out = {"meta": meta, "figures": figures, "idle_pongs": pongs, "goal": checks,
+    out = {"meta": meta, "figures": figures, "cpu_us_per_op": cpu, "idle_pongs": pongs, "goal": checks,
            "errors": errors, "raw": rows}
     with open(out_path, "w") as f:
         json.dump(out, f, indent=2)
@@ -148,6 +174,26 @@ def main():
     if pongs:
         print("| idle conns answering a ping | of N | " + " | ".join(
             f"{pongs[t]['min_pongs']}/{pongs[t]['conns']}" if t in pongs else "–" for t in targets) + " |")
+    if cpu:
+        shown = [t for t in targets if t != "direct"]
+        print()
+        print("| CPU per operation (µs, the proxy's process; + the OTLP receiver's) | "
+              + " | ".join(LABELS[t] for t in shown) + " |")
+        print("|" + "---|" * (len(shown) + 1))
+        for key, _, _, what in CPU_METRICS:
+            if key not in cpu:
+                continue
+            cells = []
+            for t in shown:
+                v = cpu[key].get(t)
+                if v is None:
+                    cells.append("–")
+                    continue
+                s = fmt(v["target_us"])
+                if v["receiver_us"] is not None:
+                    s += f" + {fmt(v['receiver_us'])}"
+                cells.append(s)
+            print(f"| per {what} | " + " | ".join(cells) + " |")
     print()
     print("Goal (sidecar with telemetry on):")
     for key, g in goal.items():

@@ -7,7 +7,8 @@
 # Everything runs on 127.0.0.1 with free ports. Per figure, each target is started fresh, measured and
 # stopped, in the order direct, sidecar (telemetry on), sidecar (telemetry off), nginx, haproxy, relay;
 # the whole sequence is repeated (default 3). Results: DIR/latest.json (default bench-results/) and a
-# table of medians and ratios to direct on stdout. A benchmark, not a test: nothing here asserts timings.
+# table of medians and ratios to direct on stdout, and the CPU each proxy (and, for the sidecar with
+# telemetry on, the OTLP receiver) used per operation. A benchmark, not a test: nothing here asserts timings.
 # --smoke runs a tiny version of every figure once (CI: checks the harness works, < 60 s after builds).
 # The machine's CPU use just before each run is recorded (background_busy_pct): other work on a 2-core
 # machine skews every figure; --wait-quiet waits (up to 60 s) for it to drop under 15 % first.
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --figures) FIGURES="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --wait-quiet) WAIT_QUIET=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
   shift
@@ -115,7 +116,7 @@ ECHO_PID=$!; PIDS+=("$ECHO_PID")
 if [ -n "$ROTEL" ]; then
   "$ROTEL" start --otlp-grpc-endpoint "127.0.0.1:$OTLP_PORT" --otlp-http-endpoint "127.0.0.1:$OTLP_HTTP_PORT" \
     --exporter blackhole --pid-file "$TMP/rotel.pid" >"$TMP/rotel.log" 2>&1 &
-  PIDS+=("$!")
+  ROTEL_PID=$!; PIDS+=("$ROTEL_PID")
 fi
 "$LOAD" wait --url "ws://127.0.0.1:$ECHO_PORT/bench" >/dev/null
 
@@ -232,6 +233,22 @@ busy_pct() {
   [ "$total" -gt 0 ] && echo $(( 100 * (total - idle) / total )) || echo 0
 }
 
+# CPU seconds (user + system) a process and its children (nginx's workers) have used so far; empty
+# when it is gone.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_s() {
+  [ -r "/proc/$1/stat" ] || return 0
+  # Every /proc/PID/stat in one pass. After the command name (which may hold spaces): ppid is the 2nd
+  # field, utime and stime the 12th and 13th.
+  # (cat, not awk's own file list: a process may end between the glob and the read.)
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pid="$1" -v hz="$CLK_TCK" '
+    { own = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+      if (own == pid || f[2] == pid) t += f[12] + f[13] }
+    END { printf "%.3f", t / hz }'
+}
+
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+
 run_figure() {
   local fig=$1 url=$2 pid=$3
   case "$fig" in
@@ -257,11 +274,30 @@ for rep in $(seq 1 "$REPS"); do
         for _ in $(seq 1 60); do [ "$busy" -le 15 ] && break; sleep 1; busy=$(busy_pct); done
       fi
       start_target "$t" "$n"
-      res=$(run_figure "$fig" "$TURL" "$TPID" || true)
+      # CPU used by the target (and, for sidecar_on, by the OTLP receiver) over the measured window:
+      # sampled after the load generator's warm-up and again when it has finished.
+      out="$TMP/res-$n.json"
+      run_figure "$fig" "$TURL" "$TPID" >"$out" 2>>"$TMP/load.err" &
+      LOADPID=$!
+      cpu="null"
+      if [ "$fig" != idle ] && [ "$t" != direct ]; then
+        sleep "$WARM"
+        p0=$(cpu_s "$TPID"); r0=$(cpu_s "${ROTEL_PID:-0}"); w0=$(date +%s.%N)
+        wait "$LOADPID" || true
+        p1=$(cpu_s "$TPID"); r1=$(cpu_s "${ROTEL_PID:-0}"); w1=$(date +%s.%N)
+        recv=null
+        [ "$t" = sidecar_on ] && [ -n "$r0" ] && [ -n "$r1" ] && recv=$(sub "$r1" "$r0")
+        if [ -n "$p0" ] && [ -n "$p1" ]; then
+          cpu=$(printf '{"target_s":%s,"receiver_s":%s,"wall_s":%s}' "$(sub "$p1" "$p0")" "$recv" "$(sub "$w1" "$w0")")
+        fi
+      else
+        wait "$LOADPID" || true
+      fi
+      res=$(cat "$out")
       [ -n "$res" ] || res='{"error":"load generator failed"}'
       stop_target "$t"
-      printf '{"rep":%d,"figure":"%s","target":"%s","background_busy_pct":%d,"result":%s}\n' \
-        "$rep" "$fig" "$t" "$busy" "$res" >>"$RAW"
+      printf '{"rep":%d,"figure":"%s","target":"%s","background_busy_pct":%d,"cpu":%s,"result":%s}\n' \
+        "$rep" "$fig" "$t" "$busy" "$cpu" "$res" >>"$RAW"
       log "rep $rep $fig $t: $res"
     done
   done
