@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --figures) FIGURES="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --wait-quiet) WAIT_QUIET=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 64 ;;
   esac
   shift
