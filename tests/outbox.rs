@@ -71,6 +71,13 @@ fn messages(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("msg-{i:02} «é» \"q\"")).collect()
 }
 
+/// Posts each message to `POST /probe/send`; every one must be queued (202).
+async fn queue_all(admin: std::net::SocketAddr, msgs: &[String]) {
+    for m in msgs {
+        assert_eq!(post_probe_send(admin, m.as_bytes()).await.0, 202, "{m}");
+    }
+}
+
 fn record_env(file: &Path) -> [(&'static str, String); 2] {
     [
         ("RECORD", file.display().to_string()),
@@ -146,9 +153,7 @@ async fn ten_queued_messages_flush_at_once_without_waiting_for_the_interval() {
     })
     .await;
     let sent = messages(10);
-    for m in &sent {
-        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
-    }
+    queue_all(sc.admin_addr, &sent).await;
     assert_eq!(until_recorded(&rec, 10).await, sent);
     let seen = until(&mut rx, "buffer_flushed", |k| {
         matches!(k, EventKind::BufferFlushed { .. })
@@ -183,9 +188,7 @@ async fn an_unconfirmed_flush_is_put_back_and_sent_again_after_a_reconnect() {
     })
     .await;
     let sent = messages(3);
-    for m in &sent {
-        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
-    }
+    queue_all(sc.admin_addr, &sent).await;
     // A dashboard that reads everything and never answers a ping: no flush is ever confirmed.
     let mut env = record_env(&rec1).to_vec();
     env.push(("NO_PONG", "1".into()));
@@ -240,9 +243,7 @@ async fn with_a_spool_dir_the_outbox_survives_a_sidecar_crash_and_is_delivered_a
     ];
     let first = sidecar(&upstream, &[], &env);
     let sent = messages(4);
-    for m in &sent {
-        assert_eq!(post_probe_send(first.admin, m.as_bytes()).await.0, 202);
-    }
+    queue_all(first.admin, &sent).await;
     drop(first); // SIGKILL: no shutdown, no flush
     let file = spool.join("outbox-pulse.jsonl");
     assert_eq!(recorded(&file), sent, "on disk, in order, before the 202s");

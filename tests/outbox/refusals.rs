@@ -7,7 +7,7 @@ use iskra_ws_sidecar::events::{DropReason, EventKind};
 use iskra_ws_sidecar::semantics::{self, LogLevel};
 
 use super::support::*;
-use super::{env_refs, gauge, messages, record_env, start, until};
+use super::{env_refs, gauge, messages, queue_all, record_env, start, until};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_outbox_answers_507_counts_every_refusal_and_keeps_what_it_holds() {
@@ -20,9 +20,7 @@ async fn a_full_outbox_answers_507_counts_every_refusal_and_keeps_what_it_holds(
     })
     .await;
     let sent = messages(3);
-    for m in &sent {
-        assert_eq!(post_probe_send(sc.admin_addr, m.as_bytes()).await.0, 202);
-    }
+    queue_all(sc.admin_addr, &sent).await;
     for _ in 0..2 {
         let (status, head, body) = post_probe_send(sc.admin_addr, b"one too many").await;
         assert_eq!(status, 507, "{body}");
