@@ -282,11 +282,13 @@ for rep in $(seq 1 "$REPS"); do
       cpu="null"
       if [ "$fig" != idle ] && [ "$t" != direct ]; then
         sleep "$WARM"
-        p0=$(cpu_s "$TPID"); r0=$(cpu_s "${ROTEL_PID:-0}"); w0=$(date +%s.%N)
+        # The receiver only matters (and is only read) for the sidecar that exports to it.
+        rpid=0; [ "$t" = sidecar_on ] && rpid=${ROTEL_PID:-0}
+        p0=$(cpu_s "$TPID"); r0=$(cpu_s "$rpid"); w0=$(date +%s.%N)
         wait "$LOADPID" || true
-        p1=$(cpu_s "$TPID"); r1=$(cpu_s "${ROTEL_PID:-0}"); w1=$(date +%s.%N)
+        p1=$(cpu_s "$TPID"); r1=$(cpu_s "$rpid"); w1=$(date +%s.%N)
         recv=null
-        [ "$t" = sidecar_on ] && [ -n "$r0" ] && [ -n "$r1" ] && recv=$(sub "$r1" "$r0")
+        [ -n "$r0" ] && [ -n "$r1" ] && recv=$(sub "$r1" "$r0")
         if [ -n "$p0" ] && [ -n "$p1" ]; then
           cpu=$(printf '{"target_s":%s,"receiver_s":%s,"wall_s":%s}' "$(sub "$p1" "$p0")" "$recv" "$(sub "$w1" "$w0")")
         fi
