@@ -115,6 +115,8 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         stdout_logs: !embed.quiet,
         spool_dir: config.spool_dir.clone(),
         spool_max_bytes: config.spool_max_bytes,
+        handshake_max_age: config.limits.handshake_timeout
+            + config.limits.upstream_timeout * (config.backup_upstreams.len() as u32 + 2),
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));
@@ -189,6 +191,34 @@ impl Running {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard limit (every connection is one, or two with
+/// its upstream; distributions default the soft limit to 1024) and logs both.
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let before = lim.rlim_cur;
+    let raised = lim.rlim_cur < lim.rlim_max && {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 }
+    };
+    let soft = if raised { lim.rlim_max } else { before };
+    log_line(
+        "INFO",
+        "nofile_limit",
+        json!({"soft_before": before, "soft": soft, "hard": lim.rlim_max}),
+    );
+}
+
 /// Prints one structured log line to stdout.
 pub fn log_line(level: &str, event_type: &str, fields: Value) {
     let mut v = json!({
@@ -231,6 +261,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    raise_nofile();
     let running = match start_embedded(config, Embed::default()).await {
         Ok(r) => r,
         Err(e) => {

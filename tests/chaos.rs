@@ -317,3 +317,68 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         .contains("unknown scenario"));
     assert_eq!(chaos::exit_code(&report), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborted_handshakes_leave_rss_within_a_few_mib_and_every_session_ended() {
+    let _serial = SERIAL.lock().await;
+    // A reachable collector, as for memory_leak: spooled telemetry is not what is measured here.
+    let (otlp, _rec, _h) = support::otlp::grpc_receiver().await;
+    let endpoint = format!("http://{otlp}");
+    let rig = rig_of(
+        &release_bin(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    );
+    let mut o = opts(&rig.sc, "aborted_handshakes");
+    o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
+    let r = one(&o).await;
+    let rss = &r.measured["rss_kib"];
+    println!(
+        "aborted_handshakes: {} at {} /s; RSS KiB start {} warm baseline {} peak {} after {} (+{} KiB); sessions tracked after {}",
+        o.cycles, r.measured["cycles_per_s"], rss["start"], rss["warm_baseline"], rss["peak"],
+        rss["after"], r.measured["growth_kib"], r.measured["sessions_tracked_after"]
+    );
+    passed(&r);
+    let admin = rig.sc.admin;
+    let expired = metric(admin, "iskra_sidecar_sessions_expired_total", &[]).await;
+    assert_eq!(
+        expired,
+        Some(0.0),
+        "every end arrived: the backstop found nothing"
+    );
+    assert_eq!(
+        metric(admin, "iskra_sidecar_sessions_tracked", &[]).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(admin, "websocket_server_active_connections", &[]).await,
+        Some(0.0),
+        "every session that started ended in the metrics"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_upgrade_answers_once_and_closes_with_nothing_tunnelled() {
+    let _serial = SERIAL.lock().await;
+    let rig = rig(&[]);
+    let r = one(&opts(&rig.sc, "refused_upgrade")).await;
+    passed(&r);
+    assert_eq!(r.measured["no_key"]["bytes_after_answer"], 0);
+    assert_eq!(r.measured["version_12"]["status"], 426);
+    assert_eq!(r.measured["version_12"]["sec_websocket_version"], "13");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pong_flood_records_no_rtt_samples_and_drops_no_events() {
+    let _serial = SERIAL.lock().await;
+    // The scenario's client does not answer pings while it floods: a longer pong timeout.
+    let rig = rig(&[("ISKRA_SIDECAR_WEBSOCKET__HEARTBEAT__TIMEOUT", "10000")]);
+    let r = one(&opts(&rig.sc, "pong_flood")).await;
+    println!("pong_flood: {}", r.measured);
+    passed(&r);
+    assert_eq!(r.measured["pongs"], 200_000);
+    assert!(r.measured["rtt_samples"].as_f64().unwrap() < 1000.0);
+    assert_eq!(r.measured["events_dropped"], 0.0);
+}

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::upstream::{self, Dialed, UpstreamError};
-use super::{relay, SessionCtx, Shared};
+use super::{refused, relay, SessionCtx, Shared};
 use crate::events::{ConnectCause, EventKind, RejectCause, SessionInfo};
 
 /// Headers httparse looks at; a head with more goes to hyper, which allows up to 100.
@@ -26,6 +26,8 @@ pub enum First {
     Upgrade(UpgradeHead),
     /// Anything else: hyper serves it, starting from the bytes read so far.
     Other,
+    /// The head is longer than `limits.max_header_size`: answered 431 here, at any configured size.
+    TooLarge,
 }
 
 /// What the fast path needs from an upgrade request.
@@ -36,6 +38,67 @@ pub struct UpgradeHead {
     pub path: String,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
+    /// Why the handshake is not valid (`Sec-WebSocket-Key`, `Sec-WebSocket-Version`), if it is not.
+    pub invalid: Option<Invalid>,
+}
+
+/// An upgrade request that is not a valid WebSocket handshake, answered by the sidecar itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// `Sec-WebSocket-Version` is missing or not 13: 426 with `Sec-WebSocket-Version: 13`.
+    Version,
+    /// `Sec-WebSocket-Key` is missing, repeated, or not 16 bytes in base64: 400.
+    Key,
+}
+
+impl Invalid {
+    /// The status the client gets.
+    pub fn status(self) -> u16 {
+        match self {
+            Invalid::Version => 426,
+            Invalid::Key => 400,
+        }
+    }
+
+    /// The message in the answer's body.
+    pub fn message(self) -> &'static str {
+        match self {
+            Invalid::Version => "unsupported WebSocket version: this server speaks 13",
+            Invalid::Key => "Sec-WebSocket-Key must be 16 bytes in base64",
+        }
+    }
+
+    /// The whole answer, with `Connection: close` (and `Sec-WebSocket-Version: 13` for a 426).
+    pub fn response(self) -> Vec<u8> {
+        let extra = match self {
+            Invalid::Version => "sec-websocket-version: 13\r\n",
+            Invalid::Key => "",
+        };
+        plain_response_with(self.status(), self.message(), extra)
+    }
+}
+
+/// RFC 6455 §4.2.1 checks on an upgrade's version and key header values (every value of each).
+pub fn check_ws_headers<'v>(
+    versions: impl Iterator<Item = &'v [u8]>,
+    keys: impl Iterator<Item = &'v [u8]>,
+) -> Option<Invalid> {
+    use base64::Engine as _;
+    let versions: Vec<&[u8]> = versions.collect();
+    if versions.len() != 1 || versions[0].trim_ascii() != b"13" {
+        return Some(Invalid::Version);
+    }
+    let keys: Vec<&[u8]> = keys.collect();
+    let decoded = match keys.as_slice() {
+        [k] => base64::engine::general_purpose::STANDARD
+            .decode(k.trim_ascii())
+            .ok(),
+        _ => None,
+    };
+    match decoded {
+        Some(k) if k.len() == 16 => None,
+        _ => Some(Invalid::Key),
+    }
 }
 
 /// Whether a comma-separated header value (`Connection`, `Upgrade`) lists `token`, in any case.
@@ -85,22 +148,69 @@ fn classify(buf: &[u8]) -> Option<First> {
     if !upgrade {
         return Some(First::Other);
     }
+    let values = |name: &'static str| {
+        h.iter()
+            .filter(move |x| x.name.eq_ignore_ascii_case(name))
+            .map(|x| x.value)
+    };
     Some(First::Upgrade(UpgradeHead {
         len,
         path: target_path(req.path.unwrap_or("/")),
         user_agent: header(h, "user-agent"),
+        invalid: check_ws_headers(values("sec-websocket-version"), values("sec-websocket-key")),
     }))
 }
 
+/// Where the first empty line of `buf` ends (the end of a request head), looking only at bytes from
+/// `from` on (the caller passes what it had already scanned, less 3): each byte is looked at a bounded
+/// number of times however the head is cut into segments.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(off) = buf[i..].iter().position(|b| *b == b'\n') {
+        let nl = i + off;
+        if buf.get(nl + 1) == Some(&b'\n') {
+            return Some(nl + 2);
+        }
+        if buf.get(nl + 1) == Some(&b'\r') && buf.get(nl + 2) == Some(&b'\n') {
+            return Some(nl + 3);
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+/// Work done reading first heads (bytes scanned, parses), for tests of the linear bound.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeadWork {
+    /// Bytes looked at while searching for the end of the head.
+    pub scanned: usize,
+    /// Times the head was handed to the parser.
+    pub parses: usize,
+}
+
 /// Reads the first request head into `buf`. `None`: the client closed, or sent no complete head before
-/// `timeout` (the connection is dropped, as hyper does). A head over `max` goes to hyper, which answers 431.
+/// `timeout` (the connection is dropped, as hyper does). A head longer than `max` bytes is
+/// [`First::TooLarge`], whatever `max` is. The head is parsed only once its end (an empty line) has
+/// arrived, so a head sent a byte at a time costs linear, not quadratic, work.
 pub async fn read_first(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     max: usize,
     timeout: Duration,
 ) -> Option<First> {
+    read_first_counted(stream, buf, max, timeout, &mut HeadWork::default()).await
+}
+
+/// [`read_first`], counting its work in `work`.
+pub async fn read_first_counted(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+    timeout: Duration,
+    work: &mut HeadWork,
+) -> Option<First> {
     let read = async {
+        let mut scanned = 0usize;
         loop {
             if buf.capacity() - buf.len() < 512 {
                 buf.reserve(1024);
@@ -108,11 +218,26 @@ pub async fn read_first(
             if stream.read_buf(buf).await.ok()? == 0 {
                 return None;
             }
-            if let Some(first) = classify(buf) {
-                return Some(first);
+            loop {
+                let from = scanned.saturating_sub(3);
+                let end = head_end(buf, from);
+                work.scanned += end.unwrap_or(buf.len()) - from;
+                let Some(end) = end else {
+                    scanned = buf.len();
+                    break;
+                };
+                if end > max {
+                    return Some(First::TooLarge);
+                }
+                work.parses += 1;
+                if let Some(first) = classify(buf) {
+                    return Some(first);
+                }
+                // Empty lines before the request line (allowed): look for the next end.
+                scanned = end;
             }
-            if buf.len() >= max {
-                return Some(First::Other);
+            if buf.len() > max {
+                return Some(First::TooLarge);
             }
         }
     };
@@ -120,14 +245,18 @@ pub async fn read_first(
 }
 
 /// A plain-text answer with `Connection: close`, as raw bytes.
-fn plain_response(status: u16, msg: &str, retry: bool) -> Vec<u8> {
+pub fn plain_response(status: u16, msg: &str, retry: bool) -> Vec<u8> {
+    plain_response_with(status, msg, if retry { "retry-after: 1\r\n" } else { "" })
+}
+
+/// [`plain_response`] with `extra` header lines (each ending in CRLF).
+fn plain_response_with(status: u16, msg: &str, extra: &str) -> Vec<u8> {
     let reason = hyper::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    let retry = if retry { "retry-after: 1\r\n" } else { "" };
     format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\n{retry}content-length: {}\r\n\
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\
          connection: close\r\n\r\n{msg}\n",
         msg.len() + 1
     )
@@ -135,11 +264,34 @@ fn plain_response(status: u16, msg: &str, retry: bool) -> Vec<u8> {
 }
 
 /// A session being set up: its identity so far and when its head arrived.
+///
+/// It is also the guard that makes every started session end in telemetry: the only ways to let go of
+/// it are [`Begun::reject`] (HandshakeRejected) and [`Begun::completed`] (HandshakeCompleted, after
+/// which the relay's own guard owns the end); dropping it any other way — a client reset before the
+/// 101, a failed write, an upgrade that cannot be taken over, a cancelled future — emits
+/// HandshakeRejected with [`RejectCause::ClientGone`]. Both go through
+/// [`crate::events::EventSink::emit_lossless`], so a full channel cannot lose them either.
 pub struct Begun {
     /// Identity (the upstream fields change if a backup takes the session).
     pub info: Arc<SessionInfo>,
     /// When the request head was read.
     pub t0: Instant,
+    sink: crate::events::EventSink,
+    ended: bool,
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            let kind = EventKind::HandshakeRejected {
+                duration: self.t0.elapsed(),
+                status: 499,
+                cause: RejectCause::ClientGone,
+            };
+            self.sink.emit_lossless(Some(&self.info), kind);
+        }
+    }
 }
 
 impl Begun {
@@ -170,21 +322,26 @@ impl Begun {
         Begun {
             info,
             t0: Instant::now(),
+            sink: shared.sink.clone(),
+            ended: false,
         }
     }
 
-    /// Emits HandshakeRejected with `status`.
-    pub fn reject(&self, shared: &Shared, status: u16, cause: RejectCause) {
+    /// Emits HandshakeRejected with `status` (once: the session's end).
+    pub fn reject(&mut self, _shared: &Shared, status: u16, cause: RejectCause) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         let kind = EventKind::HandshakeRejected {
             duration: self.t0.elapsed(),
             status,
             cause,
         };
-        shared.sink.emit(Some(&self.info), kind);
+        self.sink.emit_lossless(Some(&self.info), kind);
     }
 
     /// The upstream failed the handshake: emits the rejection and returns the status for the client.
-    pub fn upstream_failed(&self, shared: &Shared, e: UpstreamError) -> u16 {
+    pub fn upstream_failed(&mut self, shared: &Shared, e: UpstreamError) -> u16 {
         let cause = match e {
             UpstreamError::Timeout | UpstreamError::Connect(ConnectCause::TimedOut) => {
                 RejectCause::UpstreamTimeout
@@ -226,23 +383,34 @@ impl Begun {
         }
     }
 
-    /// The upstream answered 101: emits HandshakeCompleted and builds the session's context.
+    /// The upstream answered 101: emits HandshakeCompleted and builds the session's context. The
+    /// subprotocol is named in telemetry only when `telemetry.record_subprotocols` lists it (apps put
+    /// tokens there); any other negotiated value is reported as `other`.
     pub fn completed(
-        self,
+        mut self,
         shared: &Shared,
         subprotocol: Option<String>,
         extensions: Option<String>,
     ) -> SessionCtx {
+        self.ended = true;
         let ext = extensions
             .as_deref()
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let listed = &shared.config.record_subprotocols;
+        let subprotocol = subprotocol.map(|p| {
+            if listed.iter().any(|l| l == p.trim()) {
+                p.trim().to_string()
+            } else {
+                "other".to_string()
+            }
+        });
         let kind = EventKind::HandshakeCompleted {
             duration: self.t0.elapsed(),
             subprotocol,
             extensions,
         };
-        shared.sink.emit(Some(&self.info), kind);
+        self.sink.emit_lossless(Some(&self.info), kind);
         let names: Vec<&str> = ext
             .split(',')
             .filter_map(|e| e.split(';').next())
@@ -252,7 +420,7 @@ impl Begun {
         let limits = &shared.config.limits;
         let hb = &shared.config.heartbeat;
         SessionCtx {
-            info: self.info,
+            info: self.info.clone(),
             sink: shared.sink.clone(),
             stats: shared.stats.clone(),
             deflate: names.contains(&"permessage-deflate"),
@@ -336,7 +504,9 @@ async fn read_answer(
 }
 
 /// The fast path: forwards the upgrade in `head` to the dashboard; on 101 the session is ready to run,
-/// `None` when no session follows (an answer was sent instead).
+/// `None` when no session follows (an answer was sent instead). An invalid handshake is answered here
+/// (400 / 426) without dialing; an upstream answer other than 101 is relayed with `Connection: close`
+/// and the connection closed, so nothing the client pipelined behind its head ever reaches the upstream.
 pub async fn open(
     mut client: TcpStream,
     mut head: BytesMut,
@@ -345,12 +515,19 @@ pub async fn open(
     shared: &Shared,
 ) -> Option<Opened> {
     let mut begun = Begun::new(shared, peer, "GET", req.path, req.user_agent);
+    if let Some(bad) = req.invalid {
+        begun.reject(shared, bad.status(), RejectCause::InvalidRequest);
+        return finish(client, &bad.response()).await;
+    }
     let answer = |status: u16, msg: &str| plain_response(status, msg, true);
     let Dialed { stream: mut up, .. } = match begun.dial(shared).await {
         Ok(d) => d,
         Err((status, msg)) => return finish(client, &answer(status, &msg)).await,
     };
     let client_pre = head.split_off(req.len).freeze();
+    if let Some(h) = shared.config.forwarded.rewrite_head(&head, peer.ip()) {
+        head = BytesMut::from(&h[..]);
+    }
     let mut resp = BytesMut::new();
     let max = shared.config.limits.max_header_size.max(8192);
     let exchange = async {
@@ -372,15 +549,16 @@ pub async fn open(
         }
     };
     let upstream_pre = resp.split_off(a.len).freeze();
-    client.write_all(&resp).await.ok()?;
     if a.status != 101 {
-        // Relayed as is; the rest of the connection is a byte stream between the two.
         begun.reject(shared, a.status, RejectCause::UpstreamStatus);
-        let _ = client.write_all(&upstream_pre).await;
-        let _ = up.write_all(&client_pre).await;
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+        drop(client_pre);
+        let limit = shared.config.limits.upstream_timeout;
+        let _ = refused::relay(&mut client, &mut up, &resp, upstream_pre, limit).await;
+        let _ = client.shutdown().await;
         return None;
     }
+    // A client that vanished here drops `begun`, which reports the session as abandoned.
+    client.write_all(&resp).await.ok()?;
     let ctx = begun.completed(shared, a.subprotocol, a.extensions);
     Some(Opened {
         client: (client, client_pre),
@@ -389,10 +567,17 @@ pub async fn open(
     })
 }
 
-/// Writes a final answer and closes the connection.
+/// Writes a final answer and closes the connection (reading what the client still sends for a moment,
+/// so that closing does not reset the connection under the answer).
 async fn finish(mut client: TcpStream, bytes: &[u8]) -> Option<Opened> {
-    let _ = client.write_all(bytes).await;
-    let _ = client.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        client.write_all(bytes).await?;
+        client.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while client.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
     None
 }
 

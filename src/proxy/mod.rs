@@ -5,15 +5,21 @@
 //! - [`handshake`]: the first request head; upgrades on the fast path (no HTTP machinery).
 //! - [`prefixed`]: a stream with the bytes already read put back, for hyper.
 //! - [`upstream`]: dialing the dashboard, forwarding a request, typed failures (502 / 504).
+//! - [`forwarded`]: `X-Forwarded-For` / `X-Forwarded-Proto` on both paths; [`refused`]: relaying an
+//!   upstream's non-101 answer on the fast path and closing (no tunnel).
+//! - [`guard`]: the session's end, emitted by a guard whatever way the session stops.
 //! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
 //! - [`stats`]: hot-path counters read by telemetry.
 
+pub mod forwarded;
 pub mod frame;
+pub mod guard;
 pub mod handshake;
 pub mod heartbeat;
 pub mod listener;
 pub mod prefixed;
 pub mod pump;
+pub mod refused;
 pub mod relay;
 pub mod stats;
 pub mod upstream;

@@ -523,14 +523,17 @@ impl<'a> Pump<'a> {
                 let (code, reason) = frame::parse_close(p).map_err(Outcome::Violation)?;
                 Ok(Control::Close(code, reason))
             }
-            0xA if self.ctx.heartbeat.enabled && super::heartbeat::own_pong(p).is_some() => {
-                let sent = super::heartbeat::own_pong(p).unwrap_or_default();
+            0xA if self.ctx.heartbeat.enabled => {
                 let peer = if self.dir == Direction::ClientToUpstream {
                     Peer::Client
                 } else {
                     Peer::Upstream
                 };
-                self.shared.pongs.record(peer);
+                // Only the exact answer to the ping outstanding to this peer; any other pong is the
+                // peers' own business and is forwarded.
+                let Some(sent) = self.shared.pongs.answer(peer, p) else {
+                    return Ok(Control::Forward);
+                };
                 let rtt = self.started.elapsed().saturating_sub(sent);
                 self.ctx.sink.emit(
                     Some(&self.ctx.info),
@@ -662,6 +665,10 @@ mod tests {
             let (sink, _rx) = EventSink::channel(1024);
             let ctx = ctx(sink);
             let shared = Shared::default();
+            let own_ping = ping_payload(Duration::from_millis(5));
+            shared
+                .pongs
+                .expect(crate::events::Peer::Upstream, &own_ping);
             let started = Instant::now();
             let dir = Direction::UpstreamToClient;
             let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);

@@ -135,6 +135,8 @@ pub struct Stats {
     pub accepted: AtomicU64,
     /// Connections refused over the connection limit.
     pub rejected_limit: AtomicU64,
+    /// Admin connections closed at accept (over `limits.admin_max_connections`).
+    pub admin_refused: AtomicU64,
     /// Client → upstream.
     pub inbound: Traffic,
     /// Upstream → client.

@@ -51,6 +51,9 @@ defs! {
     PROBE_SUCCESS = "probe_success", Kind::Gauge, "", "Blackbox-style: 1 if the last probe of the endpoint succeeded.";
     PROBE_DURATION = "probe_duration_seconds", Kind::Gauge, "", "Blackbox-style: duration of the last probe.";
     EVENTS_DROPPED = "iskra.sidecar.events.dropped", Kind::Counter, "{event}", "Lifecycle events lost to a full channel.";
+    SESSIONS_EXPIRED = "iskra.sidecar.sessions.expired", Kind::Counter, "{session}", "Sessions the span builder ended itself: no handshake outcome arrived within the handshake's time budget (a backstop; 0 when every end arrives).";
+    SESSIONS_TRACKED = "iskra.sidecar.sessions.tracked", Kind::Gauge, "{session}", "Sessions whose spans are being built (open in the span builder).";
+    ADMIN_REFUSED = "iskra.sidecar.admin.refused", Kind::Counter, "{connection}", "Admin connections closed at accept: limits.admin_max_connections were already being served.";
     TELEMETRY_EXPORTED = "iskra.sidecar.telemetry.exported", Kind::Counter, "{item}", "Spans, logs and metric points exported.";
     TELEMETRY_FAILED = "iskra.sidecar.telemetry.failed", Kind::Counter, "{item}", "Items whose export failed (kept for retry).";
     TELEMETRY_DROPPED = "iskra.sidecar.telemetry.dropped", Kind::Counter, "{item}", "Items dropped beyond the spool budget.";
