@@ -579,3 +579,49 @@ async fn an_admin_flood_under_1024_descriptors_leaves_the_proxy_serving() {
     assert_eq!(status, 200, "the admin port recovers");
     assert!(refused.unwrap() >= (FLOOD - 64) as f64);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_flood_cannot_fill_the_event_channel_with_per_message_events() {
+    let up = node_ws(&[]);
+    let mut tree = tree_for(up.port);
+    tree["telemetry"]["frame_events"] = true.into();
+    let (sc, mut rx) = tapped(tree).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/flood", sc.addr))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    const N: usize = 5000;
+    for i in 0..N {
+        ws.feed(Message::text(format!("{i}"))).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut echoed = 0;
+    while echoed < N {
+        if let Message::Text(_) = ws.next().await.unwrap().unwrap() {
+            echoed += 1;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    ws.close(None).await.unwrap();
+    let kinds = until(&mut rx, "the session's end", |k| {
+        matches!(k, EventKind::SessionEnded { .. })
+    })
+    .await;
+    let frames = kinds
+        .iter()
+        .filter(|k| matches!(k, EventKind::FrameRelayed { .. }))
+        .count();
+    let suppressed = sc
+        .proxy
+        .stats
+        .events_suppressed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!("{N} messages each way in {secs:.2} s: {frames} FrameRelayed events, {suppressed} suppressed");
+    // 100 a second per session (both directions share it), over the whole session.
+    assert!(frames as f64 <= 100.0 * (secs + 2.0), "{frames} events");
+    assert_eq!(
+        frames as u64 + suppressed,
+        2 * N as u64,
+        "every message is counted"
+    );
+}

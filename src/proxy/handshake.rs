@@ -430,6 +430,7 @@ impl Begun {
             close_timeout: limits.close_timeout,
             idle_timeout: limits.idle_timeout,
             frame_events: shared.frame_events,
+            frame_budget: Default::default(),
             heartbeat: super::heartbeat::Heartbeats {
                 enabled: hb.enabled,
                 interval: hb.interval,

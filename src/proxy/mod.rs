@@ -54,10 +54,35 @@ pub struct SessionCtx {
     pub close_timeout: Duration,
     /// Close sessions idle this long (zero: never).
     pub idle_timeout: Duration,
-    /// Emit a FrameRelayed event per message.
+    /// Emit a FrameRelayed event per message (at most [`FRAME_EVENTS_PER_SEC`] a second per session).
     pub frame_events: bool,
+    /// This session's budget of per-message events.
+    pub frame_budget: EventBudget,
     /// The sidecar's own pings on this session.
     pub heartbeat: heartbeat::Heartbeats,
+}
+
+/// Per-message events one session may emit in a second (`telemetry.frame_events`); beyond it they are
+/// counted in `iskra_sidecar_events_suppressed_total` instead, so that one client's flood of small
+/// messages cannot fill the event channel every session shares.
+pub const FRAME_EVENTS_PER_SEC: u32 = 100;
+
+/// A session's budget of per-message events: [`FRAME_EVENTS_PER_SEC`] per second of session time.
+#[derive(Debug, Default)]
+pub struct EventBudget {
+    second: AtomicU64,
+    used: std::sync::atomic::AtomicU32,
+}
+
+impl EventBudget {
+    /// Whether one more event may be emitted `elapsed` into the session (both pumps share it).
+    pub fn take(&self, elapsed: Duration) -> bool {
+        let now = elapsed.as_secs();
+        if self.second.swap(now, Relaxed) != now {
+            self.used.store(0, Relaxed);
+        }
+        self.used.fetch_add(1, Relaxed) < FRAME_EVENTS_PER_SEC
+    }
 }
 
 /// State shared by every connection of one proxy.
@@ -114,5 +139,19 @@ impl Shared {
             frame_events,
             nodelay: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_gets_its_budget_of_message_events_each_second() {
+        let b = EventBudget::default();
+        let at = |ms| Duration::from_millis(ms);
+        let first = (0..1000).filter(|_| b.take(at(10))).count();
+        assert_eq!(first, FRAME_EVENTS_PER_SEC as usize);
+        assert!(b.take(at(1010)), "a new second, a new budget");
     }
 }

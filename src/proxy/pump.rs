@@ -487,7 +487,10 @@ impl<'a> Pump<'a> {
                 _ => batch.binary += 1,
             }
             batch.observe(self.message_size);
-            if self.ctx.frame_events {
+            if self.ctx.frame_events && !self.ctx.frame_budget.take(self.started.elapsed()) {
+                let suppressed = &self.ctx.stats.events_suppressed;
+                suppressed.fetch_add(1, Relaxed);
+            } else if self.ctx.frame_events {
                 let kind = EventKind::FrameRelayed {
                     direction: self.dir,
                     opcode: self.message_kind,
@@ -617,6 +620,7 @@ mod tests {
             close_timeout: Duration::from_secs(1),
             idle_timeout: Duration::ZERO,
             frame_events: false,
+            frame_budget: Default::default(),
             heartbeat: Heartbeats {
                 enabled: true,
                 interval: Duration::from_secs(30),

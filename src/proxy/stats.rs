@@ -137,6 +137,8 @@ pub struct Stats {
     pub rejected_limit: AtomicU64,
     /// Admin connections closed at accept (over `limits.admin_max_connections`).
     pub admin_refused: AtomicU64,
+    /// Per-message events not emitted: over a session's budget (`FRAME_EVENTS_PER_SEC`).
+    pub events_suppressed: AtomicU64,
     /// Client → upstream.
     pub inbound: Traffic,
     /// Upstream → client.
