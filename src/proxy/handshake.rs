@@ -608,6 +608,75 @@ mod tests {
         assert!(classify(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n").is_none());
     }
 
+    /// A head arriving one byte per segment is scanned a bounded number of times per byte and parsed
+    /// once (re-parsing the whole buffer on every read was quadratic).
+    #[tokio::test]
+    async fn a_head_sent_a_byte_at_a_time_costs_linear_work() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut s, _) = l.accept().await.unwrap();
+        c.set_nodelay(true).unwrap();
+        let head = format!(
+            "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(3000)
+        );
+        let len = head.len();
+        let writer = tokio::spawn(async move {
+            for b in head.as_bytes() {
+                c.write_all(&[*b]).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            c
+        });
+        let mut buf = BytesMut::new();
+        let mut work = HeadWork::default();
+        let first = read_first_counted(&mut s, &mut buf, 16384, Duration::from_secs(10), &mut work);
+        let first = first.await;
+        let _c = writer.await.unwrap();
+        let Some(First::Upgrade(u)) = first else {
+            panic!("not an upgrade")
+        };
+        assert_eq!((u.len, u.invalid), (len, None));
+        assert_eq!(work.parses, 1, "parsed once, when its end arrived");
+        assert!(
+            work.scanned <= 4 * len,
+            "{} bytes scanned for {len}",
+            work.scanned
+        );
+    }
+
+    #[test]
+    fn heads_over_the_limit_and_bad_handshakes_are_told_apart() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest", 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nA: b\n\n", 0), Some(21));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        let key = [&b"dGhlIHNhbXBsZSBub25jZQ=="[..]];
+        let v = |x: &'static [u8]| vec![x];
+        assert_eq!(
+            check_ws_headers(v(b"13").into_iter(), key.into_iter()),
+            None
+        );
+        assert_eq!(
+            check_ws_headers(v(b"12").into_iter(), key.into_iter()),
+            Some(Invalid::Version)
+        );
+        assert_eq!(
+            check_ws_headers(v(b"13").into_iter(), [&b"c2hvcnQ="[..]].into_iter()),
+            Some(Invalid::Key)
+        );
+        assert_eq!(
+            check_ws_headers(v(b"13").into_iter(), [key[0], key[0]].into_iter()),
+            Some(Invalid::Key),
+            "two keys"
+        );
+        let r = String::from_utf8(Invalid::Version.response()).unwrap();
+        assert!(
+            r.starts_with("HTTP/1.1 426 Upgrade Required\r\n")
+                && r.contains("sec-websocket-version: 13\r\n")
+        );
+    }
+
     #[test]
     fn absolute_targets_keep_only_the_path() {
         assert_eq!(target_path("http://h:1/a/b?x=1"), "/a/b");
