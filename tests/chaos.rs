@@ -170,14 +170,13 @@ async fn protocol_violations_get_their_rfc_codes_and_count_as_protocol_errors() 
     assert!(m["protocol_error_metric_delta"].as_f64().unwrap() >= sidecar_detected);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
-    let _serial = SERIAL.lock().await;
-    // A reachable collector: with none, spans and logs pile up in the in-memory spool (bounded by
-    // telemetry.spool_max_bytes), which is RSS growth but not a leak of the relay.
-    let (otlp, rec, _h) = support::otlp::grpc_receiver().await;
+/// The release binary (what users run, see support::release_bin) exporting to a reachable collector:
+/// with none, spans and logs pile up in the in-memory spool (bounded by telemetry.spool_max_bytes),
+/// which is RSS growth but not a leak of the relay.
+async fn release_rig_with_collector() -> (Rig, support::otlp::Received, tokio::task::JoinHandle<()>)
+{
+    let (otlp, rec, h) = support::otlp::grpc_receiver().await;
     let endpoint = format!("http://{otlp}");
-    // The release binary: what users run (see support::release_bin).
     let rig = rig_of(
         &release_bin(),
         &[
@@ -185,6 +184,13 @@ async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
         ],
     );
+    (rig, rec, h)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
+    let _serial = SERIAL.lock().await;
+    let (rig, rec, _h) = release_rig_with_collector().await;
     let mut o = opts(&rig.sc, "memory_leak");
     o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
     let r = one(&o).await;
@@ -321,16 +327,7 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aborted_handshakes_leave_rss_within_a_few_mib_and_every_session_ended() {
     let _serial = SERIAL.lock().await;
-    // A reachable collector, as for memory_leak: spooled telemetry is not what is measured here.
-    let (otlp, _rec, _h) = support::otlp::grpc_receiver().await;
-    let endpoint = format!("http://{otlp}");
-    let rig = rig_of(
-        &release_bin(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
-        ],
-    );
+    let (rig, _rec, _h) = release_rig_with_collector().await;
     let mut o = opts(&rig.sc, "aborted_handshakes");
     o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
     let r = one(&o).await;

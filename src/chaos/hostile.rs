@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::memory::{pid_and_rss, rss_within, PeakRss};
 use super::wire::{self, Got, Reader, Target};
 use super::{ChaosOptions, ScenarioResult};
 
@@ -77,15 +78,9 @@ async fn settle(admin: Option<&str>, floor: f64, limit: Duration) -> Option<f64>
 /// `o.cycles` aborted handshakes; RSS must return within [`ABORT_RSS_BOUND_KIB`] of the warm baseline.
 pub async fn aborted_handshakes(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     let name = "aborted_handshakes";
-    let Some(pid) = o.pid else {
-        return ScenarioResult::skipped(
-            name,
-            "needs the sidecar's PID on this host (--pid): RSS is read from /proc/<pid>/status",
-        );
-    };
-    let start = match wire::rss_kib(pid) {
-        Ok(k) => k,
-        Err(e) => return ScenarioResult::skipped(name, format!("cannot read its memory: {e}")),
+    let (pid, start) = match pid_and_rss(name, o) {
+        Ok(x) => x,
+        Err(skipped) => return skipped,
     };
     let admin = o.admin.as_deref();
     let failed = Arc::new(AtomicU64::new(0));
@@ -94,32 +89,16 @@ pub async fn aborted_handshakes(t: &Target, o: &ChaosOptions) -> ScenarioResult 
     abort_many(t, warm, &failed).await;
     settle(admin, 0.0, Duration::from_secs(30)).await;
     let baseline = wire::rss_kib(pid).unwrap_or(0);
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            while let Ok(k) = wire::rss_kib(pid) {
-                peak.fetch_max(k, Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(pid, baseline);
     let t1 = Instant::now();
     abort_many(t, o.cycles - warm, &failed).await;
     let main_s = t1.elapsed().as_secs_f64();
-    sampler.abort();
+    let peak = peak.stop();
     let drain = Instant::now();
     let tracked = settle(admin, 0.0, Duration::from_secs(60)).await;
     let drain_s = drain.elapsed().as_secs_f64();
     let limit = baseline + ABORT_RSS_BOUND_KIB;
-    let stop = Instant::now() + Duration::from_secs(5);
-    let after = loop {
-        let now = wire::rss_kib(pid).unwrap_or(u64::MAX);
-        if now <= limit || Instant::now() > stop {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let after = rss_within(pid, limit).await;
     let mut problems = Vec::new();
     if after > limit {
         problems.push(format!(
@@ -140,7 +119,7 @@ pub async fn aborted_handshakes(t: &Target, o: &ChaosOptions) -> ScenarioResult 
     let measured = json!({
         "pid": pid, "cycles": o.cycles, "warm_cycles": warm, "failed": failed,
         "cycles_per_s": ((o.cycles - warm) as f64 / main_s.max(1e-9)).round(),
-        "rss_kib": {"start": start, "warm_baseline": baseline, "peak": peak.load(Relaxed), "after": after},
+        "rss_kib": {"start": start, "warm_baseline": baseline, "peak": peak, "after": after},
         "growth_kib": after as i64 - baseline as i64, "sessions_tracked_after": tracked,
         "drain_s": (drain_s * 10.0).round() / 10.0, "seconds": t0.elapsed().as_secs_f64(),
     });
