@@ -108,9 +108,9 @@ impl PeakRss {
     }
 }
 
-/// RSS of `pid` once it is at most `limit` KiB, or after 5 s, whichever comes first.
-pub async fn rss_within(pid: u32, limit: u64) -> u64 {
-    let stop = Instant::now() + Duration::from_secs(5);
+/// RSS of `pid` once it is at most `limit` KiB, or after `wait`, whichever comes first.
+pub async fn rss_within(pid: u32, limit: u64, wait: Duration) -> u64 {
+    let stop = Instant::now() + wait;
     loop {
         let now = wire::rss_kib(pid).unwrap_or(u64::MAX);
         if now <= limit || Instant::now() > stop {
@@ -162,7 +162,7 @@ pub async fn memory_leak(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     }
     let drain_s = drain_start.elapsed().as_secs_f64();
     let limit = baseline + baseline / 10;
-    let after = rss_within(pid, limit).await;
+    let after = rss_within(pid, limit, Duration::from_secs(5)).await;
     let failed = tally.failed.load(Relaxed);
     let export_failures = match (failed_before, failed_exports().await) {
         (Some(b), Some(a)) => Some(a - b),
