@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Endpoint, Upstream, SECRET_KEYS};
+use super::{is_secret, Endpoint, Upstream};
 
 /// One configuration problem: the key, the value found, and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 fn render(key: &str, v: &Value) -> String {
-    if SECRET_KEYS.contains(&key) {
+    if is_secret(key) {
         return "\"****\"".into();
     }
     let s = v.to_string();
@@ -194,6 +194,11 @@ impl<'a> Reader<'a> {
                 None
             }
         }
+    }
+
+    /// The value at `key` as it is in the tree (None when absent).
+    pub(super) fn raw(&self, key: &str) -> Option<&'a Value> {
+        lookup(self.tree, key)
     }
 
     pub(super) fn text(&mut self, key: &str) -> Option<String> {

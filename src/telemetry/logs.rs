@@ -100,6 +100,20 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         } => {
             json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status})
         }
+        EventKind::ProbeRejected {
+            endpoint,
+            url,
+            status,
+            duration,
+            ..
+        } => {
+            json!({"endpoint": endpoint, "url": url, "http.response.status_code": status,
+                   "duration_ms": duration.as_secs_f64() * 1e3, "state": "probe_rejected",
+                   "hint": crate::admin::health::REJECTED_HINT})
+        }
+        EventKind::FallbackChanged { endpoint, mode } => {
+            json!({"endpoint": endpoint, "websocket.fallback.mode": mode.map_or("primary", |m| m.as_str())})
+        }
         EventKind::Failover { endpoint, from, to } => {
             json!({"endpoint": endpoint, "from": from, "to": to})
         }
@@ -131,6 +145,44 @@ fn details(kind: &EventKind) -> Map<String, Value> {
     }
 }
 
+/// Keeps a refused prober to one log line per change of state: while the dashboard refuses its
+/// upgrade, neither its attempts nor repeated refusals with the same status are logged (they are still
+/// counted in metrics and exported as spans).
+#[derive(Debug, Default)]
+pub struct Quiet {
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl Quiet {
+    /// Whether `kind` is logged (and notes the prober's state).
+    pub fn keep(&self, kind: &EventKind) -> bool {
+        use crate::events::Transport::WebSocket;
+        use std::sync::atomic::Ordering::Relaxed;
+        match kind {
+            EventKind::ProbeRejected { changed, .. } => {
+                self.refused.store(true, Relaxed);
+                *changed
+            }
+            EventKind::ProbeSucceeded {
+                transport: WebSocket,
+                ..
+            }
+            | EventKind::ProbeFailed {
+                transport: WebSocket,
+                ..
+            } => {
+                self.refused.store(false, Relaxed);
+                true
+            }
+            EventKind::ProbeAttempt {
+                transport: WebSocket,
+                ..
+            } => !self.refused.load(Relaxed),
+            _ => true,
+        }
+    }
+}
+
 fn severity(level: LogLevel) -> i32 {
     match level {
         LogLevel::Debug => 5,
@@ -157,6 +209,8 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
         EventKind::ProbeAttempt { .. }
             | EventKind::ProbeSucceeded { .. }
             | EventKind::ProbeFailed { .. }
+            | EventKind::ProbeRejected { .. }
+            | EventKind::FallbackChanged { .. }
             | EventKind::Failover { .. }
             | EventKind::Downgrade { .. }
             | EventKind::FallbackActivated { .. }
