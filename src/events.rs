@@ -505,7 +505,8 @@ pub enum EventKind {
         /// HTTP status if the server answered.
         status: Option<u16>,
     },
-    /// The dashboard answered the prober's upgrade with a 4xx: it is up, but refuses this request
+    /// The dashboard answered the prober's upgrade with a 4xx, or accepted the connection and closed it
+    /// without an answer: it is up, but refuses this request
     /// (wrong path, missing token, cookie, subprotocol or origin). Not a connection error; emitted on
     /// every attempt, logged only when `changed` (the first refusal, or a different status).
     ProbeRejected {
@@ -513,11 +514,11 @@ pub enum EventKind {
         endpoint: String,
         /// The URL probed (no query, no credentials).
         url: String,
-        /// The status the dashboard answered.
-        status: u16,
+        /// The status the dashboard answered (None: it closed the connection without an HTTP answer).
+        status: Option<u16>,
         /// Time to the answer.
         duration: Duration,
-        /// True when the prober was not already refused with this status.
+        /// True when the prober was not already refused this way.
         changed: bool,
     },
     /// The prober left or returned to its primary WebSocket upstream (None: back on it).

@@ -98,13 +98,22 @@ pub fn evaluate(i: &Inputs, probe: &ProbeView, slo_latency: &Slo) -> (usize, i32
         hit(1, 5, format!("connection stability {s:.2} < 0.9"));
     }
     if let Some((status, url)) = &probe.rejected {
+        let answer = refusal(*status);
         hit(
             1,
             10,
-            format!("probe_rejected: {url} answered HTTP {status} to the prober's upgrade; set probe.path / probe.headers"),
+            format!("probe_rejected: {url} {answer} to the prober's upgrade; set probe.path / probe.headers"),
         );
     }
     (worst, score.max(0), issues)
+}
+
+/// How the dashboard refused: `answered HTTP 400`, or closed without an answer.
+pub fn refusal(status: Option<u16>) -> String {
+    match status {
+        Some(st) => format!("answered HTTP {st}"),
+        None => "closed the connection without an HTTP answer".into(),
+    }
 }
 
 fn probe_state(p: &ProbeView) -> &'static str {
@@ -131,6 +140,7 @@ pub fn score(w: &Window, slo_latency: &Slo) -> Value {
     });
     if let Some((status, url)) = &probe.rejected {
         prober["status"] = json!(status);
+        prober["reason"] = json!(refusal(*status));
         prober["url"] = json!(url);
         prober["hint"] = json!(REJECTED_HINT);
     }
@@ -209,7 +219,7 @@ mod tests {
         assert_eq!((i.error_rate_pct, i.probe_failure_pct), (0.0, 0.0));
         let probe = ProbeView {
             seen: true,
-            rejected: Some((400, "ws://h:1/".into())),
+            rejected: Some((Some(400), "ws://h:1/".into())),
             ..Default::default()
         };
         let (l, score, issues) = evaluate(&i, &probe, &slo());

@@ -75,12 +75,14 @@ fn list(r: &mut Reader, key: &str) -> Vec<String> {
             .enumerate()
             .filter_map(|(i, v)| match v {
                 Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
                 _ => {
                     r.bad(&format!("{key}.{i}"), Some(v), "a string");
                     None
                 }
             })
             .collect(),
+        Some(Value::Number(n)) => vec![n.to_string()],
         Some(Value::String(s)) => s
             .split(',')
             .map(|p| p.trim().to_string())

@@ -68,7 +68,7 @@ pub struct Prober {
     pub paths: Paths,
     /// Messages to deliver to the dashboard (None: pings only).
     pub outbox: Option<Arc<outbox::Outbox>>,
-    /// The status of the refusal the prober is in (0: not refused).
+    /// The status of the refusal the prober is in (0: not refused, 1: closed without an answer).
     pub rejected: AtomicU16,
 }
 
@@ -139,11 +139,12 @@ impl Prober {
                 self.rejected.store(0, Relaxed);
                 return Ok((ws, d));
             }
-            target::Upgrade::Status(status, duration) if (400..500).contains(&status) => {
+            target::Upgrade::Refused(status, duration) => {
                 if i == 0 {
                     self.set_primary(true); // it answered: it is up, our request is refused
                 }
-                let changed = self.rejected.swap(status, Relaxed) != status;
+                let code = status.unwrap_or(1); // 0 is "not refused"
+                let changed = self.rejected.swap(code, Relaxed) != code;
                 self.emit(EventKind::ProbeRejected {
                     endpoint,
                     url: redact(&url),

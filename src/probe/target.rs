@@ -50,7 +50,10 @@ pub fn request(url: &str, s: &ProbeSettings) -> Result<Request, tungstenite::Err
 pub enum Upgrade {
     /// 101: the link, and the time it took.
     Open(Box<Ws>, Duration),
-    /// The server answered with this status instead of 101.
+    /// The server refused the upgrade: a 4xx status, or (None) it accepted the connection and closed it
+    /// without any HTTP answer — what Socket.IO does to an upgrade outside its path.
+    Refused(Option<u16>, Duration),
+    /// The server answered with another status instead of 101 (5xx, 3xx).
     Status(u16, Duration),
     /// No HTTP answer (typed cause), after this long.
     Failed(crate::events::ConnectCause, Duration),
@@ -76,7 +79,13 @@ pub async fn upgrade(url: &str, s: &ProbeSettings, timeout: Duration) -> Upgrade
             }
             Upgrade::Open(Box::new(ws), took)
         }
-        Ok(Err(tungstenite::Error::Http(resp))) => Upgrade::Status(resp.status().as_u16(), took),
+        Ok(Err(tungstenite::Error::Http(resp))) => match resp.status().as_u16() {
+            st @ 400..=499 => Upgrade::Refused(Some(st), took),
+            st => Upgrade::Status(st, took),
+        },
+        Ok(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::HandshakeIncomplete))) => {
+            Upgrade::Refused(None, took)
+        }
         Ok(Err(tungstenite::Error::Io(e))) => Upgrade::Failed(ConnectCause::from_io(&e), took),
         Ok(Err(_)) => Upgrade::Failed(ConnectCause::BadResponse, took),
         Err(_) => Upgrade::Failed(ConnectCause::TimedOut, took),

@@ -108,6 +108,7 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             ..
         } => {
             json!({"endpoint": endpoint, "url": url, "http.response.status_code": status,
+                   "reason": crate::admin::health::refusal(*status),
                    "duration_ms": duration.as_secs_f64() * 1e3, "state": "probe_rejected",
                    "hint": crate::admin::health::REJECTED_HINT})
         }

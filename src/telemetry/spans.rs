@@ -362,7 +362,7 @@ impl SpanBuilder {
                         transport, status, ..
                     } => (*transport, *status),
                     EventKind::ProbeRejected { status, .. } => {
-                        (crate::events::Transport::WebSocket, Some(*status))
+                        (crate::events::Transport::WebSocket, *status)
                     }
                     _ => unreachable!("matched above"),
                 };

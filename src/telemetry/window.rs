@@ -62,8 +62,8 @@ pub struct ProbeView {
     pub seen: bool,
     /// It holds a WebSocket now.
     pub connected: bool,
-    /// Refused: the status and the URL (no query).
-    pub rejected: Option<(u16, String)>,
+    /// Refused: the status (None: closed without an answer) and the URL (no query).
+    pub rejected: Option<(Option<u16>, String)>,
     /// Where it is when not on its primary WebSocket.
     pub mode: Option<FallbackMode>,
 }
@@ -244,7 +244,7 @@ mod tests {
             w.record(&ev(EventKind::ProbeRejected {
                 endpoint: "pulse".into(),
                 url: "ws://h:1/".into(),
-                status: 400,
+                status: Some(400),
                 duration: Duration::ZERO,
                 changed,
             }));
@@ -255,7 +255,7 @@ mod tests {
             (2.0, 1.0, 1.0)
         );
         assert_eq!((c.probe_attempts, c.probe_rejected, c.probe_failed), (3.0, 3.0, 0.0));
-        assert_eq!(p.rejected, Some((400, "ws://h:1/".into())));
+        assert_eq!(p.rejected, Some((Some(400), "ws://h:1/".into())));
     }
 
     #[test]
