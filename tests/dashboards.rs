@@ -410,3 +410,32 @@ async fn a_refused_probe_is_one_log_line_per_change_of_state_and_a_warning_not_a
     }
     assert_eq!(lines.lock().unwrap().iter().filter(|v| rejected(v)).count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prober_gates_readiness_only_with_probe_gates_readiness() {
+    let (_peer, port) = server("token", 0);
+    let upstream = format!("ws://127.0.0.1:{port}/");
+    let env = [("OTEL_SDK_DISABLED", "true")];
+    // Refused prober, gate on: not ready, and the body says why.
+    let gated = config("  gates_readiness: true");
+    let gated_path = gated.path().to_str().unwrap().to_string();
+    let (sc, _l) = sidecar_logged(&upstream, &["--config", &gated_path], &env);
+    health_until(sc.admin, "refused", |h| {
+        h["inputs"]["prober"]["state"] == "probe_rejected"
+    })
+    .await;
+    let (st, _, body) = http_get(sc.admin, "/ready").await;
+    assert_eq!(st, 503);
+    assert!(body.contains("probe.gates_readiness"), "{body}");
+    // With its token the prober connects and the same gate opens.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("authorization");
+    std::fs::write(&secret, format!("Bearer {TOKEN}")).unwrap();
+    let ok = config(&format!(
+        "  gates_readiness: true\n  header_files: {{Authorization: {}}}",
+        secret.display()
+    ));
+    let ok_path = ok.path().to_str().unwrap().to_string();
+    let (sc, _l) = sidecar_logged(&upstream, &["--config", &ok_path], &env);
+    ready_within(sc.admin, Duration::from_secs(5)).await;
+}

@@ -96,9 +96,9 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             transport,
             cause,
             status,
-            ..
+            duration,
         } => {
-            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status})
+            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status, "duration_ms": duration.as_secs_f64() * 1e3})
         }
         EventKind::ProbeRejected {
             endpoint,
