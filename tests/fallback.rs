@@ -17,9 +17,13 @@ const MODES: [&str; 5] = ["backup", "sse", "long_poll", "poll", "degraded"];
 async fn modes(admin: SocketAddr) -> Vec<(&'static str, f64)> {
     let mut out = Vec::new();
     for m in MODES {
-        let v = metric(admin, "websocket_fallback_active", &[("websocket_fallback_mode", m)])
-            .await
-            .unwrap_or_else(|| panic!("a websocket_fallback_active series for {m}"));
+        let v = metric(
+            admin,
+            "websocket_fallback_active",
+            &[("websocket_fallback_mode", m)],
+        )
+        .await
+        .unwrap_or_else(|| panic!("a websocket_fallback_active series for {m}"));
         out.push((m, v));
     }
     out
@@ -74,7 +78,12 @@ async fn the_gauge_is_1_while_on_the_backup_and_0_once_the_primary_is_back() {
             .iter()
             .any(|v| v["delta"] == "connection_established" && v["endpoint"] == "pulse")
     };
-    eventually(Duration::from_secs(10), "the prober on the primary", on_primary).await;
+    eventually(
+        Duration::from_secs(10),
+        "the prober on the primary",
+        on_primary,
+    )
+    .await;
     gauge_becomes(sc.admin, None).await;
 
     // The primary dies: the prober (and every new session) is served by the backup.
@@ -89,8 +98,7 @@ async fn the_gauge_is_1_while_on_the_backup_and_0_once_the_primary_is_back() {
         .unwrap();
     let echo = ws.next().await.unwrap().unwrap();
     assert_eq!(echo.into_text().unwrap().as_str(), "via backup");
-    let h: serde_json::Value =
-        serde_json::from_str(&http_get(sc.admin, "/health").await.2).unwrap();
+    let h = health(sc.admin).await;
     assert_eq!(h["inputs"]["prober"]["fallback"], "backup", "{h}");
 
     // The primary is back: the prober returns to it (within reconnection.max_delay) and the gauge is 0.
@@ -101,7 +109,12 @@ async fn the_gauge_is_1_while_on_the_backup_and_0_once_the_primary_is_back() {
         .unwrap()
         .iter()
         .filter(|v| v["delta"] == "fallback_mode_changed" || v["delta"] == "primary_restored")
-        .map(|v| v["websocket.fallback.mode"].as_str().unwrap_or("").to_string())
+        .map(|v| {
+            v["websocket.fallback.mode"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     assert_eq!(changes, ["backup", "primary"], "one line per change");
 }
@@ -112,7 +125,11 @@ async fn degraded_then_downgraded_modes_show_on_the_gauge() {
     let up = node_ws(&[]);
     let mut env = fast_env();
     env.push(("ISKRA_SIDECAR_PROBE__SSE_PATH", "/sse"));
-    let (sc, _lines) = sidecar_logged(&format!("ws://127.0.0.1:{}/forbidden-ws", up.port), &[], &env);
+    let (sc, _lines) = sidecar_logged(
+        &format!("ws://127.0.0.1:{}/forbidden-ws", up.port),
+        &[],
+        &env,
+    );
     gauge_becomes(sc.admin, Some("sse")).await;
 
     // Nothing answers at all: degraded, no transport.
@@ -139,12 +156,23 @@ async fn websocket_enable_fallback_false_keeps_the_prober_on_the_primary() {
             .filter(|v| v["delta"] == "connection_failed" && v["endpoint"] == "pulse")
             .count()
     };
-    eventually(Duration::from_secs(15), "6 failed attempts", || attempts() >= 6).await;
+    eventually(Duration::from_secs(15), "6 failed attempts", || {
+        attempts() >= 6
+    })
+    .await;
     let l = lines.lock().unwrap().clone();
-    let target = l.iter().find(|v| v["event_type"] == "probe_target").unwrap();
+    let target = l
+        .iter()
+        .find(|v| v["event_type"] == "probe_target")
+        .unwrap();
     assert_eq!(target["fallback"], false);
     assert_eq!(target["backups"], serde_json::json!([]));
-    for d in ["server_failover", "fallback_activated", "protocol_downgraded", "fallback_mode_changed"] {
+    for d in [
+        "server_failover",
+        "fallback_activated",
+        "protocol_downgraded",
+        "fallback_mode_changed",
+    ] {
         assert!(!l.iter().any(|v| v["delta"] == d), "{d} with fallback off");
     }
     assert!(
@@ -153,7 +181,9 @@ async fn websocket_enable_fallback_false_keeps_the_prober_on_the_primary() {
     );
     gauge_becomes(sc.admin, None).await;
     assert_eq!(
-        metric(sc.admin, "websocket_fallbacks_total", &[]).await.unwrap_or(0.0),
+        metric(sc.admin, "websocket_fallbacks_total", &[])
+            .await
+            .unwrap_or(0.0),
         0.0
     );
 

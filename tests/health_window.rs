@@ -9,24 +9,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::*;
-
-async fn health(admin: SocketAddr) -> Value {
-    serde_json::from_str(&http_get(admin, "/health").await.2).unwrap()
-}
-
-async fn health_until(admin: SocketAddr, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let t0 = Instant::now();
-    loop {
-        let h = health(admin).await;
-        if f(&h) {
-            return h;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "{what}: {h}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A client that completes the upgrade and then never reads again: it answers no ping.
 async fn zombie(addr: SocketAddr) -> tokio::net::TcpStream {
@@ -87,18 +70,24 @@ async fn a_burst_of_errors_leaves_the_window_and_browsers_missed_heartbeats_coun
     // A burst of errors: the dashboard is down and clients are refused.
     drop(up);
     for _ in 0..5 {
-        assert!(tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
-            .await
-            .is_err());
+        assert!(
+            tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
+                .await
+                .is_err()
+        );
     }
     let h = health_until(sc.admin, "CRITICAL", |h| h["status"] == "CRITICAL").await;
-    let rate = h["inputs"]["clients"]["error_rate_percent"].as_f64().unwrap();
+    let rate = h["inputs"]["clients"]["error_rate_percent"]
+        .as_f64()
+        .unwrap();
     assert!(rate > 10.0 && rate <= 100.0, "{h}");
     assert_eq!(
         metric(sc.admin, "iskra_sidecar_health_status", &[]).await,
         Some(2.0)
     );
-    let score = metric(sc.admin, "iskra_sidecar_health_score", &[]).await.unwrap();
+    let score = metric(sc.admin, "iskra_sidecar_health_score", &[])
+        .await
+        .unwrap();
     assert_eq!(score, h["score"].as_f64().unwrap());
 
     // Recovery: the dashboard is back, sessions succeed; once the errors are older than the window
@@ -111,7 +100,10 @@ async fn a_burst_of_errors_leaves_the_window_and_browsers_missed_heartbeats_coun
         if h["status"] == "HEALTHY" {
             break h;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "never recovered: {h}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never recovered: {h}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(h["score"], 100, "{h}");

@@ -1,11 +1,13 @@
-//! The seed's health score over the last `health.window_ms` ([`Window`]): starts at 100; error rate
-//! > 10 % CRITICAL (−30), > 5 % WARNING (−10) — applied to client sessions and to the prober apart, each
-//! rate a share of its own attempts; average latency > 1000 ms CRITICAL (−25), > 500 ms WARNING (−5);
-//! heartbeats the dashboard missed ≥ 5 CRITICAL, ≥ 2 WARNING (browsers' missed heartbeats are reported
-//! apart and cost nothing: a closed laptop is not the dashboard's fault); connection stability < 0.8
-//! CRITICAL, < 0.9 WARNING. The seed gives no deductions for the last two; we take −20 (critical) and −5
-//! (warning) for both. A prober the dashboard refuses (4xx to its upgrade) is a WARNING (−10) naming the
-//! status and what to set, not an error rate.
+//! The seed's health score over the last `health.window_ms` ([`Window`]), starting at 100:
+//! - error rate above 10 % CRITICAL (−30), above 5 % WARNING (−10), for client sessions and for the
+//!   prober apart, each rate a share of its own attempts;
+//! - average latency above 1000 ms CRITICAL (−25), above 500 ms WARNING (−5);
+//! - heartbeats the dashboard missed: 5 or more CRITICAL, 2 or more WARNING (browsers' missed heartbeats
+//!   are reported apart and cost nothing: a closed laptop is not the dashboard's fault);
+//! - connection stability below 0.8 CRITICAL, below 0.9 WARNING (the seed gives no deductions for
+//!   these two; we take −20 and −5 for both);
+//! - a prober the dashboard refuses (4xx to its upgrade) is a WARNING (−10) naming the status and what
+//!   to set, not an error rate.
 
 use serde_json::{json, Value};
 

@@ -196,7 +196,11 @@ pub(super) fn read(r: &mut Reader) -> ProbeSettings {
     let origin = r.text("probe.origin").unwrap_or_default();
     if !is_header_value(&origin) {
         let v = Value::String(origin.clone());
-        r.bad("probe.origin", Some(&v), "an origin like https://dashboard.example");
+        r.bad(
+            "probe.origin",
+            Some(&v),
+            "an origin like https://dashboard.example",
+        );
     }
     let fb = "websocket.fallback";
     ProbeSettings {
@@ -223,16 +227,7 @@ mod tests {
         for (k, v) in probe.as_object().unwrap() {
             tree["probe"][k] = v.clone();
         }
-        let mut r = Reader::new(&tree);
-        let s = read(&mut r);
-        match r.finish() {
-            Ok(()) => Ok(s),
-            Err(e) => Err(e
-                .0
-                .into_iter()
-                .map(|e| (e.key, e.value, e.expected))
-                .collect()),
-        }
+        Reader::read_all(&tree, read)
     }
 
     #[test]

@@ -335,6 +335,24 @@ impl<'a> Reader<'a> {
         out
     }
 
+    /// Tests: reads `tree` with `f`, and returns what it read or every problem as (key, value, expected).
+    #[cfg(test)]
+    pub(super) fn read_all<T>(
+        tree: &Value,
+        f: impl FnOnce(&mut Reader) -> T,
+    ) -> Result<T, Vec<(String, String, String)>> {
+        let mut r = Reader::new(tree);
+        let out = f(&mut r);
+        match r.finish() {
+            Ok(()) => Ok(out),
+            Err(e) => Err(e
+                .0
+                .into_iter()
+                .map(|e| (e.key, e.value, e.expected))
+                .collect()),
+        }
+    }
+
     pub(super) fn finish(self) -> Result<(), super::ConfigErrors> {
         if self.errors.is_empty() {
             Ok(())

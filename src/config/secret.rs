@@ -160,16 +160,7 @@ mod tests {
         for (k, v) in probe.as_object().unwrap() {
             tree["probe"][k] = v.clone();
         }
-        let mut r = Reader::new(&tree);
-        let s = send_token(&mut r);
-        match r.finish() {
-            Ok(()) => Ok(s),
-            Err(e) => Err(e
-                .0
-                .into_iter()
-                .map(|e| (e.key, e.value, e.expected))
-                .collect()),
-        }
+        Reader::read_all(&tree, send_token)
     }
 
     #[test]

@@ -174,5 +174,8 @@ fn probe_headers_are_masked_wherever_a_value_is_shown() {
     let mut tree = defaults();
     tree["probe"]["headers"] = serde_json::json!({"Host": "secret-host-value"});
     let e = from_tree(&tree).unwrap_err().to_string();
-    assert!(e.contains("probe.headers.Host") && !e.contains("secret-host-value"), "{e}");
+    assert!(
+        e.contains("probe.headers.Host") && !e.contains("secret-host-value"),
+        "{e}"
+    );
 }

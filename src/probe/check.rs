@@ -185,7 +185,11 @@ pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeSetting
             None,
         ),
         Upgrade::Status(st, d) => (
-            failed_after(d, classify_probe(ConnectCause::BadResponse, Some(st)), Some(st)),
+            failed_after(
+                d,
+                classify_probe(ConnectCause::BadResponse, Some(st)),
+                Some(st),
+            ),
             None,
         ),
         Upgrade::Failed(cause, d) => (failed_after(d, classify_connect(cause), None), None),

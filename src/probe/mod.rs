@@ -133,30 +133,30 @@ impl Prober {
             transport: Transport::WebSocket,
         });
         let timeout = self.config.limits.upstream_timeout;
-        let (cause, status, duration) = match target::upgrade(&url, &self.config.probe, timeout).await
-        {
-            target::Upgrade::Open(ws, d) => {
-                self.rejected.store(0, Relaxed);
-                return Ok((ws, d));
-            }
-            target::Upgrade::Refused(status, duration) => {
-                if i == 0 {
-                    self.set_primary(true); // it answered: it is up, our request is refused
+        let (cause, status, duration) =
+            match target::upgrade(&url, &self.config.probe, timeout).await {
+                target::Upgrade::Open(ws, d) => {
+                    self.rejected.store(0, Relaxed);
+                    return Ok((ws, d));
                 }
-                let code = status.unwrap_or(1); // 0 is "not refused"
-                let changed = self.rejected.swap(code, Relaxed) != code;
-                self.emit(EventKind::ProbeRejected {
-                    endpoint,
-                    url: redact(&url),
-                    status,
-                    duration,
-                    changed,
-                });
-                return Err(());
-            }
-            target::Upgrade::Status(status, d) => (ConnectCause::BadResponse, Some(status), d),
-            target::Upgrade::Failed(cause, d) => (cause, None, d),
-        };
+                target::Upgrade::Refused(status, duration) => {
+                    if i == 0 {
+                        self.set_primary(true); // it answered: it is up, our request is refused
+                    }
+                    let code = status.unwrap_or(1); // 0 is "not refused"
+                    let changed = self.rejected.swap(code, Relaxed) != code;
+                    self.emit(EventKind::ProbeRejected {
+                        endpoint,
+                        url: redact(&url),
+                        status,
+                        duration,
+                        changed,
+                    });
+                    return Err(());
+                }
+                target::Upgrade::Status(status, d) => (ConnectCause::BadResponse, Some(status), d),
+                target::Upgrade::Failed(cause, d) => (cause, None, d),
+            };
         self.rejected.store(0, Relaxed);
         if i == 0 {
             self.set_primary(status.is_some());

@@ -83,9 +83,9 @@ pub async fn upgrade(url: &str, s: &ProbeSettings, timeout: Duration) -> Upgrade
             st @ 400..=499 => Upgrade::Refused(Some(st), took),
             st => Upgrade::Status(st, took),
         },
-        Ok(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::HandshakeIncomplete))) => {
-            Upgrade::Refused(None, took)
-        }
+        Ok(Err(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::HandshakeIncomplete,
+        ))) => Upgrade::Refused(None, took),
         Ok(Err(tungstenite::Error::Io(e))) => Upgrade::Failed(ConnectCause::from_io(&e), took),
         Ok(Err(_)) => Upgrade::Failed(ConnectCause::BadResponse, took),
         Err(_) => Upgrade::Failed(ConnectCause::TimedOut, took),

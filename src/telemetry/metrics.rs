@@ -81,7 +81,11 @@ impl MetricsRecorder {
         }
         r.add(&n::ACTIVE, &[d], 0.0);
         for m in FallbackMode::ALL {
-            r.set(&n::FALLBACK_ACTIVE, &[d, (attr::FALLBACK_MODE, m.as_str())], 0.0);
+            r.set(
+                &n::FALLBACK_ACTIVE,
+                &[d, (attr::FALLBACK_MODE, m.as_str())],
+                0.0,
+            );
         }
         r.set(&n::HEALTH_SCORE, &[d], 100.0);
         r.set(&n::HEALTH_STATUS, &[d], 0.0);
@@ -198,11 +202,6 @@ impl MetricsRecorder {
                     &[d, (attr::ENDPOINT, endpoint)],
                     secs(*duration),
                 );
-                for m in FallbackMode::ALL {
-            r.set(&n::FALLBACK_ACTIVE, &[d, (attr::FALLBACK_MODE, m.as_str())], 0.0);
-        }
-        r.set(&n::HEALTH_SCORE, &[d], 100.0);
-        r.set(&n::HEALTH_STATUS, &[d], 0.0);
                 let l = [
                     d,
                     (attr::UPSTREAM_NAME, endpoint.as_str()),
@@ -244,7 +243,11 @@ impl MetricsRecorder {
             EventKind::FallbackChanged { mode, .. } => {
                 for m in FallbackMode::ALL {
                     let on = f64::from(u8::from(*mode == Some(m)));
-                    r.set(&n::FALLBACK_ACTIVE, &[d, (attr::FALLBACK_MODE, m.as_str())], on);
+                    r.set(
+                        &n::FALLBACK_ACTIVE,
+                        &[d, (attr::FALLBACK_MODE, m.as_str())],
+                        on,
+                    );
                 }
             }
             EventKind::ProbeRejected {

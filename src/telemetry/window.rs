@@ -94,7 +94,9 @@ pub fn delta(kind: &EventKind, in_session: bool) -> Counts {
         }
         EventKind::ProtocolError { .. } if in_session => c.client_errors = 1.0,
         EventKind::Close { initiator, .. }
-            if in_session && *initiator != Initiator::Sidecar && semantics::classify(kind).is_some() =>
+            if in_session
+                && *initiator != Initiator::Sidecar
+                && semantics::classify(kind).is_some() =>
         {
             c.client_errors = 1.0
         }
@@ -254,7 +256,10 @@ mod tests {
             (c.client_attempts, c.client_connected, c.client_errors),
             (2.0, 1.0, 1.0)
         );
-        assert_eq!((c.probe_attempts, c.probe_rejected, c.probe_failed), (3.0, 3.0, 0.0));
+        assert_eq!(
+            (c.probe_attempts, c.probe_rejected, c.probe_failed),
+            (3.0, 3.0, 0.0)
+        );
         assert_eq!(p.rejected, Some((Some(400), "ws://h:1/".into())));
     }
 

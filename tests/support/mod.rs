@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod third_party;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -384,5 +385,25 @@ pub async fn until(
         if hit {
             return seen;
         }
+    }
+}
+
+/// The sidecar's `/health` body.
+pub async fn health(admin: SocketAddr) -> Value {
+    let (st, _, body) = http_get(admin, "/health").await;
+    assert_eq!(st, 200, "/health answers 200");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits (up to 20 s) until `/health` satisfies `f`, returning it.
+pub async fn health_until(admin: SocketAddr, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let h = health(admin).await;
+        if f(&h) {
+            return h;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{what}: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
