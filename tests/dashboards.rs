@@ -101,6 +101,12 @@ async fn through_the_sidecar(c: Case<'_>) {
     assert_eq!(h["status"], "HEALTHY", "{h}");
     assert_eq!(h["inputs"]["clients"]["error_rate_percent"], 0.0, "{h}");
     assert_eq!(h["inputs"]["prober"]["rejected"], 0.0, "{h}");
+    // …and keeps it: the servers drop a client that does not speak their protocol within 0.6 s
+    // (Socket.IO's pings, graphql-ws's connection_init): probe.init_messages / probe.replies do.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let h = health(sc.admin).await;
+    let p = &h["inputs"]["prober"];
+    assert_eq!((&p["state"], &p["failed"]), (&"connected".into(), &0.0.into()), "{h}");
 
     // The exported session span has the client's path and the close code it saw.
     let path = through["path"].as_str().unwrap();
@@ -133,6 +139,24 @@ async fn through_the_sidecar(c: Case<'_>) {
     );
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out} {err}"));
     assert_eq!((code, &v["healthy"]), (0, &Value::Bool(true)), "{v}");
+
+    // …and so does `monitor`.
+    let (code, out, err) = run(
+        &[
+            "monitor",
+            "--json",
+            "--count",
+            "1",
+            "--config",
+            &cfg_path,
+            &format!("ws://{}{}", sc.addr, c.check_path),
+        ],
+        &[],
+    );
+    let last: Value = serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| panic!("{out} {err}"));
+    assert_eq!(last["event"], "checkComplete", "{out}");
+    assert_eq!((code, &last["endpoints"][0]["success_rate"]), (0, &1.0.into()), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,9 +5,9 @@
 //
 // kinds:
 //   socketio  Socket.IO 4 (socket.io + socket.io-client): long-polling, then the upgrade to WebSocket at
-//             /socket.io/?EIO=4&transport=websocket; a room, acks both ways, 49 ticks.
+//             /socket.io/?EIO=4&transport=websocket; a room, acks both ways, 49 ticks; pings every 200 ms.
 //   graphql   graphql-ws on `ws` at /graphql; the upgrade needs the `graphql-transport-ws` subprotocol
-//             (400 without it); a query and a subscription through graphql-ws's client.
+//             (400 without it) and connection_init within 0.5 s; a query and a subscription.
 //   token     `ws` on /: 401 unless the upgrade carries `Authorization: Bearer $TOKEN` or
 //             `Cookie: session=$COOKIE` (env TOKEN, COOKIE); greets, then echoes.
 //   subpath   `ws` whose WebSocket lives on /api/v2/live only (400 elsewhere); greets, then echoes.
@@ -45,7 +45,8 @@ function servers() {
   if (kind === 'socketio') {
     const { Server } = require('socket.io');
     const server = http.createServer();
-    const io = new Server(server);
+    // Short heartbeats: a client that does not answer Engine.IO's ping ("2" → "3") is dropped in 0.6 s.
+    const io = new Server(server, { pingInterval: 200, pingTimeout: 400 });
     io.on('connection', (socket) => {
       socket.on('join', (room, ack) => {
         socket.join(room);
@@ -89,11 +90,8 @@ function servers() {
       },
     });
     useServer(
-      {
-        schema,
-        roots,
-        onSubscribe: undefined,
-      },
+      // A client that sends no connection_init within 0.5 s is closed (4408).
+      { schema, roots, connectionInitWaitTimeout: 500 },
       wss,
     );
     listen(server);
