@@ -106,7 +106,11 @@ async fn through_the_sidecar(c: Case<'_>) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let h = health(sc.admin).await;
     let p = &h["inputs"]["prober"];
-    assert_eq!((&p["state"], &p["failed"]), (&"connected".into(), &0.0.into()), "{h}");
+    assert_eq!(
+        (&p["state"], &p["failed"]),
+        (&"connected".into(), &0.0.into()),
+        "{h}"
+    );
 
     // The exported session span has the client's path and the close code it saw.
     let path = through["path"].as_str().unwrap();
@@ -156,7 +160,11 @@ async fn through_the_sidecar(c: Case<'_>) {
     let last: Value = serde_json::from_str(out.lines().last().unwrap_or(""))
         .unwrap_or_else(|_| panic!("{out} {err}"));
     assert_eq!(last["event"], "checkComplete", "{out}");
-    assert_eq!((code, &last["endpoints"][0]["success_rate"]), (0, &1.0.into()), "{out}");
+    assert_eq!(
+        (code, &last["endpoints"][0]["success_rate"]),
+        (0, &1.0.into()),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,7 @@
 //! The admin server (default :8080, the seed's port):
-//! - `GET /health`: liveness, with the seed's health score (HEALTHY / WARNING / CRITICAL), the score and
-//!   the list of issues as JSON; 200 unless the process itself is broken.
+//! - `GET /health`: liveness, with the seed's health score over the last `health.window_ms`
+//!   (HEALTHY / WARNING / CRITICAL, the score, the issues and the inputs, clients and prober apart:
+//!   [`crate::telemetry::health`]) as JSON; 200 unless the process itself is broken.
 //! - `GET /ready`: "this sidecar can serve": 200 while the client listener is up, it is not draining,
 //!   and the upstream (or, failing it, a backup) accepts a TCP connection, checked on each request
 //!   within a second. Whether the prober's WebSocket upgrade works is health, telemetry and alerts
@@ -13,7 +14,6 @@
 //! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
 //!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
-pub mod health;
 pub mod send;
 
 use std::convert::Infallible;

@@ -108,9 +108,9 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             ..
         } => {
             json!({"endpoint": endpoint, "url": url, "http.response.status_code": status,
-                   "reason": crate::admin::health::refusal(*status),
+                   "reason": super::health::refusal(*status),
                    "duration_ms": duration.as_secs_f64() * 1e3, "state": "probe_rejected",
-                   "hint": crate::admin::health::REJECTED_HINT})
+                   "hint": super::health::REJECTED_HINT})
         }
         EventKind::FallbackChanged { endpoint, mode } => {
             json!({"endpoint": endpoint, "websocket.fallback.mode": mode.map_or("primary", |m| m.as_str())})

@@ -4,6 +4,7 @@
 //! - [`names`]: every metric definition and attribute key, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
 //! - [`metrics`]: events and hot-path counters → registry.
+//! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
 //!   re-encoding); [`spool`]: the queue.
@@ -11,6 +12,7 @@
 pub mod attrs;
 pub mod env;
 pub mod export;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod names;
@@ -159,7 +161,7 @@ impl Telemetry {
     pub fn sync(&self) {
         self.recorder.sync_stats(&self.stats, self.sink.dropped());
         let h = self.health();
-        let level = crate::admin::health::STATUS
+        let level = health::STATUS
             .iter()
             .position(|s| h["status"] == *s)
             .unwrap_or(0);
@@ -169,7 +171,7 @@ impl Telemetry {
 
     /// The `/health` body: the seed's score over the last `health.window_ms`.
     pub fn health(&self) -> serde_json::Value {
-        crate::admin::health::score(&self.window, &self.opts.slo_latency_ms)
+        health::score(&self.window, &self.opts.slo_latency_ms)
     }
 
     fn ship(&self, signal: Signal, items: u64, data: Vec<u8>) {

@@ -11,8 +11,8 @@
 
 use serde_json::{json, Value};
 
+use super::window::{Counts, ProbeView, Window};
 use crate::config::Slo;
-use crate::telemetry::window::{Counts, ProbeView, Window};
 
 /// Inputs of the score, from the last window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
