@@ -287,3 +287,55 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
     };
     Entry { json: j, record }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ConnectCause, Transport};
+    use std::time::Duration;
+
+    fn attempt() -> EventKind {
+        EventKind::ProbeAttempt {
+            endpoint: "pulse".into(),
+            url: "ws://h:1/".into(),
+            attempt: 3,
+            transport: Transport::WebSocket,
+        }
+    }
+
+    fn rejected(changed: bool) -> EventKind {
+        EventKind::ProbeRejected {
+            endpoint: "pulse".into(),
+            url: "ws://h:1/".into(),
+            status: Some(401),
+            duration: Duration::ZERO,
+            changed,
+        }
+    }
+
+    #[test]
+    fn a_refused_prober_logs_once_per_change_and_its_attempts_not_at_all() {
+        let q = Quiet::default();
+        let kept: Vec<bool> = [
+            attempt(),
+            rejected(true),
+            attempt(),
+            rejected(false),
+            attempt(),
+            rejected(false),
+        ]
+        .iter()
+        .map(|k| q.keep(k))
+        .collect();
+        assert_eq!(kept, [true, true, false, false, false, false]);
+        // The dashboard goes away: a change, logged, and so are the attempts again.
+        let failed = EventKind::ProbeFailed {
+            endpoint: "pulse".into(),
+            transport: Transport::WebSocket,
+            duration: Duration::ZERO,
+            cause: ConnectCause::Refused,
+            status: None,
+        };
+        assert!(q.keep(&failed) && q.keep(&attempt()));
+    }
+}
