@@ -231,31 +231,33 @@ async fn a_server_whose_websocket_lives_on_a_sub_path() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_seeds_demo_dashboard_at_the_root() {
-    let port = dead_port();
-    let child = Command::new(bin())
-        .args(["demo-dashboard", "--name", "pulse", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc {
-        child,
-        stdout: None,
-    };
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "demo dashboard up");
-        std::thread::sleep(Duration::from_millis(20));
+async fn the_seeds_demo_dashboards_at_the_root() {
+    for name in ["pulse", "seams", "voices"] {
+        let port = dead_port();
+        let child = Command::new(bin())
+            .args(["demo-dashboard", "--name", name, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let proc = Proc {
+            child,
+            stdout: None,
+        };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "demo dashboard up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        through_the_sidecar(Case {
+            kind: "demo",
+            server: (proc, port),
+            upstream_path: "",
+            probe: "  path: ''".into(),
+            client_path: "/",
+            client_env: &[],
+            check_path: "",
+        })
+        .await;
     }
-    through_the_sidecar(Case {
-        kind: "demo",
-        server: (proc, port),
-        upstream_path: "",
-        probe: "  path: ''".into(),
-        client_path: "/",
-        client_env: &[],
-        check_path: "",
-    })
-    .await;
 }
