@@ -300,23 +300,24 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         "collector_outage",
         "sigterm_drain",
         "memory_leak",
+        "aborted_handshakes",
+        "pong_flood",
         "bogus",
     ]
     .map(String::from)
     .to_vec();
     let report = chaos::run(&o).await;
     println!("{}", chaos::render_text(&report));
-    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 4));
-    for r in &report.scenarios[..4] {
+    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 6));
+    for r in &report.scenarios[..6] {
         assert!(r.skipped && !r.passed, "{}", r.name);
         assert!(r.why.as_deref().is_some_and(|w| w.len() > 20), "{}", r.name);
     }
-    assert!(report.scenarios[3]
-        .why
-        .as_deref()
-        .unwrap()
-        .contains("--pid"));
-    assert!(report.scenarios[4]
+    for (i, flag) in [(3, "--pid"), (4, "--pid"), (5, "--admin")] {
+        let why = report.scenarios[i].why.as_deref().unwrap();
+        assert!(why.contains(flag), "{why}");
+    }
+    assert!(report.scenarios[6]
         .why
         .as_deref()
         .unwrap()
