@@ -625,3 +625,26 @@ async fn a_message_flood_cannot_fill_the_event_channel_with_per_message_events()
         "every message is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_upgrade_later_on_a_keep_alive_connection_is_refused_by_the_sidecar_too() {
+    let up = node_ws(&[]);
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
+    // The first request is plain, so the upgrade behind it takes hyper's path.
+    let first = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let v12 = format!(
+        "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 12\r\n\r\n"
+    );
+    let no_key = "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Version: 13\r\nConnection: close\r\n\r\n";
+    let (text, _) = exchange(sc.addr, &format!("{first}{v12}{no_key}")).await;
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "426", "400"], "{text}");
+    assert!(text
+        .to_ascii_lowercase()
+        .contains("sec-websocket-version: 13\r\n"));
+}
