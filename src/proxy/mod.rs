@@ -2,7 +2,8 @@
 //! streamed, and hand upgraded WebSocket sessions to the frame relay.
 //!
 //! - [`listener`]: accept loop, connection limit (503 + Retry-After), per-connection HTTP/1 server.
-//! - [`handshake`]: the first request head; upgrades on the fast path (no HTTP machinery).
+//! - [`head`]: the first request head (linear scan, exact size limit, RFC 6455 checks).
+//! - [`handshake`]: upgrades on the fast path (no HTTP machinery).
 //! - [`prefixed`]: a stream with the bytes already read put back, for hyper.
 //! - [`upstream`]: dialing the dashboard, forwarding a request, typed failures (502 / 504).
 //! - [`forwarded`]: `X-Forwarded-For` / `X-Forwarded-Proto` on both paths; [`refused`]: relaying an
@@ -15,6 +16,7 @@ pub mod forwarded;
 pub mod frame;
 pub mod guard;
 pub mod handshake;
+pub mod head;
 pub mod heartbeat;
 pub mod listener;
 pub mod prefixed;
