@@ -681,11 +681,6 @@ impl EventSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-
-    /// True when events are being collected.
-    pub fn is_enabled(&self) -> bool {
-        self.tx.is_some()
-    }
 }
 
 #[cfg(test)]

@@ -6,27 +6,14 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use iskra_ws_sidecar::app;
-use iskra_ws_sidecar::config::{defaults, from_tree};
 use iskra_ws_sidecar::events::{Event, EventKind, Initiator, ProtocolRule};
 use iskra_ws_sidecar::proxy::frame::{build_frame, close_frame, parse_close, parse_header, Parsed};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use support::*;
-
-async fn start(upstream_port: u16) -> (app::Running, mpsc::UnboundedReceiver<Event>) {
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["upstream"] = format!("ws://127.0.0.1:{upstream_port}").into();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let running = app::start(from_tree(&tree).unwrap(), Some(tx))
-        .await
-        .unwrap();
-    (running, rx)
-}
 
 /// Collects events until `SessionEnded` (or a timeout).
 async fn session_events(rx: &mut mpsc::UnboundedReceiver<Event>) -> Vec<EventKind> {
@@ -64,7 +51,7 @@ fn name(k: &EventKind) -> &'static str {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scripted_session_yields_exactly_these_events() {
     let up = node_ws(&[]);
-    let (sc, mut rx) = start(up.port).await;
+    let (sc, mut rx) = in_process(|t| upstream(t, up.port)).await;
     // Drain the readiness dial the sidecar makes at start.
     tokio::time::sleep(Duration::from_millis(200)).await;
     while rx.try_recv().is_ok() {}
@@ -135,7 +122,7 @@ async fn a_scripted_session_yields_exactly_these_events() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_upstream_yields_connect_failed_then_rejected_502() {
-    let (sc, mut rx) = start(dead_port()).await;
+    let (sc, mut rx) = in_process(|t| upstream(t, dead_port())).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     while rx.try_recv().is_ok() {}
     assert!(
@@ -214,7 +201,7 @@ async fn read_close(s: &mut tokio::net::TcpStream) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_bad_frame_closes_its_connection_with_the_rfc_code_and_the_sidecar_carries_on() {
     let up = node_ws(&[]);
-    let (sc, mut rx) = start(up.port).await;
+    let (sc, mut rx) = in_process(|t| upstream(t, up.port)).await;
     let m = Some([1, 2, 3, 4]);
     let mut fragmented_ping = build_frame(0x9, b"x", m);
     fragmented_ping[0] &= 0x7F;
@@ -299,12 +286,11 @@ async fn each_bad_frame_closes_its_connection_with_the_rfc_code_and_the_sidecar_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_over_the_limit_is_closed_with_1009() {
     let up = node_ws(&[]);
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["upstream"] = format!("ws://127.0.0.1:{}", up.port).into();
-    tree["limits"]["max_message_size"] = 1000.into();
-    let sc = app::start(from_tree(&tree).unwrap(), None).await.unwrap();
+    let (sc, _events) = in_process(|t| {
+        upstream(t, up.port);
+        t["limits"]["max_message_size"] = 1000.into();
+    })
+    .await;
     let mut s = raw_session(sc.addr).await;
     let mut first = build_frame(0x2, &[0u8; 600], Some([9, 9, 9, 9]));
     first[0] &= 0x7F; // not FIN: the message continues
@@ -316,34 +302,20 @@ async fn a_message_over_the_limit_is_closed_with_1009() {
     sc.shutdown().await;
 }
 
-async fn start_with(
-    upstream_port: u16,
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> (app::Running, mpsc::UnboundedReceiver<Event>) {
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["upstream"] = format!("ws://127.0.0.1:{upstream_port}").into();
-    tree["probe"]["enabled"] = false.into();
-    edit(&mut tree);
-    let (tx, rx) = mpsc::unbounded_channel();
-    (
-        app::start(from_tree(&tree).unwrap(), Some(tx))
-            .await
-            .unwrap(),
-        rx,
-    )
-}
-
-fn fast_heartbeats(t: &mut serde_json::Value) {
-    t["websocket"]["heartbeat"] = serde_json::json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
+/// A sidecar in front of the dashboard on `port`, without a prober, with fast heartbeats.
+fn beating(port: u16) -> impl FnOnce(&mut Value) {
+    move |t| {
+        upstream(t, port);
+        t["probe"]["enabled"] = false.into();
+        t["websocket"]["heartbeat"] = fast_heartbeats();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn heartbeats_measure_rtt_on_both_sides_and_their_pongs_are_consumed() {
     use iskra_ws_sidecar::events::Peer;
     let up = node_ws(&[]);
-    let (sc, mut rx) = start_with(up.port, fast_heartbeats).await;
+    let (sc, mut rx) = in_process(beating(up.port)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
         .await
         .unwrap();
@@ -391,7 +363,7 @@ async fn heartbeats_measure_rtt_on_both_sides_and_their_pongs_are_consumed() {
 async fn a_client_that_stops_answering_is_declared_dead_and_the_upstream_gets_1001() {
     use iskra_ws_sidecar::events::Peer;
     let up = node_ws(&[]);
-    let (sc, mut rx) = start_with(up.port, fast_heartbeats).await;
+    let (sc, mut rx) = in_process(beating(up.port)).await;
     let _silent = raw_session(sc.addr).await; // never reads, never answers pings
     let t0 = std::time::Instant::now();
     let (mut timeout, mut close) = (None, None);

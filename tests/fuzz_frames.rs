@@ -3,7 +3,7 @@
 //! - `src/proxy/frame.rs`: `parse_header` never panics and never reads past its input, `build_frame` →
 //!   `parse_header` round-trips every length form and mask, `parse_close` never panics and accepts only
 //!   valid codes and UTF-8 reasons.
-//! - The relay as a whole (`app::start`, in-process, with a raw upstream that records bytes): any valid
+//! - The relay as a whole (`support::in_process`, with a raw upstream that records bytes): any valid
 //!   frame sequence, split at arbitrary read boundaries in both directions, arrives byte-identical; any
 //!   random or mutated byte stream gets at most one close frame back, the upstream receives only a prefix
 //!   of it (plus at most the sidecar's own close), and the sidecar never panics and keeps serving.
@@ -12,6 +12,8 @@
 //! replay first on every run). The explicit cases at the end are the kept corpus of inputs that broke, or
 //! could break, the incremental parser (headers split octet by octet, control frames across reads).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -19,16 +21,16 @@ use std::time::Duration;
 
 use iskra_ws_sidecar::app;
 use iskra_ws_sidecar::chaos::wire;
-use iskra_ws_sidecar::config::{defaults, from_tree};
 use iskra_ws_sidecar::events::ProtocolRule;
 use iskra_ws_sidecar::proxy::frame::*;
-use iskra_ws_sidecar::telemetry::env::OtelEnv;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use support::in_process;
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -170,23 +172,14 @@ fn fixture() -> &'static Fixture {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let up = listener.local_addr().unwrap();
             tokio::spawn(raw_upstream(listener, tx));
-            let mut tree = defaults();
-            tree["listen"] = "127.0.0.1:0".into();
-            tree["admin"] = "127.0.0.1:0".into();
-            tree["upstream"] = format!("ws://{up}").into();
-            tree["probe"]["enabled"] = false.into();
-            tree["websocket"]["heartbeat"]["enabled"] = false.into();
-            tree["websocket"]["monitoring"]["log_level"] = "error".into();
-            tree["limits"]["close_timeout_ms"] = 500.into();
-            let cfg = from_tree(&tree).unwrap();
-            // No OTLP export: only the relay is under test.
-            let off = |k: &str| (k == "OTEL_SDK_DISABLED").then(|| "true".to_string());
-            let embed = app::Embed {
-                quiet: true,
-                otel: Some(OtelEnv::from_lookup(&off, "fuzz", &[])),
-                ..Default::default()
-            };
-            let running = app::start_embedded(cfg, embed).await.unwrap();
+            let (running, _) = in_process(|t| {
+                t["upstream"] = format!("ws://{up}").into();
+                t["probe"]["enabled"] = false.into();
+                t["websocket"]["heartbeat"]["enabled"] = false.into();
+                t["websocket"]["monitoring"]["log_level"] = "error".into();
+                t["limits"]["close_timeout_ms"] = 500.into();
+            })
+            .await;
             let addr = running.addr;
             (running, addr)
         });

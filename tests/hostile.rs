@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use iskra_ws_sidecar::app;
-use iskra_ws_sidecar::config::{defaults, from_tree};
-use iskra_ws_sidecar::events::{Event, EventKind, RejectCause};
+use iskra_ws_sidecar::events::{EventKind, RejectCause};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use support::*;
@@ -159,22 +157,6 @@ async fn nothing_pipelined_behind_a_refused_upgrade_reaches_a_keep_alive_upstrea
     );
 }
 
-async fn tapped(tree: Value) -> (app::Running, mpsc::UnboundedReceiver<Event>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let running = app::start(from_tree(&tree).unwrap(), Some(tx))
-        .await
-        .unwrap();
-    (running, rx)
-}
-
-fn tree_for(upstream_port: u16) -> Value {
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["upstream"] = format!("ws://127.0.0.1:{upstream_port}").into();
-    tree
-}
-
 /// RTT samples recorded so far, both peers.
 async fn rtt_samples(sc: &app::Running) -> f64 {
     let (_, _, body) = http_get(sc.admin_addr, "/metrics").await;
@@ -186,11 +168,13 @@ async fn rtt_samples(sc: &app::Running) -> f64 {
 async fn a_pong_flood_is_forwarded_untouched_and_records_no_rtt_and_no_events() {
     const PONGS: u64 = 200_000;
     let up = node_ws(&[]);
-    let mut tree = tree_for(up.port);
-    tree["websocket"]["heartbeat"]["interval"] = 200.into();
-    // The client does not read (so does not answer pings) while it floods: give it time.
-    tree["websocket"]["heartbeat"]["timeout"] = 10000.into();
-    let (sc, mut rx) = tapped(tree).await;
+    let (sc, mut rx) = in_process(|t| {
+        upstream(t, up.port);
+        t["websocket"]["heartbeat"]["interval"] = 200.into();
+        // The client does not read (so does not answer pings) while it floods: give it time.
+        t["websocket"]["heartbeat"]["timeout"] = 10000.into();
+    })
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/flood", sc.addr))
         .await
         .unwrap();
@@ -246,9 +230,11 @@ async fn a_pong_flood_is_forwarded_untouched_and_records_no_rtt_and_no_events() 
 async fn the_subprotocol_is_named_only_when_listed() {
     let up = node_ws(&[]);
     for (listed, want) in [(vec![], "other"), (vec!["iskra.v1"], "iskra.v1")] {
-        let mut tree = tree_for(up.port);
-        tree["telemetry"]["record_subprotocols"] = listed.into();
-        let (sc, mut rx) = tapped(tree).await;
+        let (sc, mut rx) = in_process(|t| {
+            upstream(t, up.port);
+            t["telemetry"]["record_subprotocols"] = listed.into();
+        })
+        .await;
         let mut req =
             tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
                 format!("ws://{}/p", sc.addr),
@@ -274,9 +260,11 @@ async fn the_subprotocol_is_named_only_when_listed() {
 async fn a_client_that_resets_after_its_head_still_ends_its_session() {
     // An upstream that accepts and never answers: the client gives up first.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut tree = tree_for(silent.local_addr().unwrap().port());
-    tree["limits"]["upstream_timeout_ms"] = 300.into();
-    let (sc, mut rx) = tapped(tree).await;
+    let (sc, mut rx) = in_process(|t| {
+        upstream(t, silent.local_addr().unwrap().port());
+        t["limits"]["upstream_timeout_ms"] = 300.into();
+    })
+    .await;
     let mut s = TcpStream::connect(sc.addr).await.unwrap();
     let head = upgrade(&format!(
         "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
@@ -432,9 +420,11 @@ fn binary() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_flood_cannot_fill_the_event_channel_with_per_message_events() {
     let up = node_ws(&[]);
-    let mut tree = tree_for(up.port);
-    tree["telemetry"]["frame_events"] = true.into();
-    let (sc, mut rx) = tapped(tree).await;
+    let (sc, mut rx) = in_process(|t| {
+        upstream(t, up.port);
+        t["telemetry"]["frame_events"] = true.into();
+    })
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/flood", sc.addr))
         .await
         .unwrap();

@@ -15,32 +15,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use iskra_ws_sidecar::app;
-use iskra_ws_sidecar::config::{defaults, from_tree};
-use iskra_ws_sidecar::events::{Event, EventKind};
+use iskra_ws_sidecar::events::EventKind;
 use iskra_ws_sidecar::semantics::{self, LogLevel};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use support::*;
 
-type Events = mpsc::UnboundedReceiver<Event>;
-
-async fn start(edit: impl FnOnce(&mut Value)) -> (app::Running, Events) {
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["websocket"]["reconnection"] = json!({"max_attempts": 1000, "initial_delay": 50, "backoff_multiplier": 1.5, "max_delay": 300, "jitter": true});
-    tree["websocket"]["heartbeat"] =
-        json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
-    tree["limits"]["upstream_timeout_ms"] = 1000.into();
-    tree["probe"]["send_token"] = SEND_TOKEN.into();
-    edit(&mut tree);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sc = app::start(from_tree(&tree).unwrap(), Some(tx))
-        .await
-        .unwrap();
-    (sc, rx)
+/// A prober that retries fast, beats fast, and takes `POST /probe/send` with [`SEND_TOKEN`].
+pub(crate) fn fast_prober(t: &mut Value) {
+    t["websocket"]["reconnection"] = json!({"max_attempts": 1000, "initial_delay": 50, "backoff_multiplier": 1.5, "max_delay": 300, "jitter": true});
+    t["websocket"]["heartbeat"] = fast_heartbeats();
+    t["limits"]["upstream_timeout_ms"] = 1000.into();
+    t["probe"]["send_token"] = SEND_TOKEN.into();
 }
 
 async fn gauge(admin: SocketAddr) -> Option<f64> {
@@ -97,7 +83,11 @@ async fn messages_posted_while_the_dashboard_is_down_arrive_in_order_exactly_onc
     let env = record_env(&rec);
     let up = node_ws(&env_refs(&env));
     let port = up.port;
-    let (sc, mut rx) = start(|t| t["upstream"] = format!("ws://127.0.0.1:{port}").into()).await;
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
+        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
+    })
+    .await;
     until(&mut rx, "prober connected", |k| {
         matches!(k, EventKind::ProbeSucceeded { .. })
     })
@@ -142,7 +132,8 @@ async fn ten_queued_messages_flush_at_once_without_waiting_for_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("received.jsonl");
     let up = node_ws(&env_refs(&record_env(&rec)));
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{}", up.port).into();
         t["websocket"]["fallback"]["flush_interval"] = 600_000.into(); // only the batch can trigger
     })
@@ -181,7 +172,8 @@ async fn an_unconfirmed_flush_is_put_back_and_sent_again_after_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let (rec1, rec2) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
     let port = dead_port();
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{port}").into();
         // 3 < flush_batch and no interval: only the flush on (re)connect can send them.
         t["websocket"]["fallback"]["flush_interval"] = 600_000.into();

@@ -5,36 +5,26 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use iskra_ws_sidecar::app;
-use iskra_ws_sidecar::config::{defaults, from_tree};
-use iskra_ws_sidecar::events::{Event, EventKind, Transport};
-use tokio::sync::mpsc;
+use iskra_ws_sidecar::events::{EventKind, Transport};
+use serde_json::Value;
 
 use support::*;
 
-async fn start(
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> (app::Running, mpsc::UnboundedReceiver<Event>) {
-    let mut tree = defaults();
-    tree["listen"] = "127.0.0.1:0".into();
-    tree["admin"] = "127.0.0.1:0".into();
-    tree["websocket"]["reconnection"] = serde_json::json!({"max_attempts": 3, "initial_delay": 50, "backoff_multiplier": 1.5, "max_delay": 300, "jitter": true});
-    tree["websocket"]["heartbeat"] = serde_json::json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2});
-    tree["limits"]["upstream_timeout_ms"] = 1000.into();
-    edit(&mut tree);
-    let (tx, rx) = mpsc::unbounded_channel();
-    (
-        app::start(from_tree(&tree).unwrap(), Some(tx))
-            .await
-            .unwrap(),
-        rx,
-    )
+/// A prober that gives up quickly (3 attempts, 50–300 ms apart) and beats fast.
+fn fast_prober(t: &mut Value) {
+    t["websocket"]["reconnection"] = serde_json::json!({"max_attempts": 3, "initial_delay": 50, "backoff_multiplier": 1.5, "max_delay": 300, "jitter": true});
+    t["websocket"]["heartbeat"] = fast_heartbeats();
+    t["limits"]["upstream_timeout_ms"] = 1000.into();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_dashboard_leads_to_degraded_mode_then_recovery_when_it_returns() {
     let port = dead_port();
-    let (sc, mut rx) = start(|t| t["upstream"] = format!("ws://127.0.0.1:{port}").into()).await;
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
+        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
+    })
+    .await;
     assert_eq!(
         http_get(sc.admin_addr, "/ready").await.0,
         503,
@@ -101,7 +91,8 @@ async fn a_dead_dashboard_leads_to_degraded_mode_then_recovery_when_it_returns()
 async fn fails_over_to_the_backup_and_back_to_the_primary() {
     let primary_port = dead_port();
     let backup = node_ws(&[]);
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{primary_port}").into();
         t["backup_upstreams"] = serde_json::json!([format!("ws://127.0.0.1:{}", backup.port)]);
     })
@@ -142,7 +133,8 @@ async fn fails_over_to_the_backup_and_back_to_the_primary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_websocket_is_refused_the_prober_finds_sse() {
     let up = node_ws(&[]);
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{}/forbidden-ws", up.port).into();
         t["probe"]["sse_path"] = "/sse".into();
     })
@@ -175,7 +167,11 @@ async fn when_websocket_is_refused_the_prober_finds_sse() {
 async fn while_the_dashboard_restarts_handshakes_get_503_with_retry_after_and_readiness_drops() {
     let up = node_ws(&[]);
     let port = up.port;
-    let (sc, mut rx) = start(|t| t["upstream"] = format!("ws://127.0.0.1:{port}").into()).await;
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
+        t["upstream"] = format!("ws://127.0.0.1:{port}").into();
+    })
+    .await;
     until(&mut rx, "prober connected", |k| {
         matches!(k, EventKind::ProbeSucceeded { .. })
     })

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::target::Upgrade;
 use super::transports;
+use super::Ws;
 use crate::config::probe::ProbeSettings;
 use crate::config::Slo;
 use crate::events::ConnectCause;
@@ -92,9 +93,6 @@ async fn http_step(host: &str, port: u16, path: &str, timeout: Duration) -> Step
         Err(f) => failed(t0, classify_probe(f.cause, f.status), f.status),
     }
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Sends `msg` and times the first message `is_reply` accepts, within `timeout`.
 async fn round_trip(

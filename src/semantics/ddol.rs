@@ -54,17 +54,6 @@ pub fn dimension(
     d.min(u32::from(MAX_DIMENSION)) as u8
 }
 
-/// Ω for a seed event type name (the seed's `confidenceMatrix[type] || 0.5`, widened to the other Ω
-/// values the seed uses).
-pub fn omega_for(event_type: &str) -> f64 {
-    super::EventType::from_name(event_type).omega()
-}
-
-/// Λ for a seed event type name (the seed's `actionMap[type] || 'continue_monitoring'`).
-pub fn lambda_for(event_type: &str) -> &'static str {
-    super::EventType::from_name(event_type).lambda()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +113,11 @@ mod tests {
             ("anything_else", 0.5),
         ];
         for (name, omega) in cases {
-            assert_eq!(omega_for(name), omega, "{name}");
+            assert_eq!(
+                super::super::EventType::from_name(name).omega(),
+                omega,
+                "{name}"
+            );
         }
     }
 
@@ -141,7 +134,11 @@ mod tests {
             ("anything_else", "continue_monitoring"),
         ];
         for (name, lambda) in cases {
-            assert_eq!(lambda_for(name), lambda, "{name}");
+            assert_eq!(
+                super::super::EventType::from_name(name).lambda(),
+                lambda,
+                "{name}"
+            );
         }
     }
 }

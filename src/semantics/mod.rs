@@ -8,7 +8,6 @@
 //! - [`mapping`]: which event type and Δ each [`EventKind`] is.
 //! - [`ddol`]: the D complexity rule and the Ω / Λ defaults.
 //! - [`voices`]: voice impact, the first-match voice rules, the voice table.
-//! - [`alerts`]: alert level → voice, and the ∆ Ω Λ of alert events.
 //! - [`seams`]: seam ids and the `fractal_metadata` of log entries (error / performance entries).
 //! - [`mod@classify`]: the error class table, and the class each event reports, from typed causes.
 //! - [`codes`]: the error class of an HTTP status and of a close code.
@@ -22,7 +21,6 @@ use std::time::Duration;
 
 use crate::events::EventKind;
 
-pub mod alerts;
 pub mod classify;
 pub mod codes;
 pub mod ddol;
@@ -32,7 +30,6 @@ pub mod mapping;
 pub mod seams;
 pub mod voices;
 
-pub use alerts::AlertLevel;
 pub use classify::{
     classify, classify_connect, classify_probe, classify_reject, ErrorClass, Severity,
 };
@@ -113,29 +110,6 @@ pub fn describe(kind: &EventKind, ctx: &Context) -> Semantics {
         latency,
         fallback,
         entry,
-        ctx.reconnections,
-    )
-}
-
-/// Describes a seed event that has no [`EventKind`] (e.g. `heartbeat_sent`, `buffer_flushed`): Δ is the
-/// type's name, no error; heartbeats are routine.
-pub fn describe_event_type(event_type: EventType, ctx: &Context) -> Semantics {
-    let routine = matches!(
-        event_type,
-        EventType::HeartbeatSuccess | EventType::HeartbeatSent | EventType::ServerHeartbeatDetected
-    );
-    let mapped = mapping::Mapped {
-        event_type,
-        delta: event_type.as_str(),
-        routine,
-    };
-    let fallback = ctx.fallback_active || event_type == EventType::FallbackActivated;
-    build(
-        mapped,
-        None,
-        ctx.latency,
-        fallback,
-        EntryKind::Event,
         ctx.reconnections,
     )
 }

@@ -8,6 +8,29 @@ use seams::{ERROR_ENTRY, PERFORMANCE_ENTRY};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
+/// A seed event type that no [`EventKind`] produces (e.g. `heartbeat_sent`), described as `describe` would:
+/// Δ is the type's name, no error; heartbeats are routine.
+fn describe_event_type(event_type: EventType, ctx: &Context) -> Semantics {
+    let routine = matches!(
+        event_type,
+        EventType::HeartbeatSuccess | EventType::HeartbeatSent | EventType::ServerHeartbeatDetected
+    );
+    let mapped = mapping::Mapped {
+        event_type,
+        delta: event_type.as_str(),
+        routine,
+    };
+    let fallback = ctx.fallback_active || event_type == EventType::FallbackActivated;
+    build(
+        mapped,
+        None,
+        ctx.latency,
+        fallback,
+        EntryKind::Event,
+        ctx.reconnections,
+    )
+}
+
 fn ctx() -> Context {
     Context::default()
 }

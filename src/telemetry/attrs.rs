@@ -70,14 +70,3 @@ pub fn error_class(e: ErrorClass, out: &mut impl Attrs) {
     out.str("iskra.error.class", e.as_str());
     out.str("iskra.error.severity", e.severity().as_str());
 }
-
-/// Reads an attribute back as a JSON value (logs, tests).
-pub fn to_json(kv: &KeyValue) -> serde_json::Value {
-    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => s.clone().into(),
-        Some(any_value::Value::IntValue(i)) => (*i).into(),
-        Some(any_value::Value::DoubleValue(d)) => (*d).into(),
-        Some(any_value::Value::BoolValue(b)) => (*b).into(),
-        _ => serde_json::Value::Null,
-    }
-}

@@ -13,12 +13,13 @@ use iskra_ws_sidecar::events::EventKind;
 
 use super::support::otlp::grpc_receiver;
 use super::support::*;
-use super::{env_refs, gauge, messages, record_env, start, until, until_recorded};
+use super::{env_refs, fast_prober, gauge, messages, record_env, until, until_recorded};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_token_the_endpoint_is_off_with_a_404_that_says_how_to_turn_it_on() {
     let port = dead_port();
-    let (sc, _rx) = start(|t| {
+    let (sc, _rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{port}").into();
         t["probe"]["send_token"] = "".into();
     })
@@ -47,8 +48,11 @@ async fn a_missing_or_wrong_token_gets_401_with_a_bearer_challenge_and_queues_no
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("received.jsonl");
     let up = node_ws(&env_refs(&record_env(&rec)));
-    let (sc, mut rx) =
-        start(|t| t["upstream"] = format!("ws://127.0.0.1:{}", up.port).into()).await;
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
+        t["upstream"] = format!("ws://127.0.0.1:{}", up.port).into();
+    })
+    .await;
     until(&mut rx, "prober connected", |k| {
         matches!(k, EventKind::ProbeSucceeded { .. })
     })

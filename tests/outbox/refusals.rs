@@ -7,14 +7,15 @@ use iskra_ws_sidecar::events::{DropReason, EventKind};
 use iskra_ws_sidecar::semantics::{self, LogLevel};
 
 use super::support::*;
-use super::{env_refs, gauge, messages, queue_all, record_env, start, until};
+use super::{env_refs, fast_prober, gauge, messages, queue_all, record_env, until};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_outbox_answers_507_counts_every_refusal_and_keeps_what_it_holds() {
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("received.jsonl");
     let port = dead_port();
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{port}").into();
         t["websocket"]["fallback"]["buffer_max_size"] = 3.into();
     })
@@ -83,7 +84,8 @@ async fn a_byte_budget_refuses_with_507_full_bytes_and_keeps_what_it_holds() {
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("received.jsonl");
     let port = dead_port();
-    let (sc, mut rx) = start(|t| {
+    let (sc, mut rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = format!("ws://127.0.0.1:{port}").into();
         t["websocket"]["fallback"]["buffer_max_bytes"] = 1024.into();
     })
@@ -160,7 +162,8 @@ async fn a_byte_budget_refuses_with_507_full_bytes_and_keeps_what_it_holds() {
 async fn the_endpoint_refuses_what_it_cannot_send_and_is_absent_when_disabled() {
     let port = dead_port();
     let up = format!("ws://127.0.0.1:{port}");
-    let (sc, _rx) = start(|t| {
+    let (sc, _rx) = in_process(|t| {
+        fast_prober(t);
         t["upstream"] = up.as_str().into();
         t["limits"]["max_message_size"] = 125.into();
     })
@@ -186,7 +189,8 @@ async fn the_endpoint_refuses_what_it_cannot_send_and_is_absent_when_disabled() 
         ("buffer_messages", "websocket.fallback.buffer_messages"),
         ("probe", "probe.enabled"),
     ] {
-        let (sc, _rx) = start(|t| {
+        let (sc, _rx) = in_process(|t| {
+            fast_prober(t);
             t["upstream"] = up.as_str().into();
             match key {
                 "probe" => t["probe"]["enabled"] = false.into(),

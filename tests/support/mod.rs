@@ -407,3 +407,41 @@ pub async fn health_until(admin: SocketAddr, what: &str, f: impl Fn(&Value) -> b
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The heartbeats the in-process tests use: a ping every 200 ms, 150 ms to answer, dead after 2 misses.
+pub fn fast_heartbeats() -> Value {
+    serde_json::json!({"enabled": true, "interval": 200, "timeout": 150, "failure_threshold": 2})
+}
+
+/// The events an in-process sidecar saw, each after telemetry recorded it.
+pub type Events = tokio::sync::mpsc::UnboundedReceiver<iskra_ws_sidecar::events::Event>;
+
+/// Sets the upstream of a config tree to the dashboard on `port` of this host.
+pub fn upstream(tree: &mut Value, port: u16) {
+    tree["upstream"] = format!("ws://127.0.0.1:{port}").into();
+}
+
+/// Starts a sidecar in this process: the default config with listen and admin on port 0, changed by
+/// `edit`; OTLP export off (the events come through the tap, the metrics from `/metrics`).
+pub async fn in_process(edit: impl FnOnce(&mut Value)) -> (iskra_ws_sidecar::app::Running, Events) {
+    let mut tree = iskra_ws_sidecar::config::defaults();
+    tree["listen"] = "127.0.0.1:0".into();
+    tree["admin"] = "127.0.0.1:0".into();
+    edit(&mut tree);
+    let config = iskra_ws_sidecar::config::from_tree(&tree).expect("a valid test config");
+    let off = |k: &str| (k == "OTEL_SDK_DISABLED").then(|| "true".to_string());
+    let (tap, events) = tokio::sync::mpsc::unbounded_channel();
+    let embed = iskra_ws_sidecar::app::Embed {
+        tap: Some(tap),
+        otel: Some(iskra_ws_sidecar::telemetry::env::OtelEnv::from_lookup(
+            &off,
+            "test",
+            &[],
+        )),
+        quiet: true,
+    };
+    let running = iskra_ws_sidecar::app::start_embedded(config, embed)
+        .await
+        .expect("the sidecar starts");
+    (running, events)
+}
