@@ -13,15 +13,12 @@ use tokio::sync::{mpsc, watch};
 use crate::admin::Admin;
 use crate::cli::RunArgs;
 use crate::config::{self, Config, Sources};
+use crate::diag::log_line;
 use crate::events::{Event, EventSink};
+use crate::exit;
 use crate::proxy::{self, Stats};
 use crate::telemetry::env::OtelEnv;
 use crate::telemetry::{parse_level, Options, Telemetry};
-
-/// Exit code for a bad configuration or usage (EX_USAGE).
-pub const EXIT_CONFIG: u8 = 64;
-/// Exit code when an address cannot be bound (EX_UNAVAILABLE).
-pub const EXIT_BIND: u8 = 69;
 
 /// A started sidecar.
 pub struct Running {
@@ -94,7 +91,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     // connection. The listener checks the first accepted socket and sets it per connection otherwise.
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let admin_listener = bind("admin", config.admin).await?;
-    let (sink, rx) = EventSink::channel(config.events_capacity);
+    let (sink, rx) = EventSink::channel(config.telemetry.events_capacity);
     let stats = Arc::new(Stats::default());
     let (tx, shutdown) = watch::channel(false);
     let shared = proxy::Shared::new(config.clone(), sink.clone(), stats.clone(), shutdown);
@@ -111,19 +108,19 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     let opts = Options {
         dashboard,
         env,
-        log_level: parse_level(&config.log_level),
+        log_level: parse_level(&config.telemetry.log_level),
         stdout_logs: !embed.quiet,
-        spool_dir: config.spool_dir.clone(),
-        spool_max_bytes: config.spool_max_bytes,
+        spool_dir: config.telemetry.spool_dir.clone(),
+        spool_max_bytes: config.telemetry.spool_max_bytes,
         handshake_max_age: config.limits.handshake_timeout
             + config.limits.upstream_timeout * (config.backup_upstreams.len() as u32 + 2),
-        health_window: config.health_window,
+        health_window: config.telemetry.health_window,
         slo_latency_ms: config.slo_latency_ms,
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));
     // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
-    let outbox = (config.probe_enabled && config.outbox.enabled).then(|| {
+    let outbox = (config.probe.enabled && config.outbox.enabled).then(|| {
         crate::probe::outbox::for_sidecar(&config, shared.sink.clone(), telemetry.registry.clone())
     });
     let admin = Arc::new(Admin {
@@ -146,13 +143,12 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         })?;
     tokio::spawn(admin.serve(admin_listener));
     tokio::spawn(proxy::listener::serve(listener, shared.clone()));
-    if config.probe_enabled {
+    if config.probe.enabled {
         let prober = crate::probe::Prober {
             target: crate::probe::target_of(&config),
             config: config.clone(),
             sink: shared.sink.clone(),
             primary_up: Some(shared.clone()),
-            paths: config.probe_paths.clone(),
             outbox,
             rejected: Default::default(),
         };
@@ -261,18 +257,6 @@ fn raise_nofile() {
     );
 }
 
-/// Prints one structured log line to stdout.
-pub fn log_line(level: &str, event_type: &str, fields: Value) {
-    let mut v = json!({
-        "timestamp": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        "level": level, "component": "iskra-ws-sidecar", "event_type": event_type,
-    });
-    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    println!("{v}");
-}
-
 /// Collects the run flags as config overrides.
 fn flag_overrides(args: &RunArgs) -> Vec<(&'static str, Value)> {
     let mut flags = Vec::new();
@@ -300,7 +284,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
         Err(errs) => {
             eprintln!("{errs}");
             eprintln!("hint: `iskra-ws-sidecar config` prints every key with its default");
-            return EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
     raise_nofile();
@@ -308,7 +292,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_BIND;
+            return exit::BIND;
         }
     };
     let cfg = running.proxy.config.clone();
@@ -320,7 +304,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
             "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
         }),
     );
-    if cfg.probe_enabled {
+    if cfg.probe.enabled {
         // Said out loud: where the prober upgrades, and with what (header names only).
         let t = crate::probe::target_of(&cfg);
         let mut line = crate::probe::target::describe(&t.urls, &cfg.probe);

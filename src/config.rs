@@ -16,15 +16,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub mod command;
+mod forwarded;
 mod layers;
 pub mod probe;
 mod read;
 mod secret;
+mod sections;
+pub use forwarded::{Cidr, Forwarding};
 use layers::file_provider;
 pub use layers::{defaults, figment, SEED_ENV};
+pub use probe::{ProbeConfig, TransportPaths};
 use read::Reader;
 pub use read::{ConfigError, ConfigErrors};
 pub use secret::{Masked, Secret};
+pub use sections::{
+    Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, Slo, TelemetryConfig, Upstream,
+};
 
 /// Keys whose values are secrets: never printed, masked in `config` output and in error messages.
 pub const SECRET_KEYS: &[&str] = &[
@@ -39,143 +46,6 @@ pub const SECRET_PREFIXES: &[&str] = &["probe.headers."];
 /// Whether the value at `key` is a secret (masked wherever shown).
 pub fn is_secret(key: &str) -> bool {
     SECRET_KEYS.contains(&key) || SECRET_PREFIXES.iter().any(|p| key.starts_with(p))
-}
-
-/// A WebSocket upstream: where the dashboard listens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Upstream {
-    /// The URL as configured.
-    pub url: String,
-    /// Host to dial.
-    pub host: String,
-    /// Port to dial.
-    pub port: u16,
-}
-
-impl Upstream {
-    /// Parses `ws://host:port[/path]` or `http://…`; the path is ignored (the client's path is relayed).
-    pub fn parse(url: &str) -> Result<Upstream, &'static str> {
-        let (rest, default_port) = if let Some(r) = url.strip_prefix("ws://") {
-            (r, 80)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (r, 80)
-        } else {
-            return Err("a ws:// or http:// URL (the dashboard listens in the pod, without TLS)");
-        };
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        if authority.is_empty() || authority.contains('@') {
-            return Err("a URL with a host and no credentials, like ws://127.0.0.1:3001");
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse() {
-                Ok(p) => (h.trim_matches(['[', ']']).to_string(), p),
-                Err(_) => return Err("a URL whose port is a number from 1 to 65535"),
-            },
-            _ => (authority.to_string(), default_port),
-        };
-        Ok(Upstream {
-            url: url.to_string(),
-            host,
-            port,
-        })
-    }
-
-    /// The URL's path and query (`/` when it has none): where the prober upgrades by default.
-    pub fn path_and_query(&self) -> String {
-        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
-        match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
-            Some(i) => format!("/{}", &rest[i..]),
-            None => "/".to_string(),
-        }
-    }
-
-    /// `host:port` for dialing.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Limits with safe defaults.
-#[derive(Debug, Clone, Serialize)]
-pub struct Limits {
-    /// Time allowed for a client to send a whole request head.
-    pub handshake_timeout: Duration,
-    /// Time allowed for the upstream to accept and answer.
-    pub upstream_timeout: Duration,
-    /// Max concurrent client connections; over it: 503 + Retry-After.
-    pub max_connections: usize,
-    /// Max payload of one frame (over: close 1009).
-    pub max_frame_size: u64,
-    /// Max payload of one message, all fragments (over: close 1009).
-    pub max_message_size: u64,
-    /// Max size of a request head (over: 431).
-    pub max_header_size: usize,
-    /// Close a session with no frames either way for this long (zero: never).
-    pub idle_timeout: Duration,
-    /// How long to wait for the peer's close frame after sending one.
-    pub close_timeout: Duration,
-    /// Admin server: time allowed for a whole request head (and between requests on a keep-alive
-    /// connection); over it the connection is closed.
-    pub admin_header_timeout: Duration,
-    /// Admin server: connections served at once; over it new ones are closed at once.
-    pub admin_max_connections: usize,
-}
-
-/// The seed's heartbeat settings.
-#[derive(Debug, Clone, Serialize)]
-pub struct Heartbeat {
-    /// Whether the sidecar sends its own pings.
-    pub enabled: bool,
-    /// Interval between pings.
-    pub interval: Duration,
-    /// Time to wait for a pong.
-    pub timeout: Duration,
-    /// Missed beats before a peer is declared dead.
-    pub failure_threshold: u32,
-}
-
-/// The seed's reconnection settings (used by the prober).
-#[derive(Debug, Clone, Serialize)]
-pub struct Reconnection {
-    /// Attempts before degraded mode (the sidecar keeps trying at the max delay after it).
-    pub max_attempts: u32,
-    /// First delay.
-    pub initial_delay: Duration,
-    /// Growth per attempt.
-    pub backoff_multiplier: f64,
-    /// Cap.
-    pub max_delay: Duration,
-    /// Randomise delays.
-    pub jitter: bool,
-}
-
-/// One dashboard as the seed lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Endpoint {
-    /// Primary URL.
-    pub url: String,
-    /// Human name.
-    pub name: String,
-    /// Priority (1 first).
-    pub priority: u32,
-    /// Backups, in order.
-    pub backup_urls: Vec<String>,
-}
-
-/// The seed's SLO thresholds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Slo {
-    /// Target.
-    pub target: f64,
-    /// Warning threshold.
-    pub warning: f64,
-    /// Critical threshold.
-    pub critical: f64,
 }
 
 /// The whole validated configuration.
@@ -195,39 +65,21 @@ pub struct Config {
     pub limits: Limits,
     /// Grace period for draining on SIGTERM.
     pub shutdown_grace: Duration,
-    /// Capacity of the lifecycle event channel.
-    pub events_capacity: usize,
-    /// Where unsent spans and logs wait (None: in memory).
-    pub spool_dir: Option<PathBuf>,
-    /// Spool budget in bytes; beyond it the oldest is dropped and counted.
-    pub spool_max_bytes: u64,
-    /// Emit one event per relayed message (debugging; costs throughput).
-    pub frame_events: bool,
-    /// Subprotocols whose name may appear in telemetry (others are reported as `other`).
-    pub record_subprotocols: Vec<String>,
     /// `X-Forwarded-For` / `X-Forwarded-Proto` toward the upstream.
-    pub forwarded: crate::proxy::forwarded::Forwarding,
-    /// Run the active prober against the upstream and its backups.
-    pub probe_enabled: bool,
-    /// The bearer token `POST /probe/send` requires (`probe.send_token` or the file named by
-    /// `probe.send_token_file`); None: the endpoint is off (404).
-    pub probe_send_token: Option<Secret>,
-    /// The prober's target (path, headers, subprotocols, origin), readiness gate and seed switches.
-    pub probe: probe::ProbeSettings,
-    /// The window `/health` scores (`health.window_ms`).
-    pub health_window: Duration,
-    /// The prober's fallback transport paths.
-    pub probe_paths: crate::probe::transports::Paths,
+    pub forwarded: Forwarding,
+    /// Telemetry: the event channel, the spool, what may be named, the log level, the health window.
+    pub telemetry: TelemetryConfig,
+    /// The prober: on or off, its target (path, headers, subprotocols, origin), readiness gate, seed
+    /// switches, downgrade paths, and the token of `POST /probe/send`.
+    pub probe: ProbeConfig,
     /// The prober's outbox (the seed's offline buffer: `websocket.fallback.buffer_*`, `flush_*`).
-    pub outbox: crate::probe::outbox::Settings,
+    pub outbox: OutboxConfig,
     /// Heartbeats on proxied sessions and the prober.
     pub heartbeat: Heartbeat,
     /// Reconnection policy of the prober.
     pub reconnection: Reconnection,
     /// Dashboards the seed lists (prober targets, `check` defaults).
     pub connections: BTreeMap<String, Endpoint>,
-    /// Log level name.
-    pub log_level: String,
     /// SLO: connection latency (ms).
     pub slo_latency_ms: Slo,
     /// SLO: availability (%).
@@ -314,7 +166,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         &["trace", "debug", "info", "warn", "error"],
     );
     r.boolean(&format!("{ws}.fallback.degraded_service"));
-    let outbox = crate::probe::outbox::Settings {
+    let outbox = OutboxConfig {
         enabled: r.boolean(&format!("{ws}.fallback.buffer_messages")),
         capacity: r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000) as usize,
         max_bytes: r.uint(&format!("{ws}.fallback.buffer_max_bytes"), 1024, 1 << 40),
@@ -343,31 +195,16 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let frame_events = r.boolean("telemetry.frame_events");
     let record_subprotocols = r.list("telemetry.record_subprotocols").into_iter();
     let record_subprotocols = record_subprotocols.map(|(_, v)| v).collect();
-    let forwarded = crate::proxy::forwarded::Forwarding {
+    let forwarded = Forwarding {
         enabled: r.boolean("forwarded.enabled"),
         trusted_proxies: r
             .list("forwarded.trusted_proxies")
             .into_iter()
-            .filter_map(|(key, v)| r.parsed(&key, &v, crate::proxy::forwarded::Cidr::parse))
+            .filter_map(|(key, v)| r.parsed(&key, &v, Cidr::parse))
             .collect(),
     };
-    let probe_enabled = r.boolean("probe.enabled");
-    let probe_send_token = secret::send_token(&mut r);
     let probe = probe::read(&mut r);
     let health_window = r.millis("health.window_ms", 1000);
-    let mut path = |k: &str| {
-        let v = r.text(k).unwrap_or_default();
-        if v.starts_with('/') {
-            v
-        } else {
-            format!("/{v}")
-        }
-    };
-    let probe_paths = crate::probe::transports::Paths {
-        sse: path("probe.sse_path"),
-        long_poll: path("probe.long_poll_path"),
-        poll: path("probe.poll_path"),
-    };
     r.finish()?;
     Ok(Config {
         dashboard,
@@ -377,22 +214,21 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         backup_upstreams,
         limits,
         shutdown_grace,
-        events_capacity,
-        spool_dir,
-        spool_max_bytes,
-        frame_events,
-        record_subprotocols,
+        telemetry: TelemetryConfig {
+            events_capacity,
+            spool_dir,
+            spool_max_bytes,
+            frame_events,
+            record_subprotocols,
+            log_level,
+            health_window,
+        },
         forwarded,
-        probe_enabled,
-        probe_send_token,
         probe,
-        health_window,
-        probe_paths,
         outbox,
         heartbeat,
         reconnection,
         connections,
-        log_level,
         slo_latency_ms,
         slo_availability,
         slo_error_rate,

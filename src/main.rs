@@ -4,13 +4,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use iskra_ws_sidecar::cli::{Cli, Command};
-use iskra_ws_sidecar::{app, config, demo};
+use iskra_ws_sidecar::{app, config, demo, exit};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 64 } else { 0 };
+            let code = if e.use_stderr() {
+                exit::CONFIG
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

@@ -94,7 +94,7 @@ fn unauthorized(why: Denied) -> Response<Full<Bytes>> {
 impl Admin {
     fn outbox_off(&self) -> Option<&'static str> {
         let c = &self.proxy.config;
-        if !c.probe_enabled {
+        if !c.probe.enabled {
             Some("the prober is disabled (probe.enabled = false), so it has no outbox")
         } else if !c.outbox.enabled {
             Some("the prober's outbox is disabled (websocket.fallback.buffer_messages = false)")
@@ -115,7 +115,7 @@ impl Admin {
             let why = "the prober's outbox is not running";
             return error(StatusCode::NOT_FOUND, why.into());
         };
-        let Some(token) = self.proxy.config.probe_send_token.as_ref() else {
+        let Some(token) = self.proxy.config.probe.send_token.as_ref() else {
             return error(StatusCode::NOT_FOUND, NO_TOKEN.into());
         };
         if let Err(why) = authorize(req.headers(), token) {

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::{figment, from_tree, is_secret, Sources, SEED_ENV};
-use crate::app::EXIT_CONFIG;
 use crate::cli::ConfigCmd;
+use crate::exit;
 
 fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
@@ -80,7 +80,7 @@ pub fn run(args: ConfigCmd) -> u8 {
             } else {
                 eprintln!("{errs}");
             }
-            return EXIT_CONFIG;
+            return exit::CONFIG;
         }
     };
     if args.check.is_some() && !args.json {

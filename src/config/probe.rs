@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::secret::Masked;
+use super::secret::{self, Masked, Secret};
 use super::Reader;
 
 /// Names the WebSocket handshake owns (or other keys set): not accepted in `probe.headers`.
@@ -31,9 +31,25 @@ const OWNED: &[&str] = &[
     "transfer-encoding",
 ];
 
-/// The prober's target and behaviour.
+/// Paths of the fallback transports on the dashboard's HTTP server (`probe.sse_path`, …).
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct ProbeSettings {
+pub struct TransportPaths {
+    /// Server-sent events stream.
+    pub sse: String,
+    /// Long-polling endpoint.
+    pub long_poll: String,
+    /// Polling endpoint.
+    pub poll: String,
+}
+
+/// The prober's section: whether it runs, its target and behaviour, the token of `POST /probe/send`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ProbeConfig {
+    /// `probe.enabled`: run the active prober against the upstream and its backups.
+    pub enabled: bool,
+    /// The bearer token `POST /probe/send` requires (`probe.send_token` or the file named by
+    /// `probe.send_token_file`); None: the endpoint is off (404).
+    pub send_token: Option<Secret>,
     /// Path (and query) of the prober's upgrade; None: each URL's own path.
     pub path: Option<String>,
     /// Extra request headers (values are secrets), from `probe.headers` and `probe.header_files`.
@@ -54,6 +70,8 @@ pub struct ProbeSettings {
     pub downgrade: bool,
     /// `websocket.fallback.timeout`: each downgrade transport's check.
     pub transport_timeout: std::time::Duration,
+    /// The downgrade transports' paths.
+    pub paths: TransportPaths,
 }
 
 fn is_token(name: &str) -> bool {
@@ -167,7 +185,9 @@ fn headers(r: &mut Reader) -> Vec<(String, Masked)> {
 }
 
 /// Reads the prober's settings (every problem is recorded in `r`).
-pub(super) fn read(r: &mut Reader) -> ProbeSettings {
+pub(super) fn read(r: &mut Reader) -> ProbeConfig {
+    let enabled = r.boolean("probe.enabled");
+    let send_token = secret::send_token(r);
     let path = r.text("probe.path").unwrap_or_default();
     let path = if path.is_empty() {
         None
@@ -203,7 +223,22 @@ pub(super) fn read(r: &mut Reader) -> ProbeSettings {
         );
     }
     let fb = "websocket.fallback";
-    ProbeSettings {
+    let mut path_of = |k: &str| {
+        let v = r.text(k).unwrap_or_default();
+        if v.starts_with('/') {
+            v
+        } else {
+            format!("/{v}")
+        }
+    };
+    let paths = TransportPaths {
+        sse: path_of("probe.sse_path"),
+        long_poll: path_of("probe.long_poll_path"),
+        poll: path_of("probe.poll_path"),
+    };
+    ProbeConfig {
+        enabled,
+        send_token,
         path,
         headers: headers(r),
         subprotocols,
@@ -214,6 +249,7 @@ pub(super) fn read(r: &mut Reader) -> ProbeSettings {
         fallback: r.boolean(&format!("{fb}.enabled")),
         downgrade: r.boolean(&format!("{fb}.protocol_downgrade")),
         transport_timeout: r.millis(&format!("{fb}.timeout"), 1),
+        paths,
     }
 }
 
@@ -222,7 +258,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn load(probe: Value) -> Result<ProbeSettings, Vec<(String, String, String)>> {
+    fn load(probe: Value) -> Result<ProbeConfig, Vec<(String, String, String)>> {
         let mut tree = super::super::defaults();
         for (k, v) in probe.as_object().unwrap() {
             tree["probe"][k] = v.clone();

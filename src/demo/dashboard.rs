@@ -203,14 +203,14 @@ pub async fn command(args: DemoDashboardArgs) -> u8 {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.listen);
-            return crate::app::EXIT_BIND;
+            return crate::exit::BIND;
         }
     };
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    crate::app::log_line(
+    crate::diag::log_line(
         "INFO",
         "demo_dashboard_started",
         json!({"dashboard": args.name, "listen": addr}),

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::target::Upgrade;
 use super::transports;
 use super::Ws;
-use crate::config::probe::ProbeSettings;
+use crate::config::ProbeConfig;
 use crate::config::Slo;
 use crate::events::ConnectCause;
 use crate::semantics::{classify_connect, classify_probe, ErrorClass};
@@ -125,7 +125,7 @@ async fn round_trip(
 /// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, then the upgrade the prober
 /// makes (`probe.path` or the URL's own path, `probe.headers`, subprotocols, origin, init messages),
 /// ping, app ping.
-pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeSettings) -> CheckResult {
+pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeConfig) -> CheckResult {
     let shown = if url.starts_with("http://") {
         super::redact(url)
     } else {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::check::{check, CheckResult};
-use crate::app::EXIT_CONFIG;
 use crate::cli::{CheckArgs, MonitorArgs};
 use crate::config::{self, Config, Sources};
+use crate::exit;
 
 fn load(cfg: &crate::cli::ConfigArgs, probe: &crate::cli::ProbeArgs) -> Result<Config, u8> {
     config::load(&Sources {
@@ -17,7 +17,7 @@ fn load(cfg: &crate::cli::ConfigArgs, probe: &crate::cli::ProbeArgs) -> Result<C
     })
     .map_err(|e| {
         eprintln!("{e}");
-        EXIT_CONFIG
+        exit::CONFIG
     })
 }
 
@@ -151,7 +151,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("error: {e}");
-                return EXIT_CONFIG;
+                return exit::CONFIG;
             }
         },
         _ => None,

@@ -29,7 +29,6 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::events::{ConnectCause, EventKind, EventSink, FallbackMode, Transport};
-use transports::Paths;
 
 /// The prober's WebSocket.
 pub(crate) type Ws =
@@ -64,8 +63,6 @@ pub struct Prober {
     pub sink: EventSink,
     /// Readiness flag of the proxy (set while the primary answers).
     pub primary_up: Option<Arc<crate::proxy::Shared>>,
-    /// Fallback transport paths.
-    pub paths: Paths,
     /// Messages to deliver to the dashboard (None: pings only).
     pub outbox: Option<Arc<outbox::Outbox>>,
     /// The status of the refusal the prober is in (0: not refused, 1: closed without an answer).
@@ -275,7 +272,7 @@ impl Prober {
                 transport: t,
             });
             let t0 = Instant::now();
-            match transports::check(t, url, &self.paths, timeout).await {
+            match transports::check(t, url, &self.config.probe.paths, timeout).await {
                 Ok(duration) => {
                     self.emit(EventKind::Downgrade {
                         endpoint: endpoint.clone(),

@@ -30,12 +30,12 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::config::OutboxConfig;
 use crate::events::{DropReason, EventKind, EventSink};
 
 mod file;
@@ -43,21 +43,6 @@ use crate::telemetry::names::{self as n, attr};
 use crate::telemetry::registry::Registry;
 pub use file::for_sidecar;
 use file::{read_file, write_file};
-
-/// The outbox's settings (`websocket.fallback.*`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Settings {
-    /// `buffer_messages`: whether there is an outbox at all.
-    pub enabled: bool,
-    /// `buffer_max_size`: most messages held.
-    pub capacity: usize,
-    /// `buffer_max_bytes`: most bytes of text held (the sum of the messages' lengths).
-    pub max_bytes: u64,
-    /// `flush_interval`: while connected, flush this often.
-    pub flush_interval: Duration,
-    /// `flush_batch`: flush as soon as this many wait.
-    pub flush_batch: usize,
-}
 
 /// Where the outbox reports.
 #[derive(Clone)]
@@ -135,7 +120,7 @@ struct State {
 
 /// The outbox; share it as `Arc<Outbox>`.
 pub struct Outbox {
-    settings: Settings,
+    settings: OutboxConfig,
     state: Mutex<State>,
     file: Option<PathBuf>,
     hooks: Hooks,
@@ -150,7 +135,7 @@ impl Outbox {
     /// An outbox; with `spool_dir`, it loads what a previous run left (an unreadable file is an error,
     /// and is left as it was).
     pub fn open(
-        settings: Settings,
+        settings: OutboxConfig,
         spool_dir: Option<&Path>,
         hooks: Hooks,
     ) -> std::io::Result<Outbox> {
@@ -218,7 +203,7 @@ impl Outbox {
     }
 
     /// Its settings.
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &OutboxConfig {
         &self.settings
     }
 
@@ -351,7 +336,7 @@ impl Outbox {
             return st.queue.len();
         }
         if let Err(e) = self.persist(&st) {
-            crate::app::log_line(
+            crate::diag::log_line(
                 "WARN",
                 "outbox_spool_error",
                 serde_json::json!({"message": format!("delivered messages stay in the outbox file and will be sent again after a restart: {e}"),

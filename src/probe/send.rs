@@ -128,7 +128,6 @@ impl Sending {
             config: Arc::new(cfg.clone()),
             sink: EventSink::disabled(),
             primary_up: None,
-            paths: cfg.probe_paths.clone(),
             outbox: Some(outbox.clone()),
             rejected: Default::default(),
         };

@@ -12,12 +12,12 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::Ws;
-use crate::config::probe::ProbeSettings;
+use crate::config::ProbeConfig;
 use crate::config::Upstream;
 
 /// The URL the prober upgrades at for the upstream `base`: its host and port, with `probe.path` or,
 /// when that is unset, `base`'s own path and query.
-pub fn url_for(base: &str, s: &ProbeSettings) -> String {
+pub fn url_for(base: &str, s: &ProbeConfig) -> String {
     match Upstream::parse(base) {
         Ok(u) => {
             let path = s.path.clone().unwrap_or_else(|| u.path_and_query());
@@ -28,7 +28,7 @@ pub fn url_for(base: &str, s: &ProbeSettings) -> String {
 }
 
 /// The upgrade request for `url` with the configured headers, subprotocols and origin.
-pub fn request(url: &str, s: &ProbeSettings) -> Result<Request, tungstenite::Error> {
+pub fn request(url: &str, s: &ProbeConfig) -> Result<Request, tungstenite::Error> {
     let mut req = url.into_client_request()?;
     let h = req.headers_mut();
     if !s.subprotocols.is_empty() {
@@ -60,7 +60,7 @@ pub enum Upgrade {
 }
 
 /// Upgrades at `url` within `timeout`, and sends `probe.init_messages` on the new link.
-pub async fn upgrade(url: &str, s: &ProbeSettings, timeout: Duration) -> Upgrade {
+pub async fn upgrade(url: &str, s: &ProbeConfig, timeout: Duration) -> Upgrade {
     use crate::events::ConnectCause;
     use futures_util::SinkExt;
     let t0 = std::time::Instant::now();
@@ -93,7 +93,7 @@ pub async fn upgrade(url: &str, s: &ProbeSettings, timeout: Duration) -> Upgrade
 }
 
 /// The reply configured for a text the dashboard sent (`probe.replies`).
-pub fn reply_to<'a>(s: &'a ProbeSettings, text: &str) -> Option<&'a str> {
+pub fn reply_to<'a>(s: &'a ProbeConfig, text: &str) -> Option<&'a str> {
     s.replies
         .iter()
         .find(|(when, _)| when == text)
@@ -102,7 +102,7 @@ pub fn reply_to<'a>(s: &'a ProbeSettings, text: &str) -> Option<&'a str> {
 
 /// The fields of the `probe_target` line logged at start: URL (no query values, no credentials), the
 /// names of its query parameters, the transport, header names (never values), subprotocols, origin.
-pub fn describe(urls: &[String], s: &ProbeSettings) -> Value {
+pub fn describe(urls: &[String], s: &ProbeConfig) -> Value {
     let first = urls.first().map(|u| url_for(u, s)).unwrap_or_default();
     let query_keys: Vec<&str> = first
         .split_once('?')
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_probe_url_takes_probe_path_or_the_upstreams_own() {
-        let mut s = ProbeSettings::default();
+        let mut s = ProbeConfig::default();
         assert_eq!(url_for("ws://127.0.0.1:9/", &s), "ws://127.0.0.1:9/");
         assert_eq!(url_for("ws://h:9/graphql", &s), "ws://h:9/graphql");
         s.path = Some("/socket.io/?EIO=4&transport=websocket".into());
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_request_carries_headers_subprotocols_and_origin_and_the_line_names_only() {
-        let s = ProbeSettings {
+        let s = ProbeConfig {
             headers: vec![("Authorization".into(), Masked::new("Bearer s3cret".into()))],
             subprotocols: vec!["graphql-transport-ws".into()],
             origin: Some("https://dash.example".into()),

@@ -7,18 +7,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
+use crate::config::TransportPaths;
 use crate::events::{ConnectCause, Transport};
-
-/// Paths of the fallback transports on the dashboard's HTTP server.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Paths {
-    /// Server-sent events stream.
-    pub sse: String,
-    /// Long-polling endpoint.
-    pub long_poll: String,
-    /// Polling endpoint.
-    pub poll: String,
-}
 
 /// Why a check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +101,7 @@ pub async fn get(
 pub async fn check(
     t: Transport,
     url: &str,
-    paths: &Paths,
+    paths: &TransportPaths,
     timeout: Duration,
 ) -> Result<Duration, Failure> {
     let Some((host, port)) = host_port(url) else {

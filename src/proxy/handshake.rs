@@ -156,7 +156,7 @@ impl Begun {
             .as_deref()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let listed = &shared.config.record_subprotocols;
+        let listed = &shared.config.telemetry.record_subprotocols;
         let subprotocol = subprotocol.map(|p| {
             if listed.iter().any(|l| l == p.trim()) {
                 p.trim().to_string()

@@ -130,7 +130,7 @@ impl Shared {
         for (i, b) in config.backup_upstreams.iter().enumerate() {
             upstreams.push((format!("backup-{}", i + 1), b.clone()));
         }
-        let frame_events = config.frame_events;
+        let frame_events = config.telemetry.frame_events;
         Arc::new(Shared {
             config,
             sink,

@@ -28,12 +28,12 @@ pub fn for_sidecar(
     };
     let s = config.outbox.clone();
     Arc::new(
-        Outbox::open(s.clone(), config.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
-            crate::app::log_line(
+        Outbox::open(s.clone(), config.telemetry.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
+            crate::diag::log_line(
                 "WARN",
                 "outbox_spool_unavailable",
                 serde_json::json!({"message": format!("{e}; the prober's outbox is kept in memory only"),
-                                   "spool_dir": config.spool_dir.as_deref().map(|p| p.display().to_string())}),
+                                   "spool_dir": config.telemetry.spool_dir.as_deref().map(|p| p.display().to_string())}),
             );
             Outbox::open(s, None, hooks).expect("a memory outbox")
         }),

@@ -4,9 +4,10 @@
 
 use super::*;
 use futures_util::FutureExt;
+use std::time::Duration;
 
-pub(super) fn settings(capacity: usize, flush_batch: usize) -> Settings {
-    Settings {
+pub(super) fn settings(capacity: usize, flush_batch: usize) -> OutboxConfig {
+    OutboxConfig {
         enabled: true,
         capacity,
         max_bytes: 8 << 20,
@@ -166,7 +167,7 @@ async fn offer_waiting_waits_for_room_instead_of_refusing() {
 
 fn bytes_capped(max_bytes: u64) -> (Outbox, tokio::sync::mpsc::Receiver<crate::events::Event>) {
     let (h, rx) = hooks();
-    let s = Settings {
+    let s = OutboxConfig {
         max_bytes,
         ..settings(100, 100)
     };
