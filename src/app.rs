@@ -1,4 +1,4 @@
-//! Wiring of one sidecar: bind the listeners, start the proxy, telemetry and admin tasks, and drain on
+//! Wiring of one sidecar (the `run` command, the demo and the tests start it here): bind the listeners, start the proxy, telemetry and admin tasks, and drain on
 //! SIGTERM/SIGINT (stop accepting, 1001 Going Away to open sessions, wait the grace period, exit 0).
 
 use std::net::SocketAddr;
@@ -6,16 +6,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::Admin;
-use crate::cli::RunArgs;
-use crate::config::{self, Config, Sources};
+use crate::config::Config;
 use crate::diag::log_line;
 use crate::events::{Event, EventSink};
-use crate::exit;
 use crate::proxy::{self, Stats};
 use crate::telemetry::env::OtelEnv;
 use crate::telemetry::{parse_level, Options, Telemetry};
@@ -228,110 +226,3 @@ fn trim() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
-
-/// Raises the soft limit on open descriptors to the hard limit (every connection is one, or two with
-/// its upstream; distributions default the soft limit to 1024) and logs both.
-fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
-    }
-    let before = lim.rlim_cur;
-    let raised = lim.rlim_cur < lim.rlim_max && {
-        let want = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 }
-    };
-    let soft = if raised { lim.rlim_max } else { before };
-    log_line(
-        "INFO",
-        "nofile_limit",
-        json!({"soft_before": before, "soft": soft, "hard": lim.rlim_max}),
-    );
-}
-
-/// Collects the run flags as config overrides.
-fn flag_overrides(args: &RunArgs) -> Vec<(&'static str, Value)> {
-    let mut flags = Vec::new();
-    for (key, v) in [
-        ("listen", &args.listen),
-        ("upstream", &args.upstream),
-        ("admin", &args.admin),
-        ("dashboard", &args.dashboard),
-    ] {
-        if let Some(v) = v {
-            flags.push((key, Value::String(v.clone())));
-        }
-    }
-    flags
-}
-
-/// `iskra-ws-sidecar run`.
-pub async fn run_command(args: RunArgs) -> u8 {
-    let sources = Sources {
-        file: args.cfg.config.clone(),
-        flags: flag_overrides(&args),
-    };
-    let config = match config::load(&sources) {
-        Ok(c) => c,
-        Err(errs) => {
-            eprintln!("{errs}");
-            eprintln!("hint: `iskra-ws-sidecar config` prints every key with its default");
-            return exit::CONFIG;
-        }
-    };
-    raise_nofile();
-    let running = match start_embedded(config, Embed::default()).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BIND;
-        }
-    };
-    let cfg = running.proxy.config.clone();
-    log_line(
-        "INFO",
-        "sidecar_started",
-        json!({
-            "delta": "sidecar_started", "listen": running.addr.to_string(), "admin": running.admin_addr.to_string(),
-            "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
-        }),
-    );
-    if cfg.probe.enabled {
-        // Said out loud: where the prober upgrades, and with what (header names only).
-        let t = crate::probe::target_of(&cfg);
-        let mut line = crate::probe::target::describe(&t.urls, &cfg.probe);
-        line["endpoint"] = json!(t.endpoint);
-        log_line("INFO", "probe_target", line);
-    }
-    wait_for_signal().await;
-    log_line(
-        "INFO",
-        "sidecar_draining",
-        json!({"delta": "sidecar_draining", "grace_ms": cfg.shutdown_grace.as_millis() as u64}),
-    );
-    running.shutdown().await;
-    log_line(
-        "INFO",
-        "sidecar_stopped",
-        json!({"delta": "sidecar_stopped"}),
-    );
-    0
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}

@@ -15,7 +15,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub mod command;
 mod forwarded;
 mod layers;
 pub mod probe;
@@ -23,8 +22,7 @@ mod read;
 mod secret;
 mod sections;
 pub use forwarded::{Cidr, Forwarding};
-use layers::file_provider;
-pub use layers::{defaults, figment, SEED_ENV};
+pub use layers::{defaults, figment, file_provider, SEED_ENV};
 pub use probe::{ProbeConfig, TransportPaths};
 use read::Reader;
 pub use read::{ConfigError, ConfigErrors};

@@ -15,22 +15,28 @@
 //!            telemetry: spans · metrics · logs ─▶ OTLP ─▶ collector
 //!                                              └▶ admin: /metrics, /health, /ready
 //! ```
-//! - [`config`]: typed configuration, defaults, validation, figment layering.
+//! Every module, from the commands down to the leaves (a module imports only those below it):
+//! - [`cmd`]: every command of the binary (run, config, check, monitor, demo, chaos).
+//! - [`app`]: wiring of one sidecar: bind, start the tasks, drain.
+//! - [`admin`]: `/health`, `/ready`, `/metrics`, `POST /probe/send`.
+//! - [`telemetry`]: events → spans, metrics, logs; OTLP export with a spool; the health score.
 //! - [`proxy`]: listener and limits, upstream dialing, the frame relay.
-//! - [`probe`]: the active prober (backoff, heartbeats, failover, downgrade).
-//! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
+//! - [`probe`]: the active prober (backoff, heartbeats, failover, downgrade, outbox).
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
-//! - [`admin`]: `/health`, `/ready`, `/metrics`.
+//! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
+//! - [`config`]: typed configuration, defaults, validation, figment layering (a leaf).
+//! - [`cli`]: the clap definitions (a leaf).
+//! - [`diag`]: the sidecar's own diagnostic lines (a leaf).
+//! - [`exit`]: the exit codes (a leaf).
 //!
 //! The module map, the import rules and the decision to produce OTLP with our own pipeline are in
 //! `docs/architecture.md`.
 
 pub mod admin;
 pub mod app;
-pub mod chaos;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod demo;
 pub mod diag;
 pub mod events;
 pub mod exit;

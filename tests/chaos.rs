@@ -1,5 +1,5 @@
 //! The chaos suite against real peers: the sidecar binary in front of a node `ws` echo server, driven by
-//! `iskra_ws_sidecar::chaos::run` (the same code as `iskra-ws-sidecar chaos TARGET`) for the scenarios
+//! `iskra_ws_sidecar::cmd::chaos::run` (the same code as `iskra-ws-sidecar chaos TARGET`) for the scenarios
 //! that run from outside; [`host`] has the ones that need control of the host: a network partition
 //! (iptables), a SIGSTOPped Python `websockets` client, and an OTLP collector outage. Every test asserts
 //! numbers and prints what it measured. SIGTERM drain lives in tests/relay.rs (`sigterm_sends_1001_…`).
@@ -15,7 +15,7 @@ mod support;
 
 use std::time::Duration;
 
-use iskra_ws_sidecar::chaos::{self, ChaosOptions, ScenarioResult};
+use iskra_ws_sidecar::cmd::chaos::{self, ChaosOptions, ScenarioResult};
 
 use support::*;
 

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use iskra_ws_sidecar::app;
-use iskra_ws_sidecar::chaos::wire;
+use iskra_ws_sidecar::cmd::chaos::wire;
 use iskra_ws_sidecar::events::ProtocolRule;
 use iskra_ws_sidecar::proxy::frame::*;
 use proptest::prelude::*;

@@ -161,7 +161,7 @@ async fn nothing_pipelined_behind_a_refused_upgrade_reaches_a_keep_alive_upstrea
 async fn rtt_samples(sc: &app::Running) -> f64 {
     let (_, _, body) = http_get(sc.admin_addr, "/metrics").await;
     let name = "websocket_ping_rtt_seconds_count";
-    iskra_ws_sidecar::chaos::wire::metric_sum(&body, name, &[])
+    iskra_ws_sidecar::cmd::chaos::wire::metric_sum(&body, name, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]

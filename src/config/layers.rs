@@ -132,7 +132,8 @@ pub fn figment(sources: &Sources) -> Result<Figment, ConfigErrors> {
     Ok(fig)
 }
 
-pub(super) fn file_provider(path: &Path) -> Result<Figment, ConfigErrors> {
+/// The file alone as a provider (its format from its extension), for `config` to say which keys it set.
+pub fn file_provider(path: &Path) -> Result<Figment, ConfigErrors> {
     let one = |msg: String| ConfigErrors(vec![ConfigError::file(path, msg)]);
     if !path.is_file() {
         return Err(one("file not found".into()));

@@ -30,7 +30,8 @@ impl ConfigError {
         }
     }
 
-    pub(super) fn parse(path: Option<&Path>, msg: String) -> ConfigError {
+    /// The file (or the merged tree) could not be parsed at all: named by its path.
+    pub fn parse(path: Option<&Path>, msg: String) -> ConfigError {
         ConfigError {
             key: path.map_or("(config)".into(), |p| p.display().to_string()),
             value: "(unparsable)".into(),

@@ -10,14 +10,11 @@
 //!   needs changing. It emits `ProbeRejected` (logged when the status changes) and keeps backing off.
 //! - `websocket.fallback.active` follows `FallbackChanged`: backup, degraded, or a downgrade transport.
 //! - [`outbox`]: the messages the prober delivers to the dashboard (the seed's offline buffer), flushed
-//!   by the connection loop in `hold.rs`; [`send`]: `monitor --send`.
+//!   by the connection loop in `hold.rs` (`monitor --send` runs a prober of its own: `crate::cmd::monitor::send`).
 
 pub mod backoff;
-pub mod check;
-pub mod cmd;
 mod hold;
 pub mod outbox;
-pub mod send;
 pub mod target;
 pub mod transports;
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use iskra_ws_sidecar::chaos;
+use iskra_ws_sidecar::cmd::chaos;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::support::otlp::{attr, grpc_receiver_on};

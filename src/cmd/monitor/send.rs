@@ -1,6 +1,6 @@
 //! `monitor --send FILE`: every line of FILE (`-`: standard input) is queued in an outbox and delivered
 //! to the monitor's first endpoint by a prober of its own — the sidecar's prober, with its backoff,
-//! heartbeats and flush confirmation ([`super::outbox`]) — through reconnects, in order.
+//! heartbeats and flush confirmation ([`crate::probe::outbox`]) — through reconnects, in order.
 //!
 //! - Lines are read as they come (stdin may stay open). When the outbox is full — `buffer_max_size`
 //!   lines or `buffer_max_bytes` bytes held — reading waits for room (backpressure on the file or pipe)
@@ -21,10 +21,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::outbox::{Hooks, Outbox};
-use super::{Prober, Target};
 use crate::config::Config;
 use crate::events::EventSink;
+use crate::probe::outbox::{Hooks, Outbox};
+use crate::probe::{Prober, Target};
 
 /// A `--send` in progress.
 pub struct Sending {
@@ -133,7 +133,7 @@ impl Sending {
         };
         tokio::spawn(prober.run(stopped));
         Ok(Sending {
-            url: super::redact(url),
+            url: crate::probe::redact(url),
             outbox,
             skipped,
             reader,

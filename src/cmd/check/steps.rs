@@ -8,12 +8,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::target::Upgrade;
-use super::transports;
-use super::Ws;
 use crate::config::ProbeConfig;
 use crate::config::Slo;
 use crate::events::ConnectCause;
+use crate::probe::target::{self, Upgrade};
+use crate::probe::transports;
+use crate::probe::{redact, Ws};
 use crate::semantics::{classify_connect, classify_probe, ErrorClass};
 
 /// The outcome of one step.
@@ -127,9 +127,9 @@ async fn round_trip(
 /// ping, app ping.
 pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeConfig) -> CheckResult {
     let shown = if url.starts_with("http://") {
-        super::redact(url)
+        redact(url)
     } else {
-        super::redact(&super::target::url_for(url, probe))
+        redact(&target::url_for(url, probe))
     };
     let Some((host, port)) = transports::host_port(url) else {
         let step = Step {
@@ -167,8 +167,8 @@ pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeConfig)
         };
     }
     let http = http_step(&host, port, "/health", timeout).await;
-    let probe_url = super::target::url_for(url, probe);
-    let (websocket, mut ws) = match super::target::upgrade(&probe_url, probe, timeout).await {
+    let probe_url = target::url_for(url, probe);
+    let (websocket, mut ws) = match target::upgrade(&probe_url, probe, timeout).await {
         Upgrade::Open(ws, d) => (
             Step {
                 ok: true,

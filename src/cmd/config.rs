@@ -3,8 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{figment, from_tree, is_secret, Sources, SEED_ENV};
 use crate::cli::ConfigCmd;
+use crate::config::{
+    figment, file_provider, from_tree, is_secret, ConfigError, ConfigErrors, Sources, SEED_ENV,
+};
 use crate::exit;
 
 fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
@@ -57,19 +59,15 @@ fn source_of(key: &str, sources: &Sources, file_tree: &Value) -> String {
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(args: ConfigCmd) -> u8 {
+pub fn command(args: ConfigCmd) -> u8 {
     let file = args.check.clone().or(args.cfg.config.clone());
     let sources = Sources {
         file: file.clone(),
         flags: Vec::new(),
     };
     let loaded = figment(&sources).and_then(|f| {
-        f.extract::<Value>().map_err(|e| {
-            super::ConfigErrors(vec![super::ConfigError::parse(
-                file.as_deref(),
-                e.to_string(),
-            )])
-        })
+        f.extract::<Value>()
+            .map_err(|e| ConfigErrors(vec![ConfigError::parse(file.as_deref(), e.to_string())]))
     });
     let tree = match loaded.and_then(|t| from_tree(&t).map(|_| t)) {
         Ok(t) => t,
@@ -122,5 +120,5 @@ pub fn run(args: ConfigCmd) -> u8 {
 
 fn file_only(sources: &Sources) -> Option<Value> {
     let path = sources.file.as_ref()?;
-    super::file_provider(path).ok()?.extract::<Value>().ok()
+    file_provider(path).ok()?.extract::<Value>().ok()
 }
