@@ -115,12 +115,11 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         health_window: config.telemetry.health_window,
         slo_latency_ms: config.slo_latency_ms,
     };
-    let telemetry = Telemetry::new(opts, stats, sink);
-    tokio::spawn(telemetry.clone().consume(rx, tap));
     // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
-    let outbox = (config.probe.enabled && config.outbox.enabled).then(|| {
-        crate::probe::outbox::for_sidecar(&config, shared.sink.clone(), telemetry.registry.clone())
-    });
+    let outbox = (config.probe.enabled && config.outbox.enabled)
+        .then(|| crate::probe::outbox::for_sidecar(&config, shared.sink.clone()));
+    let telemetry = Telemetry::new(opts, stats, outbox.clone(), sink);
+    tokio::spawn(telemetry.clone().consume(rx, tap));
     let admin = Arc::new(Admin {
         proxy: shared.clone(),
         telemetry: telemetry.clone(),
@@ -146,7 +145,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             target: crate::probe::target_of(&config),
             config: config.clone(),
             sink: shared.sink.clone(),
-            primary_up: Some(shared.clone()),
+            readiness: Some(shared.readiness.clone()),
             outbox,
             rejected: Default::default(),
         };
@@ -156,7 +155,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     // Readiness needs the upstream reached once: try it now rather than waiting for the first client.
     let probe = shared.clone();
     tokio::spawn(async move {
-        while !probe.upstream_seen.load(Relaxed) && !*probe.shutdown.borrow() {
+        while !probe.readiness.upstream_seen.load(Relaxed) && !*probe.shutdown.borrow() {
             if let Ok(d) = proxy::upstream::dial(&probe, None).await {
                 drop(d);
                 break;

@@ -24,6 +24,7 @@
 //! - [`probe`]: the active prober (backoff, heartbeats, failover, downgrade, outbox).
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
 //! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
+//! - [`readiness`]: what the proxy and the prober know about the upstream, for `/ready`.
 //! - [`config`]: typed configuration, defaults, validation, figment layering (a leaf).
 //! - [`cli`]: the clap definitions (a leaf).
 //! - [`diag`]: the sidecar's own diagnostic lines (a leaf).
@@ -42,5 +43,6 @@ pub mod events;
 pub mod exit;
 pub mod probe;
 pub mod proxy;
+pub mod readiness;
 pub mod semantics;
 pub mod telemetry;

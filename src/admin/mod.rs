@@ -101,7 +101,7 @@ impl Admin {
         if !self.upstream_accepts().await {
             return Err(NotReady::UpstreamUnreachable);
         }
-        if p.config.probe.gates_readiness && !p.probe_ws_up.load(Relaxed) {
+        if p.config.probe.gates_readiness && !p.readiness.probe_ws_up.load(Relaxed) {
             return Err(NotReady::ProbeDown);
         }
         Ok(())
@@ -118,10 +118,7 @@ impl Admin {
                 Ok(Ok(_))
             );
             if i == 0 {
-                p.upstream_up.store(ok, Relaxed);
-                if ok {
-                    p.upstream_seen.store(true, Relaxed);
-                }
+                p.readiness.set_upstream(ok);
             }
             if ok {
                 return true;

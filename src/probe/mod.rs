@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::events::{ConnectCause, EventKind, EventSink, FallbackMode, Transport};
+use crate::readiness::Readiness;
 
 /// The prober's WebSocket.
 pub(crate) type Ws =
@@ -58,8 +59,8 @@ pub struct Prober {
     pub config: Arc<Config>,
     /// Events out.
     pub sink: EventSink,
-    /// Readiness flag of the proxy (set while the primary answers).
-    pub primary_up: Option<Arc<crate::proxy::Shared>>,
+    /// What the proxy and `/ready` learn from the prober (None: a prober of `monitor --send`).
+    pub readiness: Option<Arc<Readiness>>,
     /// Messages to deliver to the dashboard (None: pings only).
     pub outbox: Option<Arc<outbox::Outbox>>,
     /// The status of the refusal the prober is in (0: not refused, 1: closed without an answer).
@@ -82,18 +83,15 @@ impl Prober {
     /// Records whether the primary accepts connections (any HTTP answer counts) for readiness and
     /// the proxy's restart detection.
     fn set_primary(&self, up: bool) {
-        if let Some(s) = &self.primary_up {
-            s.upstream_up.store(up, Relaxed);
-            if up {
-                s.upstream_seen.store(true, Relaxed);
-            }
+        if let Some(r) = &self.readiness {
+            r.set_upstream(up);
         }
     }
 
     /// Records whether the prober holds a WebSocket (gates `/ready` with `probe.gates_readiness`).
     fn set_probe_up(&self, up: bool) {
-        if let Some(s) = &self.primary_up {
-            s.probe_ws_up.store(up, Relaxed);
+        if let Some(r) = &self.readiness {
+            r.probe_ws_up.store(up, Relaxed);
         }
     }
 

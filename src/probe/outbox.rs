@@ -23,13 +23,14 @@
 //!   flush was not confirmed although the dashboard read it (the link broke between the batch and its
 //!   pong), or the process died between a pong and the rewrite.
 //!
-//! The gauge `websocket.buffer.queued` and both counters are written into the registry when they change
-//! (not through events): they stay exact even when the event channel overflows.
+//! The gauge `websocket.buffer.queued` and both counters are atomics the outbox keeps ([`Outbox::counts`],
+//! [`Outbox::dropped`]), pulled into the metric registry at scrape and export time like the proxy's
+//! counters (not sent as events): they stay exact even when the event channel overflows.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -39,8 +40,6 @@ use crate::config::OutboxConfig;
 use crate::events::{DropReason, EventKind, EventSink};
 
 mod file;
-use crate::telemetry::names::{self as n, attr};
-use crate::telemetry::registry::Registry;
 pub use file::for_sidecar;
 use file::{read_file, write_file};
 
@@ -51,8 +50,6 @@ pub struct Hooks {
     pub endpoint: String,
     /// Lifecycle events (`buffer_flushed`, `buffer_message_rejected`).
     pub sink: EventSink,
-    /// The metric registry and the `iskra.dashboard` label (a sidecar; `monitor --send` has none).
-    pub registry: Option<(Arc<Registry>, String)>,
 }
 
 /// Why a message was refused; the message says what to do.
@@ -126,7 +123,8 @@ pub struct Outbox {
     hooks: Hooks,
     accepted: AtomicU64,
     delivered: AtomicU64,
-    dropped: AtomicU64,
+    /// Refusals by reason, in [`DropReason::ALL`] order.
+    dropped: [AtomicU64; 3],
     batch_ready: Notify,
     room: Notify,
 }
@@ -158,41 +156,18 @@ impl Outbox {
             file,
             hooks,
             delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            dropped: Default::default(),
             batch_ready: Notify::new(),
             room: Notify::new(),
         };
-        me.meter(|r, d| {
-            for reason in [DropReason::Full, DropReason::FullBytes] {
-                r.add(
-                    &n::BUFFER_DROPPED,
-                    &[d, (attr::REASON, reason.as_str())],
-                    0.0,
-                );
-            }
-            r.add(&n::BUFFER_DELIVERED, &[d], 0.0);
-        });
-        let st = me.lock();
-        me.gauge(&st);
-        if st.queue.len() >= me.settings.flush_batch {
+        if me.len() >= me.settings.flush_batch {
             me.batch_ready.notify_one();
         }
-        drop(st);
         Ok(me)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn meter(&self, f: impl FnOnce(&Registry, (&'static str, &str))) {
-        if let Some((r, dashboard)) = &self.hooks.registry {
-            f(r, (attr::DASHBOARD, dashboard.as_str()));
-        }
-    }
-
-    fn gauge(&self, st: &State) {
-        self.meter(|r, d| r.set(&n::BUFFER_QUEUED, &[d], st.queue.len() as f64));
     }
 
     fn persist(&self, st: &State) -> std::io::Result<()> {
@@ -228,8 +203,13 @@ impl Outbox {
             accepted: self.accepted.load(Relaxed),
             queued: self.len() as u64,
             delivered: self.delivered.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
+            dropped: self.dropped.iter().map(|d| d.load(Relaxed)).sum(),
         }
+    }
+
+    /// Messages refused for `reason` so far.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize].load(Relaxed)
     }
 
     fn push(&self, msg: Utf8Bytes) -> Result<usize, Rejected> {
@@ -258,7 +238,6 @@ impl Outbox {
             return Err(Rejected::Spool { path, error });
         }
         self.accepted.fetch_add(1, Relaxed);
-        self.gauge(&st);
         if st.queue.len() - st.in_flight >= self.settings.flush_batch {
             self.batch_ready.notify_one();
         }
@@ -266,15 +245,8 @@ impl Outbox {
     }
 
     fn refused(&self, e: &Rejected) {
-        self.dropped.fetch_add(1, Relaxed);
         let reason = e.reason();
-        self.meter(|r, d| {
-            r.add(
-                &n::BUFFER_DROPPED,
-                &[d, (attr::REASON, reason.as_str())],
-                1.0,
-            )
-        });
+        self.dropped[reason as usize].fetch_add(1, Relaxed);
         self.hooks.sink.emit(
             None,
             EventKind::BufferRejected {
@@ -344,8 +316,6 @@ impl Outbox {
             );
         }
         self.delivered.fetch_add(n as u64, Relaxed);
-        self.meter(|r, d| r.add(&n::BUFFER_DELIVERED, &[d], n as f64));
-        self.gauge(&st);
         let queued = st.queue.len();
         drop(st);
         self.room.notify_one();

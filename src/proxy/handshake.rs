@@ -118,7 +118,7 @@ impl Begun {
             self.reject(shared, 503, RejectCause::ShuttingDown);
             return Err((503, "sidecar shutting down".into()));
         }
-        let known_down = shared.upstream_known_down();
+        let known_down = shared.readiness.upstream_known_down();
         match upstream::dial(shared, Some(&self.info)).await {
             Ok(d) => {
                 if d.name != self.info.upstream_name {

@@ -266,7 +266,7 @@ async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let mut sender = match pooled {
         Some(s) if !s.is_closed() => s,
         _ => {
-            let known_down = shared.upstream_known_down();
+            let known_down = shared.readiness.upstream_known_down();
             match dial_and_handshake(shared, None).await {
                 Ok(s) => s,
                 Err(e) => return plain(e.status_when(known_down), &e.to_string(), true),

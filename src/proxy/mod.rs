@@ -26,7 +26,7 @@ pub mod relay;
 pub mod stats;
 pub mod upstream;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Upstream};
 use crate::events::{EventSink, SessionInfo};
+use crate::readiness::Readiness;
 pub use stats::Stats;
 
 /// Everything a session needs, fixed when its handshake completes.
@@ -97,12 +98,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Flips to true on shutdown.
     pub shutdown: watch::Receiver<bool>,
-    /// Whether the upstream has answered at least once (readiness), and whether it is up now.
-    pub upstream_seen: AtomicBool,
-    /// Whether the last dial of the primary upstream worked.
-    pub upstream_up: AtomicBool,
-    /// Whether the prober holds a WebSocket to the dashboard (or a backup) now.
-    pub probe_ws_up: AtomicBool,
+    /// What is known of the upstream (readiness, restart detection); the prober shares it.
+    pub readiness: Arc<Readiness>,
     /// Session ids.
     pub next_id: AtomicU64,
     /// Upstreams in order: the primary, then the backups.
@@ -114,11 +111,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The dashboard was reachable once and the last look (prober or dial) found it down: a restart.
-    pub fn upstream_known_down(&self) -> bool {
-        self.upstream_seen.load(Relaxed) && !self.upstream_up.load(Relaxed)
-    }
-
     /// Builds the shared state for `config`.
     pub fn new(
         config: Arc<Config>,
@@ -136,9 +128,7 @@ impl Shared {
             sink,
             stats,
             shutdown,
-            upstream_seen: AtomicBool::new(false),
-            upstream_up: AtomicBool::new(false),
-            probe_ws_up: AtomicBool::new(false),
+            readiness: Arc::new(Readiness::default()),
             next_id: AtomicU64::new(1),
             upstreams,
             frame_events,

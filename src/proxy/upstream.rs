@@ -1,7 +1,6 @@
 //! Dialing the dashboard (primary first, then backups in order) and forwarding one request to it, with
 //! typed failures: nothing listening or reset → 502, no answer in time → 504.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,8 +77,7 @@ pub async fn dial(
                     .sink
                     .emit(session, EventKind::UpstreamConnected { duration });
                 if i == 0 {
-                    shared.upstream_up.store(true, Relaxed);
-                    shared.upstream_seen.store(true, Relaxed);
+                    shared.readiness.set_upstream(true);
                 }
                 return Ok(Dialed {
                     stream,
@@ -91,7 +89,7 @@ pub async fn dial(
             Err(_) => ConnectCause::TimedOut,
         };
         if i == 0 {
-            shared.upstream_up.store(false, Relaxed);
+            shared.readiness.set_upstream(false);
         }
         shared.sink.emit(
             session,

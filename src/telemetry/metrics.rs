@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
 use super::registry::Registry;
-use crate::events::{Direction, Event, EventKind, FallbackMode, Initiator};
+use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator};
+use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
 use crate::semantics;
 
@@ -90,8 +91,8 @@ impl MetricsRecorder {
         }
         r.set(&n::HEALTH_SCORE, &[d], 100.0);
         r.set(&n::HEALTH_STATUS, &[d], 0.0);
-        // 0 until the prober's outbox exists; then it keeps this gauge and its counters current
-        // itself (probe/outbox.rs), so that they stay exact even when the event channel overflows.
+        // 0 until the prober's outbox exists; then `sync_outbox` pulls this gauge and its counters from
+        // it, so that they stay exact even when the event channel overflows.
         r.set(&n::BUFFER_QUEUED, &[d], 0.0);
         for signal in ["traces", "metrics", "logs"] {
             let s = [(attr::SIGNAL, signal)];
@@ -355,5 +356,67 @@ impl MetricsRecorder {
         );
         let mut q = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh_latency(&mut q);
+    }
+
+    /// Pulls the prober's outbox counters into the registry: the queue gauge, the confirmed messages,
+    /// and the refusals by reason (`full` and `full_bytes` from 0, `spool_error` once it happens).
+    pub fn sync_outbox(&self, outbox: &Outbox) {
+        let r = &self.registry;
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        let c = outbox.counts();
+        r.set(&n::BUFFER_QUEUED, &[d], c.queued as f64);
+        r.set(&n::BUFFER_DELIVERED, &[d], c.delivered as f64);
+        for reason in DropReason::ALL {
+            let dropped = outbox.dropped(reason);
+            if dropped > 0 || reason != DropReason::SpoolError {
+                let labels = [d, (attr::REASON, reason.as_str())];
+                r.set(&n::BUFFER_DROPPED, &labels, dropped as f64);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OutboxConfig;
+    use crate::events::EventSink;
+    use crate::probe::outbox::Hooks;
+
+    #[test]
+    fn the_outbox_counters_are_pulled_exactly_with_full_and_full_bytes_from_zero() {
+        let settings = OutboxConfig {
+            enabled: true,
+            capacity: 2,
+            max_bytes: 8 << 20,
+            flush_interval: Duration::from_secs(5),
+            flush_batch: 10,
+        };
+        let hooks = Hooks {
+            endpoint: "pulse".into(),
+            sink: EventSink::disabled(),
+        };
+        let o = Outbox::open(settings, None, hooks).unwrap();
+        let m = MetricsRecorder::new(Arc::new(Registry::default()), "pulse");
+        let d = (attr::DASHBOARD, "pulse");
+        let dropped = |m: &MetricsRecorder, reason: &'static str| {
+            m.registry
+                .value(n::BUFFER_DROPPED.name, &[d, (attr::REASON, reason)])
+        };
+        m.sync_outbox(&o);
+        assert_eq!(
+            (dropped(&m, "full"), dropped(&m, "full_bytes")),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!(dropped(&m, "spool_error"), None, "only once it happens");
+        for t in ["a", "b", "c"] {
+            let _ = o.offer(t);
+        }
+        o.begin_flush();
+        o.ack();
+        m.sync_outbox(&o);
+        assert_eq!(dropped(&m, "full"), Some(1.0));
+        assert_eq!(m.registry.value(n::BUFFER_DELIVERED.name, &[d]), Some(2.0));
+        assert_eq!(m.registry.value(n::BUFFER_QUEUED.name, &[d]), Some(0.0));
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`names`]: every metric definition and attribute key, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
-//! - [`metrics`]: events and hot-path counters → registry.
+//! - [`metrics`]: events, and the counters of the relay and the prober's outbox (pulled) → registry.
 //! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
@@ -35,6 +35,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::events::{Event, EventKind, EventSink};
+use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
 use crate::semantics::{self, LogLevel};
 use env::{OtelEnv, Signal};
@@ -76,6 +77,8 @@ pub struct Telemetry {
     pub stats: Arc<Stats>,
     /// The sink whose drops are reported.
     pub sink: EventSink,
+    /// The prober's outbox, whose counters are pulled like the relay's.
+    outbox: Option<Arc<Outbox>>,
     /// The health score's inputs over the last window.
     pub window: Arc<window::Window>,
     /// Which events are logged (a refused prober once per change, not per attempt).
@@ -109,8 +112,14 @@ type Bufs<'a> = (
 );
 
 impl Telemetry {
-    /// Creates the registry, recorder and (unless disabled) the OTLP sender.
-    pub fn new(opts: Options, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
+    /// Creates the registry, recorder and (unless disabled) the OTLP sender; the relay's `stats` and the
+    /// prober's `outbox` counters are pulled from at scrape and export time.
+    pub fn new(
+        opts: Options,
+        stats: Arc<Stats>,
+        outbox: Option<Arc<Outbox>>,
+        sink: EventSink,
+    ) -> Arc<Telemetry> {
         let registry = Arc::new(Registry::default());
         let recorder = Arc::new(MetricsRecorder::new(registry.clone(), &opts.dashboard));
         let resource = export::resource(&opts.env);
@@ -147,6 +156,7 @@ impl Telemetry {
             recorder,
             stats,
             sink,
+            outbox,
             window: Arc::new(window::Window::new(opts.health_window)),
             quiet: logs::Quiet::default(),
             opts,
@@ -163,6 +173,9 @@ impl Telemetry {
     /// Brings hot-path counters and the health score into the registry (before a scrape or an export).
     pub fn sync(&self) {
         self.recorder.sync_stats(&self.stats, self.sink.dropped());
+        if let Some(o) = &self.outbox {
+            self.recorder.sync_outbox(o);
+        }
         let h = self.health();
         let level = health::STATUS
             .iter()

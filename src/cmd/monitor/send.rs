@@ -99,7 +99,6 @@ impl Sending {
         let hooks = Hooks {
             endpoint: "monitor".into(),
             sink: EventSink::disabled(),
-            registry: None,
         };
         let outbox =
             Arc::new(Outbox::open(cfg.outbox.clone(), None, hooks).map_err(|e| e.to_string())?);
@@ -127,7 +126,7 @@ impl Sending {
             },
             config: Arc::new(cfg.clone()),
             sink: EventSink::disabled(),
-            primary_up: None,
+            readiness: None,
             outbox: Some(outbox.clone()),
             rejected: Default::default(),
         };

@@ -12,19 +12,13 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Hooks, Outbox};
 use crate::events::EventSink;
-use crate::telemetry::registry::Registry;
 
 /// Opens a sidecar's outbox (spooled when `telemetry.spool_dir` is set); when the spool cannot be
 /// used, says so at WARN and keeps the outbox in memory (an unreadable file is left untouched).
-pub fn for_sidecar(
-    config: &crate::config::Config,
-    sink: EventSink,
-    registry: Arc<Registry>,
-) -> Arc<Outbox> {
+pub fn for_sidecar(config: &crate::config::Config, sink: EventSink) -> Arc<Outbox> {
     let hooks = Hooks {
         endpoint: config.dashboard.clone(),
         sink,
-        registry: Some((registry, config.dashboard.clone())),
     };
     let s = config.outbox.clone();
     Arc::new(

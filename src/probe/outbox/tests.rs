@@ -1,9 +1,10 @@
 //! Unit tests of the outbox: order, put-back, both caps (messages and bytes) without eviction, waiting
-//! for room under either, the batch trigger, the gauge and counters. The spool file's tests are in
-//! `file.rs`.
+//! for room under either, the batch trigger, the counters (`telemetry::metrics` pulls them into the
+//! registry). The spool file's tests are in `file.rs`.
 
 use super::*;
 use futures_util::FutureExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn settings(capacity: usize, flush_batch: usize) -> OutboxConfig {
@@ -18,11 +19,9 @@ pub(super) fn settings(capacity: usize, flush_batch: usize) -> OutboxConfig {
 
 pub(super) fn hooks() -> (Hooks, tokio::sync::mpsc::Receiver<crate::events::Event>) {
     let (sink, rx) = EventSink::channel(64);
-    let registry = Arc::new(Registry::default());
     let hooks = Hooks {
         endpoint: "pulse".into(),
         sink,
-        registry: Some((registry, "pulse".into())),
     };
     (hooks, rx)
 }
@@ -37,10 +36,6 @@ pub(super) fn texts(batch: Option<Vec<Utf8Bytes>>) -> Vec<String> {
         .iter()
         .map(|m| m.as_str().to_string())
         .collect()
-}
-
-fn registry(o: &Outbox) -> &Registry {
-    &o.hooks.registry.as_ref().unwrap().0
 }
 
 #[test]
@@ -94,9 +89,7 @@ fn a_full_outbox_refuses_the_new_message_and_keeps_every_old_one() {
         .to_string()
         .contains("capacity (websocket.fallback.buffer_max_size) is 2"));
     assert_eq!(texts(o.begin_flush()), ["old-1", "old-2"]);
-    let r = registry(&o);
-    let full = [(attr::DASHBOARD, "pulse"), (attr::REASON, "full")];
-    assert_eq!(r.value(n::BUFFER_DROPPED.name, &full), Some(1.0));
+    assert_eq!(o.dropped(DropReason::Full), 1);
     assert_eq!(o.counts().dropped, 1);
     let ev = rx.try_recv().unwrap();
     assert!(matches!(
@@ -130,15 +123,14 @@ fn the_batch_signal_fires_when_flush_batch_messages_wait() {
 fn the_gauge_follows_the_queue_and_each_confirmed_flush_is_an_event() {
     let (h, mut rx) = hooks();
     let o = Outbox::open(settings(10, 10), None, h).unwrap();
-    let d = [(attr::DASHBOARD, "pulse")];
     for m in ["a", "b"] {
         o.offer(m).unwrap();
     }
-    assert_eq!(registry(&o).value(n::BUFFER_QUEUED.name, &d), Some(2.0));
+    assert_eq!(o.counts().queued, 2);
     o.begin_flush();
     o.ack();
-    assert_eq!(registry(&o).value(n::BUFFER_QUEUED.name, &d), Some(0.0));
-    assert_eq!(registry(&o).value(n::BUFFER_DELIVERED.name, &d), Some(2.0));
+    assert_eq!(o.counts().queued, 0);
+    assert_eq!(o.counts().delivered, 2);
     let ev = rx.try_recv().unwrap();
     assert!(matches!(
         ev.kind,
@@ -193,12 +185,11 @@ fn a_message_that_would_pass_the_byte_budget_is_refused_and_nothing_is_evicted()
         .to_string()
         .contains("byte budget (websocket.fallback.buffer_max_bytes) of 10"));
     assert_eq!(o.offer("ij"), Ok(3), "exactly the budget fits");
-    let r = registry(&o);
-    let count = |reason| {
-        let l = [(attr::DASHBOARD, "pulse"), (attr::REASON, reason)];
-        r.value(n::BUFFER_DROPPED.name, &l)
-    };
-    assert_eq!((count("full_bytes"), count("full")), (Some(1.0), Some(0.0)));
+    let count = |reason| o.dropped(reason);
+    assert_eq!(
+        (count(DropReason::FullBytes), count(DropReason::Full)),
+        (1, 0)
+    );
     let ev = rx.try_recv().unwrap();
     assert!(matches!(
         ev.kind,
