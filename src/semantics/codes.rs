@@ -4,7 +4,7 @@
 //! A close code 1008 (policy violation) is AUTHENTICATION_FAILED because that is how servers refuse a
 //! session they do not authorize; 1011 (internal error) says nothing about the cause and is UNKNOWN.
 
-use super::classify::ErrorClass;
+use super::error_class::ErrorClass;
 
 /// HTTP statuses with a class of their own. Other statuses: below 400 none, any other 4xx or 5xx
 /// [`ErrorClass::Unknown`].

@@ -5,8 +5,9 @@
 //! the sidecar initiated for an error is `error_handled`. Events the seed's table has no row for fall
 //! into its "(anything else)" row with a Δ of their own. The tests below pin every arm.
 
-use super::classify::{classify, ErrorClass};
+use super::classify::classify;
 use super::codes::classify_close_code;
+use super::error_class::ErrorClass;
 use super::event_type::EventType;
 use crate::events::{EventKind, Initiator, RejectCause};
 use std::time::Duration;

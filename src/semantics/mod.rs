@@ -9,7 +9,8 @@
 //! - [`ddol`]: the D complexity rule and the Ω / Λ defaults.
 //! - [`voices`]: voice impact, the first-match voice rules, the voice table.
 //! - [`seams`]: seam ids and the `fractal_metadata` of log entries (error / performance entries).
-//! - [`mod@classify`]: the error class table, and the class each event reports, from typed causes.
+//! - [`error_class`]: the seed's error class table (a leaf of this module).
+//! - [`mod@classify`]: the class each event reports, from typed causes.
 //! - [`codes`]: the error class of an HTTP status and of a close code.
 //! - [`level`]: the seed's Ω → log level mapping, and the level the sidecar actually uses.
 //!
@@ -24,17 +25,17 @@ use crate::events::EventKind;
 pub mod classify;
 pub mod codes;
 pub mod ddol;
+pub mod error_class;
 pub mod event_type;
 pub mod level;
 pub mod mapping;
 pub mod seams;
 pub mod voices;
 
-pub use classify::{
-    classify, classify_connect, classify_probe, classify_reject, ErrorClass, Severity,
-};
+pub use classify::{classify, classify_connect, classify_probe, classify_reject};
 pub use codes::{classify_close_code, classify_status};
 pub use ddol::dimension;
+pub use error_class::{ErrorClass, ErrorClassRow, Severity, ERROR_CLASS_TABLE};
 pub use event_type::EventType;
 pub use level::{log_level, log_level_for_omega, LogLevel};
 pub use seams::{EntryKind, FractalMetadata};

@@ -1,10 +1,32 @@
-//! OTLP attribute building: key-value constructors and the ∆DΩΛ / voice / seam attribute set of an
-//! event's semantics, shared by spans and logs.
+//! OTLP attribute building: where attributes are written ([`Attrs`]: a log record's `Vec<KeyValue>`, or
+//! encoded span attributes, `pb::PbAttrs`), key-value constructors, and the ∆DΩΛ / voice / seam
+//! attribute set of an event's semantics, shared by spans and logs.
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
-use super::pb::Attrs;
 use crate::semantics::{ErrorClass, Semantics};
+
+/// Somewhere attributes can be written.
+pub trait Attrs {
+    /// A string attribute.
+    fn str(&mut self, key: &str, v: &str);
+    /// An integer attribute.
+    fn int(&mut self, key: &str, v: i64);
+    /// A floating-point attribute.
+    fn float(&mut self, key: &str, v: f64);
+}
+
+impl Attrs for Vec<KeyValue> {
+    fn str(&mut self, key: &str, v: &str) {
+        self.push(s(key, v));
+    }
+    fn int(&mut self, key: &str, v: i64) {
+        self.push(i(key, v));
+    }
+    fn float(&mut self, key: &str, v: f64) {
+        self.push(f(key, v));
+    }
+}
 
 /// A string attribute.
 pub fn s(key: &str, v: impl Into<String>) -> KeyValue {

@@ -3,10 +3,10 @@
 //! allocation per attribute. What it writes decodes with the official `opentelemetry-proto`
 //! definitions (tested here and by the receivers in tests/).
 //!
-//! [`Attrs`] is where attributes are written: encoded span attributes ([`PbAttrs`]) or the
-//! `Vec<KeyValue>` of a log record, so one function describes an attribute set for both.
+//! [`PbAttrs`] writes span attributes straight into the buffer; it implements [`Attrs`], so the
+//! functions of `attrs` describe an attribute set once for spans and log records alike.
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use super::attrs::Attrs;
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -65,28 +65,6 @@ pub fn message(buf: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
     }
 }
 
-/// Somewhere attributes can be written.
-pub trait Attrs {
-    /// A string attribute.
-    fn str(&mut self, key: &str, v: &str);
-    /// An integer attribute.
-    fn int(&mut self, key: &str, v: i64);
-    /// A floating-point attribute.
-    fn float(&mut self, key: &str, v: f64);
-}
-
-impl Attrs for Vec<KeyValue> {
-    fn str(&mut self, key: &str, v: &str) {
-        self.push(super::attrs::s(key, v));
-    }
-    fn int(&mut self, key: &str, v: i64) {
-        self.push(super::attrs::i(key, v));
-    }
-    fn float(&mut self, key: &str, v: f64) {
-        self.push(super::attrs::f(key, v));
-    }
-}
-
 /// Attributes written as repeated `KeyValue` fields number `field` of the message being written.
 pub struct PbAttrs<'a> {
     buf: &'a mut Vec<u8>,
@@ -136,7 +114,7 @@ impl Attrs for PbAttrs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
 

@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 
 use super::attrs;
-use super::pb::{self, Attrs, PbAttrs};
+use super::attrs::Attrs;
+use super::pb::{self, PbAttrs};
 use crate::events::{Event, EventKind, SessionInfo};
 use crate::semantics::{self, Context, ErrorClass};
 
