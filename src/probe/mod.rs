@@ -10,7 +10,7 @@
 //!   needs changing. It emits `ProbeRejected` (logged when the status changes) and keeps backing off.
 //! - `websocket.fallback.active` follows `FallbackChanged`: backup, degraded, or a downgrade transport.
 //! - [`outbox`]: the messages the prober delivers to the dashboard (the seed's offline buffer), flushed
-//!   by the connection loop in `hold.rs` (`monitor --send` runs a prober of its own: `crate::cmd::monitor::send`).
+//!   by the connection loop in `hold.rs` (`monitor --send` runs a prober of its own).
 
 pub mod backoff;
 mod hold;
