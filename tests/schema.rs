@@ -130,6 +130,49 @@ fn every_attribute_key_the_code_builds_is_listed() {
 }
 
 #[test]
+fn every_attribute_and_log_key_has_one_constant_and_the_schema_lists_exactly_those() {
+    use iskra_ws_sidecar::telemetry::names::{attr, log};
+    let s = schema();
+    let set = |keys: &[&str]| -> BTreeSet<String> { keys.iter().map(|k| k.to_string()).collect() };
+    let (code_attr, code_log) = (set(attr::ALL), set(log::ALL));
+    assert_eq!(
+        code_attr.len(),
+        attr::ALL.len(),
+        "a key spelled twice in names::attr"
+    );
+    assert_eq!(
+        code_log.len(),
+        log::ALL.len(),
+        "a key spelled twice in names::log"
+    );
+    let both: Vec<_> = code_attr.intersection(&code_log).collect();
+    assert!(
+        both.is_empty(),
+        "keys in both names::attr and names::log: {both:?}"
+    );
+    let mut attributes = keys(&s, "attributes");
+    attributes.extend(keys(&s, "metric_labels"));
+    assert_eq!(
+        code_attr, attributes,
+        "names::attr and telemetry-schema.yaml (attributes, metric_labels) differ"
+    );
+    let logged = keys(&s, "log_attributes");
+    let unlisted: Vec<_> = code_log.difference(&logged).collect();
+    assert!(
+        unlisted.is_empty(),
+        "log keys missing from log_attributes: {unlisted:?}"
+    );
+    let nameless: Vec<_> = logged
+        .iter()
+        .filter(|k| !code_log.contains(*k) && !code_attr.contains(*k))
+        .collect();
+    assert!(
+        nameless.is_empty(),
+        "log_attributes without a constant in names: {nameless:?}"
+    );
+}
+
+#[test]
 fn the_outbox_drop_reasons_in_code_and_schema_are_the_same() {
     use iskra_ws_sidecar::events::DropReason;
     let listed: BTreeSet<String> = schema()["attributes"]["reason"]["values"]

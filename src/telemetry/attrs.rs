@@ -4,6 +4,7 @@
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
+use super::names::attr;
 use crate::semantics::{ErrorClass, Semantics};
 
 /// Somewhere attributes can be written.
@@ -64,22 +65,19 @@ pub fn f(key: &str, v: f64) -> KeyValue {
 /// The Iskra attributes of an event's meaning: `iskra.delta`, `.dimension`, `.omega`, `.lambda`,
 /// `.seam.id`, the voice impact, the active voice, and the error class when there is one.
 pub fn iskra(sem: &Semantics, dashboard: &str, out: &mut impl Attrs) {
-    out.str("iskra.dashboard", dashboard);
-    out.str("iskra.delta", sem.delta);
-    out.int("iskra.dimension", sem.dimension as i64);
-    out.float("iskra.omega", sem.omega);
-    out.str("iskra.lambda", &sem.lambda);
-    out.str("iskra.seam.id", sem.seam);
-    out.float("iskra.voice.pain", sem.impact.pain);
-    out.float("iskra.voice.trust", sem.impact.trust);
-    out.float("iskra.voice.chaos", sem.impact.chaos);
-    out.str(
-        "iskra.voice.active",
-        sem.voice.map_or("none", |v| v.as_str()),
-    );
+    out.str(attr::DASHBOARD, dashboard);
+    out.str(attr::DELTA, sem.delta);
+    out.int(attr::DIMENSION, sem.dimension as i64);
+    out.float(attr::OMEGA, sem.omega);
+    out.str(attr::LAMBDA, &sem.lambda);
+    out.str(attr::SEAM_ID, sem.seam);
+    out.float(attr::VOICE_PAIN, sem.impact.pain);
+    out.float(attr::VOICE_TRUST, sem.impact.trust);
+    out.float(attr::VOICE_CHAOS, sem.impact.chaos);
+    out.str(attr::VOICE_ACTIVE, sem.voice.map_or("none", |v| v.as_str()));
     if let (Some(voice), Some(l)) = (sem.voice, sem.voice_lambda()) {
-        out.str("iskra.voice.action", voice.action());
-        out.str("iskra.voice.lambda", &l);
+        out.str(attr::VOICE_ACTION, voice.action());
+        out.str(attr::VOICE_LAMBDA, &l);
     }
     if let Some(e) = sem.error {
         error_class(e, out);
@@ -88,7 +86,7 @@ pub fn iskra(sem: &Semantics, dashboard: &str, out: &mut impl Attrs) {
 
 /// The error attributes of an error class: `error.type`, `iskra.error.class`, `iskra.error.severity`.
 pub fn error_class(e: ErrorClass, out: &mut impl Attrs) {
-    out.str("error.type", e.as_str());
-    out.str("iskra.error.class", e.as_str());
-    out.str("iskra.error.severity", e.severity().as_str());
+    out.str(attr::ERROR_TYPE, e.as_str());
+    out.str(attr::ERROR_CLASS, e.as_str());
+    out.str(attr::ERROR_SEVERITY, e.severity().as_str());
 }

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use serde_json::{json, Map, Value};
 
 use super::attrs::{self, s};
+use super::names::{attr, log};
 use super::spans::{nanos, Ids};
 use crate::events::{Event, EventKind};
 use crate::semantics::{LogLevel, Semantics};
@@ -19,29 +20,31 @@ fn hex(b: &[u8]) -> String {
 /// Event-specific fields worth logging (never headers, cookies or query strings).
 fn details(kind: &EventKind) -> Map<String, Value> {
     let v = match kind {
-        EventKind::Accepted { client } => json!({"client.address": client.ip().to_string()}),
+        EventKind::Accepted { client } => json!({attr::CLIENT_ADDRESS: client.ip().to_string()}),
         EventKind::RequestHead {
             method,
             path,
             upgrade,
-        } => json!({"http.request.method": method, "url.path": path, "upgrade": upgrade}),
+        } => {
+            json!({attr::HTTP_REQUEST_METHOD: method, attr::URL_PATH: path, log::UPGRADE: upgrade})
+        }
         EventKind::UpstreamConnected { duration } => {
-            json!({"duration_ms": duration.as_secs_f64() * 1e3})
+            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3})
         }
         EventKind::UpstreamConnectFailed { duration, cause } => {
-            json!({"duration_ms": duration.as_secs_f64() * 1e3, "cause": cause.as_str()})
+            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, log::CAUSE: cause.as_str()})
         }
         EventKind::HandshakeCompleted {
             duration,
             subprotocol,
             ..
         } => {
-            json!({"duration_ms": duration.as_secs_f64() * 1e3, "websocket.subprotocol": subprotocol})
+            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::SUBPROTOCOL: subprotocol})
         }
         EventKind::HandshakeRejected {
             duration, status, ..
         } => {
-            json!({"duration_ms": duration.as_secs_f64() * 1e3, "http.response.status_code": status})
+            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::STATUS: status})
         }
         EventKind::HttpRelayed {
             method,
@@ -49,23 +52,23 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             status,
             duration,
         } => {
-            json!({"http.request.method": method, "url.path": path, "http.response.status_code": status, "duration_ms": duration.as_secs_f64() * 1e3})
+            json!({attr::HTTP_REQUEST_METHOD: method, attr::URL_PATH: path, attr::STATUS: status, log::DURATION_MS: duration.as_secs_f64() * 1e3})
         }
         EventKind::PingPong { peer, rtt } => {
-            json!({"websocket.peer": peer.as_str(), "rtt_ms": rtt.map(|r| r.as_secs_f64() * 1e3)})
+            json!({attr::PEER: peer.as_str(), log::RTT_MS: rtt.map(|r| r.as_secs_f64() * 1e3)})
         }
         EventKind::HeartbeatTimeout { peer, missed } => {
-            json!({"websocket.peer": peer.as_str(), "missed": missed})
+            json!({attr::PEER: peer.as_str(), log::MISSED: missed})
         }
         EventKind::Close {
             code,
             reason,
             initiator,
         } => {
-            json!({"websocket.close.code": code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
+            json!({attr::CLOSE_CODE: code, attr::CLOSE_REASON: reason, attr::CLOSE_INITIATOR: initiator.as_str()})
         }
         EventKind::ProtocolError { peer, rule } => {
-            json!({"websocket.peer": peer.as_str(), "websocket.protocol_error.rule": rule.as_str(), "websocket.close.code": rule.close_code()})
+            json!({attr::PEER: peer.as_str(), attr::RULE: rule.as_str(), attr::CLOSE_CODE: rule.close_code()})
         }
         EventKind::SessionEnded {
             duration,
@@ -73,7 +76,7 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             code,
             initiator,
         } => {
-            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.close.initiator": initiator.as_str()})
+            json!({log::DURATION_S: duration.as_secs_f64(), log::MESSAGES_IN: totals.messages_in, log::MESSAGES_OUT: totals.messages_out, log::BYTES_IN: totals.bytes_in, log::BYTES_OUT: totals.bytes_out, attr::CLOSE_CODE: code, attr::CLOSE_INITIATOR: initiator.as_str()})
         }
         EventKind::ProbeAttempt {
             endpoint,
@@ -81,7 +84,7 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             attempt,
             transport,
         } => {
-            json!({"endpoint": endpoint, "url": url, "attempt": attempt, "websocket.transport": transport.as_str()})
+            json!({attr::ENDPOINT: endpoint, log::URL: url, log::ATTEMPT: attempt, attr::TRANSPORT: transport.as_str()})
         }
         EventKind::ProbeSucceeded {
             endpoint,
@@ -89,7 +92,7 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             duration,
             recovered,
         } => {
-            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "duration_ms": duration.as_secs_f64() * 1e3, "recovered": recovered})
+            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: transport.as_str(), log::DURATION_MS: duration.as_secs_f64() * 1e3, log::RECOVERED: recovered})
         }
         EventKind::ProbeFailed {
             endpoint,
@@ -98,7 +101,7 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             status,
             duration,
         } => {
-            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status, "duration_ms": duration.as_secs_f64() * 1e3})
+            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: transport.as_str(), log::CAUSE: cause.as_str(), log::STATUS: status, log::DURATION_MS: duration.as_secs_f64() * 1e3})
         }
         EventKind::ProbeRejected {
             endpoint,
@@ -107,36 +110,36 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             duration,
             ..
         } => {
-            json!({"endpoint": endpoint, "url": url, "http.response.status_code": status,
-                   "reason": super::health::refusal(*status),
-                   "duration_ms": duration.as_secs_f64() * 1e3, "state": "probe_rejected",
-                   "hint": super::health::REJECTED_HINT})
+            json!({attr::ENDPOINT: endpoint, log::URL: url, attr::STATUS: status,
+                   attr::REASON: super::health::refusal(*status),
+                   log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::STATE: "probe_rejected",
+                   log::HINT: super::health::REJECTED_HINT})
         }
         EventKind::FallbackChanged { endpoint, mode } => {
-            json!({"endpoint": endpoint, "websocket.fallback.mode": mode.map_or("primary", |m| m.as_str())})
+            json!({attr::ENDPOINT: endpoint, attr::FALLBACK_MODE: mode.map_or("primary", |m| m.as_str())})
         }
         EventKind::Failover { endpoint, from, to } => {
-            json!({"endpoint": endpoint, "from": from, "to": to})
+            json!({attr::ENDPOINT: endpoint, log::FROM: from, log::TO: to})
         }
         EventKind::Downgrade { endpoint, to } => {
-            json!({"endpoint": endpoint, "websocket.transport": to.as_str()})
+            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: to.as_str()})
         }
-        EventKind::FallbackActivated { endpoint } => json!({"endpoint": endpoint}),
+        EventKind::FallbackActivated { endpoint } => json!({attr::ENDPOINT: endpoint}),
         EventKind::MissingHeartbeat { endpoint, silence } => {
-            json!({"endpoint": endpoint, "silence_ms": silence.as_secs_f64() * 1e3})
+            json!({attr::ENDPOINT: endpoint, log::SILENCE_MS: silence.as_secs_f64() * 1e3})
         }
         EventKind::BufferFlushed {
             endpoint,
             messages,
             queued,
-        } => json!({"endpoint": endpoint, "messages": messages, "queued": queued}),
+        } => json!({attr::ENDPOINT: endpoint, log::MESSAGES: messages, log::QUEUED: queued}),
         EventKind::BufferRejected {
             endpoint,
             reason,
             capacity,
             queued,
         } => {
-            json!({"endpoint": endpoint, "reason": reason.as_str(), "capacity": capacity, "queued": queued})
+            json!({attr::ENDPOINT: endpoint, attr::REASON: reason.as_str(), log::CAPACITY: capacity, log::QUEUED: queued})
         }
         _ => json!({}),
     };
@@ -227,20 +230,20 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
     let mut j = json!({
         "timestamp": humantime::format_rfc3339_micros(ev.at).to_string(),
         "level": sem.level.as_str(),
-        "component": component,
-        "event_type": sem.event_type.as_str(),
+        log::COMPONENT: component,
+        log::EVENT_TYPE: sem.event_type.as_str(),
         "delta": sem.delta,
         "dimension": sem.dimension,
         "omega": sem.omega,
         "lambda": sem.lambda,
         "fractal_metadata": {"voice_pain": f.voice_pain, "voice_chaos": f.voice_chaos, "voice_trust": f.voice_trust, "seam_id": f.seam_id},
-        "iskra.dashboard": dashboard,
-        "iskra.seam.id": sem.seam,
-        "iskra.voice.active": sem.voice.map_or("none", |v| v.as_str()),
+        attr::DASHBOARD: dashboard,
+        attr::SEAM_ID: sem.seam,
+        attr::VOICE_ACTIVE: sem.voice.map_or("none", |v| v.as_str()),
     });
     let o = j.as_object_mut().expect("object");
     if let Some(e) = sem.error {
-        o.insert("error.type".into(), e.as_str().into());
+        o.insert(attr::ERROR_TYPE.into(), e.as_str().into());
         o.insert("severity".into(), e.severity().as_str().into());
     }
     if let Some(l) = sem.voice_lambda() {
@@ -256,8 +259,8 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
     let details = details(&ev.kind);
     let mut attributes = Vec::new();
     attrs::iskra(sem, dashboard, &mut attributes);
-    attributes.push(s("event_type", sem.event_type.as_str()));
-    attributes.push(s("component", component));
+    attributes.push(s(log::EVENT_TYPE, sem.event_type.as_str()));
+    attributes.push(s(log::COMPONENT, component));
     for (k, v) in &details {
         let kv = match v {
             Value::String(x) => s(k, x.clone()),

@@ -10,7 +10,7 @@ use super::registry::Registry;
 use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator};
 use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
-use crate::semantics;
+use crate::semantics::{self, Semantics};
 
 /// Turns events into metric updates for one dashboard.
 pub struct MetricsRecorder {
@@ -24,13 +24,18 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// The semantics of an event that can activate a voice (routine steps — accepts, request heads,
-/// frames — never do), when a voice answers it.
-pub fn voiced(kind: &EventKind) -> Option<semantics::Semantics> {
-    if matches!(
+/// Whether an event can activate a voice (routine steps — accepts, request heads, frames — never do).
+fn can_voice(kind: &EventKind) -> bool {
+    !matches!(
         kind,
         EventKind::FrameRelayed { .. } | EventKind::Accepted { .. } | EventKind::RequestHead { .. }
-    ) {
+    )
+}
+
+/// The semantics of an event that can activate a voice, when a voice answers it (for a consumer of the
+/// event stream that has not described the event, like the demo's view).
+pub fn voiced(kind: &EventKind) -> Option<Semantics> {
+    if !can_voice(kind) {
         return None;
     }
     Some(semantics::describe(kind, &semantics::Context::default())).filter(|s| s.voice.is_some())
@@ -102,8 +107,8 @@ impl MetricsRecorder {
         }
     }
 
-    /// Applies one event.
-    pub fn record(&self, ev: &Event) {
+    /// Applies one event, with its semantics.
+    pub fn record(&self, ev: &Event, sem: &Semantics) {
         let r = &self.registry;
         let d = (attr::DASHBOARD, self.dashboard.as_str());
         let upstream = ev
@@ -284,14 +289,12 @@ impl MetricsRecorder {
                 );
             }
         }
-        if let Some(s) = voiced(&ev.kind) {
-            if let Some(voice) = s.voice {
-                r.add(
-                    &n::SEED_VOICE_ALERTS,
-                    &[d, (attr::VOICE, voice.as_str())],
-                    1.0,
-                );
-            }
+        if let Some(voice) = sem.voice.filter(|_| can_voice(&ev.kind)) {
+            r.add(
+                &n::SEED_VOICE_ALERTS,
+                &[d, (attr::VOICE, voice.as_str())],
+                1.0,
+            );
         }
     }
 

@@ -256,13 +256,14 @@ impl Telemetry {
         (builder, span_buf, log_buf): &mut Bufs,
         tap: Option<&mpsc::UnboundedSender<Event>>,
     ) {
-        self.recorder.record(&ev);
-        self.window.record(&ev);
-        let ids = builder.on_event(&ev, span_buf);
+        // Described once; metrics, spans and logs read the same semantics.
         let mut sem = semantics::describe(&ev.kind, &semantics::Context::default());
         if let EventKind::ProbeRejected { .. } = ev.kind {
             sem.level = LogLevel::Warn; // a setting to change, said once per change
         }
+        self.recorder.record(&ev, &sem);
+        self.window.record(&ev);
+        let ids = builder.on_event(&ev, &sem, span_buf);
         if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
             let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
             if self.opts.stdout_logs {

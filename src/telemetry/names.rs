@@ -1,5 +1,5 @@
-//! Every metric the sidecar emits, defined once (telemetry-schema.yaml lists the same set; a test keeps
-//! the two equal). Attribute keys are constants here too, so no name is spelled twice.
+//! Every metric the sidecar emits, every attribute key (spans, metrics, logs) and every span name, each
+//! spelled once here (telemetry-schema.yaml lists the same sets; tests/schema.rs keeps them equal).
 
 use super::registry::{Def, Kind};
 
@@ -64,26 +64,104 @@ defs! {
     EXPORT_DURATION = "iskra.sidecar.telemetry.export.duration", Kind::Histogram(FAST_S), "s", "Duration of OTLP export calls.";
 }
 
-/// Attribute keys used on metrics, spans and logs.
+/// Key constants, and `ALL` listing them (tests/schema.rs holds each list against telemetry-schema.yaml).
+macro_rules! keys {
+    ($($id:ident = $key:literal;)*) => {
+        $(#[allow(missing_docs)] pub const $id: &str = $key;)*
+        /// Every key of this module, in order.
+        pub const ALL: &[&str] = &[$($id),*];
+    };
+}
+
+/// Attribute keys used on metrics, spans and logs (telemetry-schema.yaml `attributes`, `metric_labels`).
 pub mod attr {
-    #![allow(missing_docs)]
-    pub const DASHBOARD: &str = "iskra.dashboard";
-    pub const DIRECTION: &str = "network.io.direction";
-    pub const FRAME_TYPE: &str = "websocket.frame.type";
-    pub const CLOSE_CODE: &str = "websocket.close.code";
-    pub const CLOSE_REASON: &str = "websocket.close.reason";
-    pub const CLOSE_INITIATOR: &str = "websocket.close.initiator";
-    pub const STATUS: &str = "http.response.status_code";
-    pub const UPSTREAM_NAME: &str = "websocket.upstream.name";
-    pub const ERROR_TYPE: &str = "error.type";
-    pub const PEER: &str = "websocket.peer";
-    pub const TRANSPORT: &str = "websocket.transport";
-    pub const RULE: &str = "websocket.protocol_error.rule";
-    pub const STATE: &str = "state";
-    pub const SEED_ERROR_TYPE: &str = "error_type";
-    pub const ENDPOINT: &str = "endpoint";
-    pub const VOICE: &str = "voice";
-    pub const SIGNAL: &str = "signal";
-    pub const REASON: &str = "reason";
-    pub const FALLBACK_MODE: &str = "websocket.fallback.mode";
+    keys! {
+        DASHBOARD = "iskra.dashboard";
+        DIRECTION = "network.io.direction";
+        FRAME_TYPE = "websocket.frame.type";
+        CLOSE_CODE = "websocket.close.code";
+        CLOSE_REASON = "websocket.close.reason";
+        CLOSE_INITIATOR = "websocket.close.initiator";
+        STATUS = "http.response.status_code";
+        UPSTREAM_NAME = "websocket.upstream.name";
+        ERROR_TYPE = "error.type";
+        PEER = "websocket.peer";
+        TRANSPORT = "websocket.transport";
+        RULE = "websocket.protocol_error.rule";
+        STATE = "state";
+        SEED_ERROR_TYPE = "error_type";
+        ENDPOINT = "endpoint";
+        VOICE = "voice";
+        SIGNAL = "signal";
+        REASON = "reason";
+        FALLBACK_MODE = "websocket.fallback.mode";
+        SUBPROTOCOL = "websocket.subprotocol";
+        URL_PATH = "url.path";
+        URL_SCHEME = "url.scheme";
+        SERVER_ADDRESS = "server.address";
+        SERVER_PORT = "server.port";
+        CLIENT_ADDRESS = "client.address";
+        NETWORK_PROTOCOL_NAME = "network.protocol.name";
+        HTTP_REQUEST_METHOD = "http.request.method";
+        USER_AGENT_ORIGINAL = "user_agent.original";
+        EXTENSIONS = "websocket.extensions";
+        MESSAGES_RECEIVED = "websocket.messages.received";
+        MESSAGES_SENT = "websocket.messages.sent";
+        BYTES_RECEIVED = "websocket.bytes.received";
+        BYTES_SENT = "websocket.bytes.sent";
+        RECONNECT_ATTEMPT = "websocket.reconnect.attempt";
+        SEAM_ID = "iskra.seam.id";
+        VOICE_ACTIVE = "iskra.voice.active";
+        DELTA = "iskra.delta";
+        DIMENSION = "iskra.dimension";
+        OMEGA = "iskra.omega";
+        LAMBDA = "iskra.lambda";
+        VOICE_PAIN = "iskra.voice.pain";
+        VOICE_TRUST = "iskra.voice.trust";
+        VOICE_CHAOS = "iskra.voice.chaos";
+        VOICE_ACTION = "iskra.voice.action";
+        VOICE_LAMBDA = "iskra.voice.lambda";
+        ERROR_CLASS = "iskra.error.class";
+        ERROR_SEVERITY = "iskra.error.severity";
+    }
+}
+
+/// Keys only log records carry: the event's details (telemetry-schema.yaml `log_attributes`).
+pub mod log {
+    keys! {
+        EVENT_TYPE = "event_type";
+        COMPONENT = "component";
+        UPGRADE = "upgrade";
+        DURATION_MS = "duration_ms";
+        CAUSE = "cause";
+        RTT_MS = "rtt_ms";
+        MISSED = "missed";
+        DURATION_S = "duration_s";
+        MESSAGES_IN = "messages_in";
+        MESSAGES_OUT = "messages_out";
+        BYTES_IN = "bytes_in";
+        BYTES_OUT = "bytes_out";
+        URL = "url";
+        ATTEMPT = "attempt";
+        RECOVERED = "recovered";
+        STATUS = "status";
+        HINT = "hint";
+        FROM = "from";
+        TO = "to";
+        SILENCE_MS = "silence_ms";
+        MESSAGES = "messages";
+        QUEUED = "queued";
+        CAPACITY = "capacity";
+    }
+}
+
+/// Span names.
+pub mod span {
+    keys! {
+        SESSION = "ws.session";
+        UPSTREAM_CONNECT = "ws.upstream.connect";
+        HANDSHAKE = "ws.handshake";
+        CLOSE = "ws.close";
+        RECONNECT_ATTEMPT = "ws.reconnect.attempt";
+    }
 }

@@ -14,9 +14,10 @@ use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 
 use super::attrs;
 use super::attrs::Attrs;
+use super::names::{attr, span};
 use super::pb::{self, PbAttrs};
 use crate::events::{Event, EventKind, SessionInfo};
-use crate::semantics::{self, Context, ErrorClass};
+use crate::semantics::{ErrorClass, Semantics};
 
 /// Nanoseconds since the epoch.
 pub fn nanos(t: SystemTime) -> u64 {
@@ -69,9 +70,9 @@ struct Closed {
 
 impl Closed {
     fn write(&self, a: &mut impl Attrs) {
-        a.int("websocket.close.code", self.code as i64);
-        a.str("websocket.close.reason", &self.reason);
-        a.str("websocket.close.initiator", self.initiator);
+        a.int(attr::CLOSE_CODE, self.code as i64);
+        a.str(attr::CLOSE_REASON, &self.reason);
+        a.str(attr::CLOSE_INITIATOR, self.initiator);
     }
 }
 
@@ -86,7 +87,9 @@ struct Open {
     connect_start: Option<u64>,
     close: Option<Closed>,
     error: Option<ErrorClass>,
-    last_kind: Option<EventKind>,
+    /// The semantics of the session's outcome so far (its handshake, then its close), described once
+    /// when that event came.
+    outcome: Option<Semantics>,
     /// The handshake completed: the session runs until its SessionEnded.
     live: bool,
 }
@@ -95,10 +98,10 @@ impl Open {
     /// What the session learned along the way (subprotocol, protocol error rule).
     fn learned(&self, a: &mut impl Attrs) {
         if let Some(p) = &self.subprotocol {
-            a.str("websocket.subprotocol", p);
+            a.str(attr::SUBPROTOCOL, p);
         }
         if let Some(r) = self.rule {
-            a.str("websocket.protocol_error.rule", r);
+            a.str(attr::RULE, r);
         }
     }
 }
@@ -114,16 +117,16 @@ pub struct SpanBuilder {
 pub type Ids = Option<([u8; 16], [u8; 8])>;
 
 fn base_attrs(info: &SessionInfo, a: &mut impl Attrs) {
-    a.str("url.path", &info.path);
-    a.str("url.scheme", "ws");
-    a.str("server.address", &info.upstream_host);
-    a.int("server.port", info.upstream_port as i64);
-    a.str("client.address", &info.client.ip().to_string());
-    a.str("network.protocol.name", "websocket");
-    a.str("http.request.method", "GET");
-    a.str("websocket.upstream.name", &info.upstream_name);
+    a.str(attr::URL_PATH, &info.path);
+    a.str(attr::URL_SCHEME, "ws");
+    a.str(attr::SERVER_ADDRESS, &info.upstream_host);
+    a.int(attr::SERVER_PORT, info.upstream_port as i64);
+    a.str(attr::CLIENT_ADDRESS, &info.client.ip().to_string());
+    a.str(attr::NETWORK_PROTOCOL_NAME, "websocket");
+    a.str(attr::HTTP_REQUEST_METHOD, "GET");
+    a.str(attr::UPSTREAM_NAME, &info.upstream_name);
     if let Some(ua) = &info.user_agent {
-        a.str("user_agent.original", ua);
+        a.str(attr::USER_AGENT_ORIGINAL, ua);
     }
 }
 
@@ -199,7 +202,7 @@ fn session_span(
         id: o.span,
         parent: None,
     };
-    let (name, kind) = ("ws.session", SpanKind::Server);
+    let (name, kind) = (span::SESSION, SpanKind::Server);
     span(out, name, kind, at, (o.start, end), attributes, error)
 }
 
@@ -234,8 +237,8 @@ impl SpanBuilder {
             if let Some(o) = self.open.remove(id) {
                 let dashboard = self.dashboard.as_str();
                 let attributes = |a: &mut PbAttrs| {
-                    a.str("iskra.dashboard", dashboard);
-                    a.str("error.type", "handshake_expired");
+                    a.str(attr::DASHBOARD, dashboard);
+                    a.str(attr::ERROR_TYPE, "handshake_expired");
                 };
                 session_span(out, &o, attributes, now, Some("handshake_expired"));
             }
@@ -243,10 +246,11 @@ impl SpanBuilder {
         stale.len() as u64
     }
 
-    /// Feeds one event; finished spans are written to `out`. Returns the session's ids for logs.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Encoded) -> Ids {
+    /// Feeds one event and its semantics (described once, by the caller); finished spans are written to
+    /// `out`. Returns the session's ids for logs.
+    pub fn on_event(&mut self, ev: &Event, sem: &Semantics, out: &mut Encoded) -> Ids {
         let at = nanos(ev.at);
-        if let Some(ids) = self.on_probe(ev, at, out) {
+        if let Some(ids) = self.on_probe(ev, sem, at, out) {
             return ids;
         }
         let info = ev.session.as_ref()?;
@@ -258,20 +262,19 @@ impl SpanBuilder {
             ..Default::default()
         });
         let ids = Some((o.trace, o.span));
-        let sem = || semantics::describe(&ev.kind, &Context::default());
         match &ev.kind {
             EventKind::UpstreamConnectStarted => o.connect_start = Some(at),
             EventKind::UpstreamConnected { .. } | EventKind::UpstreamConnectFailed { .. } => {
                 let start = o.connect_start.take().unwrap_or(at);
-                let sm = sem();
+                let sm = sem;
                 let attributes = |a: &mut PbAttrs| {
-                    a.str("server.address", &info.upstream_host);
-                    a.int("server.port", info.upstream_port as i64);
-                    a.str("websocket.upstream.name", &info.upstream_name);
-                    attrs::iskra(&sm, dashboard, a);
+                    a.str(attr::SERVER_ADDRESS, &info.upstream_host);
+                    a.int(attr::SERVER_PORT, info.upstream_port as i64);
+                    a.str(attr::UPSTREAM_NAME, &info.upstream_name);
+                    attrs::iskra(sm, dashboard, a);
                 };
                 let err = sm.error.map(|e| e.as_str());
-                let what = ("ws.upstream.connect", SpanKind::Client);
+                let what = (span::UPSTREAM_CONNECT, SpanKind::Client);
                 child_span(out, o, what, (start, at), attributes, err);
             }
             EventKind::HandshakeCompleted {
@@ -279,74 +282,72 @@ impl SpanBuilder {
                 extensions,
                 ..
             } => {
-                let sm = sem();
+                let sm = sem;
                 let attributes = |a: &mut PbAttrs| {
-                    a.int("http.response.status_code", 101);
+                    a.int(attr::STATUS, 101);
                     if let Some(p) = subprotocol {
-                        a.str("websocket.subprotocol", p);
+                        a.str(attr::SUBPROTOCOL, p);
                     }
                     if let Some(x) = extensions {
-                        a.str("websocket.extensions", x);
+                        a.str(attr::EXTENSIONS, x);
                     }
-                    attrs::iskra(&sm, dashboard, a);
+                    attrs::iskra(sm, dashboard, a);
                 };
-                let what = ("ws.handshake", SpanKind::Internal);
+                let what = (span::HANDSHAKE, SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, None);
                 o.live = true;
                 o.subprotocol.clone_from(subprotocol);
-                o.last_kind = Some(ev.kind.clone());
+                o.outcome = Some(sem.clone());
             }
             EventKind::HandshakeRejected { status, .. } => {
-                let sm = sem();
+                let sm = sem;
                 let err = sm.error.map(|e| e.as_str());
                 let status = *status as i64;
                 let attributes = |a: &mut PbAttrs| {
-                    a.int("http.response.status_code", status);
-                    attrs::iskra(&sm, dashboard, a);
+                    a.int(attr::STATUS, status);
+                    attrs::iskra(sm, dashboard, a);
                 };
-                let what = ("ws.handshake", SpanKind::Internal);
+                let what = (span::HANDSHAKE, SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, err);
                 let o = self.open.remove(&info.id).unwrap_or_default();
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
                     o.learned(a);
-                    a.int("http.response.status_code", status);
-                    attrs::iskra(&sm, dashboard, a);
+                    a.int(attr::STATUS, status);
+                    attrs::iskra(sm, dashboard, a);
                 };
                 session_span(out, &o, attributes, at, err);
             }
             EventKind::ProtocolError { rule, .. } => {
-                o.error = o.error.or(semantics::classify(&ev.kind));
+                o.error = o.error.or(sem.error);
                 o.rule = o.rule.or(Some(rule.as_str()));
             }
-            EventKind::HeartbeatTimeout { .. } => {
-                o.error = o.error.or(semantics::classify(&ev.kind))
-            }
+            EventKind::HeartbeatTimeout { .. } => o.error = o.error.or(sem.error),
             EventKind::Close {
                 code,
                 reason,
                 initiator,
             } => {
-                o.error = o.error.or(semantics::classify(&ev.kind));
+                o.error = o.error.or(sem.error);
                 o.close = Some(Closed {
                     at,
                     code: *code,
                     reason: reason.clone(),
                     initiator: initiator.as_str(),
                 });
-                o.last_kind = Some(ev.kind.clone());
+                o.outcome = Some(sem.clone());
             }
             EventKind::SessionEnded { totals, .. } => {
                 let mut o = self.open.remove(&info.id).unwrap_or_default();
-                let outcome = o.last_kind.take().unwrap_or_else(|| ev.kind.clone());
-                let sm = semantics::describe(&outcome, &Context::default());
+                let outcome = o.outcome.take();
+                let sm = outcome.as_ref().unwrap_or(sem);
                 let err = o.error.or(sm.error);
                 if let Some(c) = &o.close {
                     let attributes = |a: &mut PbAttrs| {
                         c.write(a);
-                        attrs::iskra(&sm, dashboard, a);
+                        attrs::iskra(sm, dashboard, a);
                     };
-                    let what = ("ws.close", SpanKind::Internal);
+                    let what = (span::CLOSE, SpanKind::Internal);
                     let err = err.map(|e| e.as_str());
                     child_span(out, &o, what, (c.at, at), attributes, err);
                 }
@@ -356,11 +357,11 @@ impl SpanBuilder {
                     if let Some(c) = &o.close {
                         c.write(a);
                     }
-                    a.int("websocket.messages.received", totals.messages_in as i64);
-                    a.int("websocket.messages.sent", totals.messages_out as i64);
-                    a.int("websocket.bytes.received", totals.bytes_in as i64);
-                    a.int("websocket.bytes.sent", totals.bytes_out as i64);
-                    attrs::iskra(&sm, dashboard, a);
+                    a.int(attr::MESSAGES_RECEIVED, totals.messages_in as i64);
+                    a.int(attr::MESSAGES_SENT, totals.messages_out as i64);
+                    a.int(attr::BYTES_RECEIVED, totals.bytes_in as i64);
+                    a.int(attr::BYTES_SENT, totals.bytes_out as i64);
+                    attrs::iskra(sm, dashboard, a);
                     if let (Some(e), None) = (err, sm.error) {
                         attrs::error_class(e, a);
                     }
@@ -373,7 +374,7 @@ impl SpanBuilder {
     }
 
     /// Prober attempts become `ws.reconnect.attempt` spans (one trace per attempt).
-    fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Encoded) -> Option<Ids> {
+    fn on_probe(&mut self, ev: &Event, sem: &Semantics, at: u64, out: &mut Encoded) -> Option<Ids> {
         match &ev.kind {
             EventKind::ProbeAttempt {
                 endpoint, attempt, ..
@@ -399,22 +400,22 @@ impl SpanBuilder {
                     self.probes
                         .remove(endpoint)
                         .unwrap_or((at, trace_id(), span_id(), 0));
-                let sm = semantics::describe(&ev.kind, &Context::default());
+                let sm = sem;
                 let attributes = |a: &mut PbAttrs| {
-                    a.str("websocket.upstream.name", endpoint);
-                    a.str("websocket.transport", transport.as_str());
-                    a.int("websocket.reconnect.attempt", attempt as i64);
+                    a.str(attr::UPSTREAM_NAME, endpoint);
+                    a.str(attr::TRANSPORT, transport.as_str());
+                    a.int(attr::RECONNECT_ATTEMPT, attempt as i64);
                     if let Some(st) = status {
-                        a.int("http.response.status_code", st as i64);
+                        a.int(attr::STATUS, st as i64);
                     }
-                    attrs::iskra(&sm, &self.dashboard, a);
+                    attrs::iskra(sm, &self.dashboard, a);
                 };
                 let at_ = Place {
                     trace,
                     id,
                     parent: None,
                 };
-                let what = "ws.reconnect.attempt";
+                let what = span::RECONNECT_ATTEMPT;
                 let rejected = matches!(ev.kind, EventKind::ProbeRejected { .. });
                 let err = sm
                     .error
@@ -508,7 +509,11 @@ mod tests {
         let mut b = SpanBuilder::new("pulse");
         let mut out = Encoded::default();
         for e in &script {
-            b.on_event(e, &mut out);
+            b.on_event(
+                e,
+                &crate::semantics::describe(&e.kind, &Default::default()),
+                &mut out,
+            );
         }
         assert_eq!((out.count, b.open_sessions()), (4, 0));
         let resource = opentelemetry_proto::tonic::resource::v1::Resource {
@@ -598,7 +603,8 @@ mod tests {
                 session: Some(info(id)),
                 kind,
             };
-            b.on_event(&ev, &mut out);
+            let sem = crate::semantics::describe(&ev.kind, &Default::default());
+            b.on_event(&ev, &sem, &mut out);
         }
         let age = Duration::from_secs(15);
         assert_eq!(b.expire(nanos(t0 + age / 2), age, &mut out), 0);
