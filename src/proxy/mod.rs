@@ -9,7 +9,8 @@
 //! - [`forwarded`]: `X-Forwarded-For` / `X-Forwarded-Proto` on both paths; [`refused`]: relaying an
 //!   upstream's non-101 answer on the fast path and closing (no tunnel).
 //! - [`guard`]: the session's end, emitted by a guard whatever way the session stops.
-//! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
+//! - [`pump`], [`relay`], [`frame`], [`rules`]: the WebSocket session after the upgrade (`rules`: the
+//!   RFC 6455 checks on each frame header, apart from the pump that moves the bytes).
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod forwarded;
@@ -23,6 +24,7 @@ pub mod prefixed;
 pub mod pump;
 pub mod refused;
 pub mod relay;
+pub mod rules;
 pub mod stats;
 pub mod upstream;
 

@@ -1,6 +1,6 @@
-//! One direction of a WebSocket session: reads bytes, walks frame headers, checks them against RFC 6455,
+//! One direction of a WebSocket session: reads bytes, walks frame headers (checked by [`super::rules`]),
 //! and forwards the bytes it read unchanged (payloads are never copied or unmasked, except control
-//! frames, which are at most 125 bytes and read whole).
+//! frames, which are at most 125 bytes and read whole). The socket side is in `wire`.
 
 use std::future::Future;
 use std::io;
@@ -12,30 +12,13 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 
 use super::frame::{self, FrameHeader, Parsed, MAX_CONTROL_FRAME};
+use super::rules::check_header;
 use super::stats::Batch;
 use super::SessionCtx;
 use crate::events::{Direction, EventKind, OpcodeKind, Peer, ProtocolRule};
 
-/// Size of the read buffer a busy direction borrows; an idle one holds none.
-pub const READ_BUF: usize = 32 * 1024;
-
-thread_local! {
-    static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn take_buf() -> Box<[u8]> {
-    POOL.with(|p| p.borrow_mut().pop())
-        .unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice())
-}
-
-fn give_buf(b: Box<[u8]>) {
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < 32 {
-            p.push(b);
-        }
-    });
-}
+mod wire;
+pub use wire::{write_all, READ_BUF};
 
 /// How a direction ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,59 +76,6 @@ pub fn idx(d: Direction) -> usize {
     match d {
         Direction::ClientToUpstream => 0,
         Direction::UpstreamToClient => 1,
-    }
-}
-
-/// Writes all of `data`, marking the direction as mid-write meanwhile.
-pub async fn write_all(to: &TcpStream, mut data: &[u8], writing: &AtomicBool) -> io::Result<()> {
-    writing.store(true, Relaxed);
-    while !data.is_empty() {
-        match to.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => to.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    writing.store(false, Relaxed);
-    Ok(())
-}
-
-/// What one read from a socket gave.
-enum Read {
-    /// The buffer was filled: more may be waiting.
-    Full(usize),
-    /// Fewer bytes than the buffer holds: the socket's receive queue is empty now.
-    Drained(usize),
-    /// Nothing to read (the readiness was stale).
-    Empty,
-    /// End of stream.
-    Eof,
-    /// The read failed.
-    Error(io::ErrorKind),
-}
-
-/// Reads once. A short read means the kernel queue was emptied, so the socket's readiness is cleared
-/// right away (as tokio's own `poll_read` does) instead of by a second read that would only return
-/// `EAGAIN`: one system call less per wake-up. Closed-state readiness is never cleared by tokio, so an
-/// end of stream that arrived with the data is still seen.
-fn read_some(from: &TcpStream, buf: &mut [u8]) -> Read {
-    use std::io::Read as _;
-    let mut drained = 0;
-    let res = from.try_io(tokio::io::Interest::READABLE, || {
-        let sock = socket2::SockRef::from(from);
-        let n = (&*sock).read(buf)?;
-        if n > 0 && n < buf.len() {
-            drained = n;
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(n)
-    });
-    match res {
-        Ok(0) => Read::Eof,
-        Ok(n) => Read::Full(n),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained > 0 => Read::Drained(drained),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
-        Err(e) => Read::Error(e.kind()),
     }
 }
 
@@ -225,96 +155,6 @@ impl<'a> Pump<'a> {
             self.flush_batch();
         }
         self
-    }
-
-    /// Reads while the source has data (or until the destination would block or the direction ends),
-    /// forwarding as it goes.
-    fn read_batch(&mut self) {
-        let mut buf = take_buf();
-        loop {
-            let (n, more) = match read_some(self.from, &mut buf) {
-                Read::Eof => {
-                    self.ended = Some(Outcome::Eof);
-                    break;
-                }
-                Read::Full(n) => (n, true),
-                Read::Drained(n) => (n, false),
-                Read::Empty => break,
-                Read::Error(kind) => {
-                    self.ended = Some(Outcome::ReadError(kind));
-                    break;
-                }
-            };
-            if let Err(o) = self.process(&buf[..n]) {
-                self.ended = Some(o);
-                break;
-            }
-            if !more || !self.backlog.is_empty() {
-                break;
-            }
-        }
-        give_buf(buf);
-        self.flush_batch();
-    }
-
-    /// After a read batch: whether the destination is mid-frame, and the time of the last activity.
-    fn flush_batch(&mut self) {
-        let i = idx(self.dir);
-        self.shared.mid_frame[i].store(self.remaining > 0, Relaxed);
-        // The clock is read only when an idle timeout needs it.
-        if !self.ctx.idle_timeout.is_zero() {
-            let now = self.started.elapsed().as_millis() as u64;
-            self.shared.last_activity_ms.store(now, Relaxed);
-        }
-    }
-
-    /// Writes what the destination takes now; the rest goes to the backlog (and everything after it
-    /// too, to keep the order). The direction is marked mid-write until all of it is written (the flag
-    /// stays set if a write fails, as with [`write_all`]).
-    fn write(&mut self, mut data: &[u8]) -> Result<(), Outcome> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        if !self.backlog.is_empty() {
-            self.backlog.extend_from_slice(data);
-            return Ok(());
-        }
-        let writing = &self.shared.writing[idx(self.dir)];
-        writing.store(true, Relaxed);
-        loop {
-            match self.to.try_write(data) {
-                Ok(n) if n == data.len() => break,
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.backlog.extend_from_slice(data);
-                    return Ok(());
-                }
-                Err(e) => return Err(Outcome::WriteError(e.kind())),
-            }
-        }
-        writing.store(false, Relaxed);
-        Ok(())
-    }
-
-    /// Writes the backlog out, waiting for the destination; a failed write ends the direction.
-    fn poll_backlog(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Outcome>> {
-        while !self.backlog.is_empty() {
-            match self.to.try_write(&self.backlog) {
-                Ok(n) => {
-                    self.backlog.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = ready!(self.to.poll_write_ready(cx)) {
-                        return Poll::Ready(Err(Outcome::WriteError(e.kind())));
-                    }
-                }
-                Err(e) => return Poll::Ready(Err(Outcome::WriteError(e.kind()))),
-            }
-        }
-        // Give the memory back: a backlog is rare, and an idle session should hold none.
-        self.backlog = Vec::new();
-        self.shared.writing[idx(self.dir)].store(false, Relaxed);
-        Poll::Ready(Ok(()))
     }
 
     /// Walks `data`, forwarding every byte of valid frames; `Err` ends the direction (after the
@@ -424,49 +264,13 @@ impl<'a> Pump<'a> {
 
     /// RFC 6455 checks on a header, before anything of its frame is forwarded.
     fn check(&self, h: &FrameHeader) -> Result<(), ProtocolRule> {
-        let kind = h.kind()?;
         let from_client = self.dir == Direction::ClientToUpstream;
-        match (from_client, h.mask.is_some()) {
-            (true, false) => return Err(ProtocolRule::UnmaskedClientFrame),
-            (false, true) => return Err(ProtocolRule::MaskedServerFrame),
-            _ => {}
-        }
-        if !self.ctx.any_extension {
-            let rsv1_ok = self.ctx.deflate
-                && matches!(kind, OpcodeKind::Text | OpcodeKind::Binary)
-                && h.rsv == 0b100;
-            if h.rsv != 0 && !rsv1_ok {
-                return Err(ProtocolRule::ReservedBits);
-            }
-        }
-        if h.is_control() {
-            if !h.fin {
-                return Err(ProtocolRule::FragmentedControlFrame);
-            }
-            if h.len > 125 {
-                return Err(ProtocolRule::ControlFrameTooLong);
-            }
-            return Ok(());
-        }
-        match (kind, self.in_message) {
-            (OpcodeKind::Continuation, false) => return Err(ProtocolRule::BadContinuation),
-            (OpcodeKind::Text | OpcodeKind::Binary, true) => {
-                return Err(ProtocolRule::BadContinuation)
-            }
-            _ => {}
-        }
-        if h.len > self.ctx.max_frame_size {
-            return Err(ProtocolRule::FrameTooLarge);
-        }
-        let so_far = if kind == OpcodeKind::Continuation {
-            self.message_size
-        } else {
-            0
-        };
-        if so_far + h.len > self.ctx.max_message_size {
-            return Err(ProtocolRule::MessageTooLarge);
-        }
-        Ok(())
+        check_header(
+            self.ctx,
+            from_client,
+            (self.in_message, self.message_size),
+            h,
+        )
     }
 
     fn start_data_frame(&mut self, h: &FrameHeader, batch: &mut Batch) {
@@ -581,205 +385,4 @@ impl Future for Pump<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    use super::*;
-    use crate::events::{EventSink, ProtocolRule, SessionInfo};
-    use crate::proxy::heartbeat::{ping_payload, Heartbeats};
-    use crate::proxy::Stats;
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (b, _) = l.accept().await.unwrap();
-        (a, b)
-    }
-
-    fn ctx(sink: EventSink) -> SessionCtx {
-        SessionCtx {
-            info: Arc::new(SessionInfo {
-                id: 1,
-                client: "127.0.0.1:1".parse().unwrap(),
-                path: "/".into(),
-                user_agent: None,
-                upstream_name: "primary".into(),
-                upstream_host: "127.0.0.1".into(),
-                upstream_port: 1,
-            }),
-            sink,
-            stats: Arc::new(Stats::default()),
-            deflate: false,
-            any_extension: false,
-            max_frame_size: 16 << 20,
-            max_message_size: 64 << 20,
-            close_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::ZERO,
-            frame_events: false,
-            frame_budget: Default::default(),
-            heartbeat: Heartbeats {
-                enabled: true,
-                interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(10),
-                threshold: 3,
-            },
-        }
-    }
-
-    /// Upstream → client frames of every length form, a fragmented message, a peer's ping, a pong to
-    /// the sidecar's own ping (consumed) and a close; returns (stream, what must come out, messages).
-    fn upstream_stream() -> (Vec<u8>, Vec<u8>, u64) {
-        let own_pong = frame::build_frame(0xA, &ping_payload(Duration::from_millis(5)), None);
-        let mut fragmented = frame::build_frame(0x1, b"frag-", None);
-        fragmented[0] &= 0x7F; // FIN off
-        let parts = [
-            frame::build_frame(0x1, b"hello", None),
-            frame::build_frame(0x2, &[7u8; 300], None),
-            frame::build_frame(0x9, b"peer ping", None),
-            fragmented,
-            frame::build_frame(0x0, b"ment", None),
-            frame::build_frame(0x2, &vec![1u8; 70_000], None),
-            frame::build_frame(0x2, &[], None),
-        ];
-        let mut input = Vec::new();
-        let mut expected = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            input.extend_from_slice(p);
-            expected.extend_from_slice(p);
-            if i == 2 {
-                input.extend_from_slice(&own_pong);
-            }
-        }
-        let close = frame::close_frame(1000, "bye", None);
-        input.extend_from_slice(&close);
-        expected.extend_from_slice(&close);
-        (input, expected, 5)
-    }
-
-    #[tokio::test]
-    async fn frames_cut_at_any_read_boundary_are_forwarded_unchanged_and_own_pongs_consumed() {
-        let (input, expected, messages) = upstream_stream();
-        for step in [1usize, 2, 3, 5, 9, 13, 139, 140, 4096, 1 << 20] {
-            let (src, _src_peer) = pair().await;
-            let (dst, mut dst_peer) = pair().await;
-            let (sink, _rx) = EventSink::channel(1024);
-            let ctx = ctx(sink);
-            let shared = Shared::default();
-            let own_ping = ping_payload(Duration::from_millis(5));
-            shared
-                .pongs
-                .expect(crate::events::Peer::Upstream, &own_ping);
-            let started = Instant::now();
-            let dir = Direction::UpstreamToClient;
-            let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);
-            let reader = tokio::spawn(async move {
-                let mut out = Vec::new();
-                dst_peer.read_to_end(&mut out).await.map(|_| out)
-            });
-            let mut end = None;
-            for piece in input.chunks(step) {
-                if let Err(o) = pump.process(piece) {
-                    end = Some(o);
-                    break;
-                }
-            }
-            let written = std::future::poll_fn(|cx| pump.poll_backlog(cx)).await;
-            assert!(written.is_ok(), "step {step}");
-            let close = Outcome::Closed {
-                code: 1000,
-                reason: "bye".into(),
-            };
-            assert_eq!(end, Some(close), "step {step}");
-            assert_eq!(shared.pongs.count(crate::events::Peer::Upstream), 1);
-            assert_eq!(shared.messages[idx(dir)].load(Relaxed), messages);
-            assert_eq!(ctx.stats.outbound.binary(), 3);
-            assert_eq!(ctx.stats.outbound.text(), 2);
-            drop(pump);
-            drop(dst);
-            let out = reader.await.unwrap().unwrap();
-            assert_eq!(out.len(), expected.len(), "step {step}");
-            assert!(out == expected, "step {step}: bytes differ");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_destination_that_does_not_read_gets_everything_in_order_once_it_does() {
-        let (src, mut src_peer) = pair().await;
-        let (dst, mut dst_peer) = pair().await;
-        // Small kernel buffers, so that the destination blocks early.
-        let _ = socket2::SockRef::from(&dst).set_send_buffer_size(16 * 1024);
-        let _ = socket2::SockRef::from(&dst_peer).set_recv_buffer_size(16 * 1024);
-        let (sink, _rx) = EventSink::channel(1024);
-        let ctx = ctx(sink);
-        let shared = Shared::default();
-        let started = Instant::now();
-        let dir = Direction::UpstreamToClient;
-        let mut input = Vec::new();
-        for i in 0..64u32 {
-            input.extend(frame::build_frame(0x2, &vec![i as u8; 64 * 1024], None));
-        }
-        let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);
-        assert_eq!(pump.process(&input[..1 << 20]), Ok(()));
-        assert!(
-            !pump.backlog.is_empty(),
-            "the destination should have blocked"
-        );
-        assert!(!shared.at_boundary().0, "mid-write while a backlog waits");
-        let rest = input[1 << 20..].to_vec();
-        let write = async move {
-            src_peer.write_all(&rest).await.unwrap();
-            src_peer.shutdown().await.unwrap();
-        };
-        let run = async {
-            let outcome = (&mut pump).await;
-            (outcome, pump.backlog.is_empty())
-        };
-        let read = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let mut out = vec![0u8; input.len()];
-            dst_peer.read_exact(&mut out).await.map(|_| out)
-        };
-        let (_, (outcome, drained), out) = tokio::time::timeout(Duration::from_secs(30), async {
-            tokio::join!(write, run, read)
-        })
-        .await
-        .expect("relayed within 30 s");
-        assert_eq!(outcome, Outcome::Eof);
-        assert!(drained);
-        assert!(shared.at_boundary().0);
-        assert!(out.unwrap() == input, "bytes differ");
-        assert_eq!(shared.messages[idx(dir)].load(Relaxed), 64);
-    }
-
-    #[tokio::test]
-    async fn a_masked_server_frame_stops_the_direction_after_the_frames_before_it() {
-        let (src, _src_peer) = pair().await;
-        let (dst, mut dst_peer) = pair().await;
-        let (sink, _rx) = EventSink::channel(1024);
-        let ctx = ctx(sink);
-        let shared = Shared::default();
-        let started = Instant::now();
-        let mut pump = Pump::new(
-            &src,
-            &dst,
-            Direction::UpstreamToClient,
-            &ctx,
-            &shared,
-            &started,
-        );
-        let good = frame::build_frame(0x1, b"ok", None);
-        let mut input = good.clone();
-        input.extend(frame::build_frame(0x1, b"masked", Some([1, 2, 3, 4])));
-        let r = pump.process(&input);
-        assert_eq!(r, Err(Outcome::Violation(ProtocolRule::MaskedServerFrame)));
-        drop(pump);
-        drop(dst);
-        let mut out = Vec::new();
-        dst_peer.read_to_end(&mut out).await.unwrap();
-        assert_eq!(out, good);
-    }
-}
+pub(crate) mod tests;
