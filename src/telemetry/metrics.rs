@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
 use super::registry::Registry;
-use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator};
+use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator, Transport};
 use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
 use crate::semantics::{self, Semantics};
@@ -197,50 +197,14 @@ impl MetricsRecorder {
                 transport,
                 duration,
                 ..
-            } => {
-                let l = [
-                    d,
-                    (attr::ENDPOINT, endpoint.as_str()),
-                    (attr::TRANSPORT, transport.as_str()),
-                ];
-                r.set(&n::PROBE_SUCCESS, &l, 1.0);
-                r.set(
-                    &n::PROBE_DURATION,
-                    &[d, (attr::ENDPOINT, endpoint)],
-                    secs(*duration),
-                );
-                let l = [
-                    d,
-                    (attr::UPSTREAM_NAME, endpoint.as_str()),
-                    (attr::ERROR_TYPE, ""),
-                ];
-                r.add(&n::RECONNECTS, &l, 1.0);
-            }
+            } => self.probe_result(endpoint, *transport, *duration, None),
             EventKind::ProbeFailed {
                 endpoint,
                 transport,
                 duration,
                 cause,
                 ..
-            } => {
-                let l = [
-                    d,
-                    (attr::ENDPOINT, endpoint.as_str()),
-                    (attr::TRANSPORT, transport.as_str()),
-                ];
-                r.set(&n::PROBE_SUCCESS, &l, 0.0);
-                r.set(
-                    &n::PROBE_DURATION,
-                    &[d, (attr::ENDPOINT, endpoint)],
-                    secs(*duration),
-                );
-                let l = [
-                    d,
-                    (attr::UPSTREAM_NAME, endpoint.as_str()),
-                    (attr::ERROR_TYPE, cause.as_str()),
-                ];
-                r.add(&n::RECONNECTS, &l, 1.0);
-            }
+            } => self.probe_result(endpoint, *transport, *duration, Some(cause.as_str())),
             EventKind::Failover { .. } => {
                 r.add(&n::FALLBACKS, &[d, (attr::TRANSPORT, "websocket")], 1.0);
             }
@@ -296,6 +260,30 @@ impl MetricsRecorder {
                 1.0,
             );
         }
+    }
+
+    /// A prober attempt's outcome: the blackbox-style gauges, and the reconnect it counts (`error_type`
+    /// empty when it worked).
+    fn probe_result(&self, endpoint: &str, t: Transport, took: Duration, error: Option<&str>) {
+        let r = &self.registry;
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        let l = [d, (attr::ENDPOINT, endpoint), (attr::TRANSPORT, t.as_str())];
+        r.set(
+            &n::PROBE_SUCCESS,
+            &l,
+            if error.is_none() { 1.0 } else { 0.0 },
+        );
+        r.set(
+            &n::PROBE_DURATION,
+            &[d, (attr::ENDPOINT, endpoint)],
+            secs(took),
+        );
+        let l = [
+            d,
+            (attr::UPSTREAM_NAME, endpoint),
+            (attr::ERROR_TYPE, error.unwrap_or("")),
+        ];
+        r.add(&n::RECONNECTS, &l, 1.0);
     }
 
     /// Sets the health gauges (score 0–100; status 0 HEALTHY, 1 WARNING, 2 CRITICAL).
