@@ -165,7 +165,7 @@ impl Admin {
         let limits = &self.proxy.config.limits;
         let slots = Arc::new(tokio::sync::Semaphore::new(limits.admin_max_connections));
         let header_timeout = limits.admin_header_timeout;
-        let mut backoff = AcceptBackoff::default();
+        let mut backoff = crate::proxy::listener::AcceptBackoff::default();
         loop {
             let stream = match listener.accept().await {
                 Ok((s, _)) => {
@@ -205,27 +205,5 @@ impl Admin {
                     .await;
             });
         }
-    }
-}
-
-/// Backoff after a failed accept (EMFILE, ENFILE, ENOBUFS…): 5 ms doubling to 1 s, reset by the next
-/// accepted connection. Retrying at once would spin a core while the condition lasts.
-#[derive(Debug, Default)]
-pub struct AcceptBackoff {
-    next: std::time::Duration,
-}
-
-impl AcceptBackoff {
-    /// Sleeps for the current delay and doubles it.
-    pub async fn wait(&mut self) {
-        let min = std::time::Duration::from_millis(5);
-        let max = std::time::Duration::from_secs(1);
-        self.next = (self.next * 2).clamp(min, max);
-        tokio::time::sleep(self.next).await;
-    }
-
-    /// A connection was accepted: back to the shortest delay.
-    pub fn reset(&mut self) {
-        self.next = std::time::Duration::ZERO;
     }
 }

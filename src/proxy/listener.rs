@@ -37,7 +37,7 @@ impl Drop for Permit {
 /// Accepts until shutdown; every connection runs in its own task.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
-    let mut backoff = crate::admin::AcceptBackoff::default();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -392,4 +392,26 @@ fn unwrap_upgrades(c: Upgrade, u: Upgrade) -> Option<((TcpStream, Bytes), (TcpSt
         [unread, c.read_buf].concat().into()
     };
     Some(((client, client_pre), (u.io.into_inner(), u.read_buf)))
+}
+
+/// Backoff after a failed accept (EMFILE, ENFILE, ENOBUFS…): 5 ms doubling to 1 s, reset by the next
+/// accepted connection. Retrying at once would spin a core while the condition lasts.
+#[derive(Debug, Default)]
+pub struct AcceptBackoff {
+    next: std::time::Duration,
+}
+
+impl AcceptBackoff {
+    /// Sleeps for the current delay and doubles it.
+    pub async fn wait(&mut self) {
+        let min = std::time::Duration::from_millis(5);
+        let max = std::time::Duration::from_secs(1);
+        self.next = (self.next * 2).clamp(min, max);
+        tokio::time::sleep(self.next).await;
+    }
+
+    /// A connection was accepted: back to the shortest delay.
+    pub fn reset(&mut self) {
+        self.next = std::time::Duration::ZERO;
+    }
 }
