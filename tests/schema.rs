@@ -130,8 +130,8 @@ fn every_attribute_key_the_code_builds_is_listed() {
 }
 
 #[test]
-fn every_attribute_and_log_key_has_one_constant_and_the_schema_lists_exactly_those() {
-    use iskra_ws_sidecar::telemetry::names::{attr, log};
+fn every_attribute_resource_and_log_key_has_one_constant_and_the_schema_lists_exactly_those() {
+    use iskra_ws_sidecar::telemetry::names::{attr, log, resource};
     let s = schema();
     let set = |keys: &[&str]| -> BTreeSet<String> { keys.iter().map(|k| k.to_string()).collect() };
     let (code_attr, code_log) = (set(attr::ALL), set(log::ALL));
@@ -155,6 +155,11 @@ fn every_attribute_and_log_key_has_one_constant_and_the_schema_lists_exactly_tho
     assert_eq!(
         code_attr, attributes,
         "names::attr and telemetry-schema.yaml (attributes, metric_labels) differ"
+    );
+    assert_eq!(
+        set(resource::ALL),
+        keys(&s, "resource"),
+        "names::resource and telemetry-schema.yaml (resource) differ"
     );
     let logged = keys(&s, "log_attributes");
     let unlisted: Vec<_> = code_log.difference(&logged).collect();

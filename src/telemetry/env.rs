@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::names::resource;
+
 /// One of the three signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
@@ -204,22 +206,26 @@ impl OtelEnv {
             resource.retain(|(rk, _)| rk != k);
             resource.push((k.to_string(), v));
         }
-        set(&mut resource, "service.name", default_service.to_string());
         set(
             &mut resource,
-            "service.version",
+            resource::SERVICE_NAME,
+            default_service.to_string(),
+        );
+        set(
+            &mut resource,
+            resource::SERVICE_VERSION,
             env!("CARGO_PKG_VERSION").to_string(),
         );
         for (k, v) in extra_resource {
             set(&mut resource, k, v.clone());
         }
         for (var, key) in [
-            ("POD_NAME", "k8s.pod.name"),
-            ("K8S_POD_NAME", "k8s.pod.name"),
-            ("POD_NAMESPACE", "k8s.namespace.name"),
-            ("K8S_NAMESPACE_NAME", "k8s.namespace.name"),
-            ("NODE_NAME", "k8s.node.name"),
-            ("K8S_NODE_NAME", "k8s.node.name"),
+            ("POD_NAME", resource::K8S_POD_NAME),
+            ("K8S_POD_NAME", resource::K8S_POD_NAME),
+            ("POD_NAMESPACE", resource::K8S_NAMESPACE_NAME),
+            ("K8S_NAMESPACE_NAME", resource::K8S_NAMESPACE_NAME),
+            ("NODE_NAME", resource::K8S_NODE_NAME),
+            ("K8S_NODE_NAME", resource::K8S_NODE_NAME),
         ] {
             if let Some(v) = get(var).filter(|v| !v.is_empty()) {
                 set(&mut resource, key, v);
@@ -232,19 +238,26 @@ impl OtelEnv {
         }
         // The spec: OTEL_SERVICE_NAME takes precedence over service.name in OTEL_RESOURCE_ATTRIBUTES.
         if let Some(name) = get("OTEL_SERVICE_NAME").filter(|v| !v.trim().is_empty()) {
-            set(&mut resource, "service.name", name.trim().to_string());
+            set(
+                &mut resource,
+                resource::SERVICE_NAME,
+                name.trim().to_string(),
+            );
         }
-        if !resource.iter().any(|(k, _)| k == "service.instance.id") {
+        if !resource
+            .iter()
+            .any(|(k, _)| k == resource::SERVICE_INSTANCE_ID)
+        {
             let pod = resource
                 .iter()
-                .find(|(k, _)| k == "k8s.pod.name")
+                .find(|(k, _)| k == resource::K8S_POD_NAME)
                 .map(|(_, v)| v.clone());
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default();
             set(
                 &mut resource,
-                "service.instance.id",
+                resource::SERVICE_INSTANCE_ID,
                 pod.unwrap_or_else(|| format!("{host}-{}", std::process::id())),
             );
         }

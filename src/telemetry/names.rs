@@ -155,6 +155,18 @@ pub mod log {
     }
 }
 
+/// Resource attribute keys (telemetry-schema.yaml `resource`).
+pub mod resource {
+    keys! {
+        SERVICE_NAME = "service.name";
+        SERVICE_VERSION = "service.version";
+        SERVICE_INSTANCE_ID = "service.instance.id";
+        K8S_POD_NAME = "k8s.pod.name";
+        K8S_NAMESPACE_NAME = "k8s.namespace.name";
+        K8S_NODE_NAME = "k8s.node.name";
+    }
+}
+
 /// Span names.
 pub mod span {
     keys! {

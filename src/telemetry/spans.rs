@@ -517,7 +517,10 @@ mod tests {
         }
         assert_eq!((out.count, b.open_sessions()), (4, 0));
         let resource = opentelemetry_proto::tonic::resource::v1::Resource {
-            attributes: vec![super::super::attrs::s("service.name", "iskra-ws-sidecar")],
+            attributes: vec![super::super::attrs::s(
+                crate::telemetry::names::resource::SERVICE_NAME,
+                "iskra-ws-sidecar",
+            )],
             ..Default::default()
         }
         .encode_to_vec();
