@@ -157,3 +157,26 @@ fn the_outbox_drop_reasons_in_code_and_schema_are_the_same() {
         assert!(meaning.contains(reason.as_str()), "{reason}: {meaning}");
     }
 }
+
+#[test]
+fn the_resume_reasons_in_code_and_schema_are_the_same() {
+    use iskra_ws_sidecar::events::ResumeGaveUp;
+    let listed: BTreeSet<String> = schema()["metrics"]["websocket.resumes"]["reasons"]
+        .as_array()
+        .expect("metrics.websocket.resumes.reasons lists every reason")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let code: BTreeSet<String> = ResumeGaveUp::ALL
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
+    assert_eq!(code, listed, "ResumeGaveUp::ALL vs telemetry-schema.yaml");
+    let meaning = schema()["metrics"]["websocket.resumes"]["meaning"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for reason in &code {
+        assert!(meaning.contains(reason.as_str()), "{reason}: {meaning}");
+    }
+}

@@ -68,6 +68,7 @@ pub fn defaults() -> Value {
                    "max_frame_size": 16u64 << 20, "max_message_size": 64u64 << 20,
                    "max_header_size": 16384, "idle_timeout_ms": 0, "close_timeout_ms": 5000},
         "shutdown": {"grace_ms": 10000},
+        "resume": {"hold_ms": 0, "buffer_bytes": 1u64 << 20, "replay_messages": 0, "replay_bytes": 64u64 << 10},
         "telemetry": {"events_channel_capacity": 65536, "spool_dir": "", "spool_max_bytes": 64u64 << 20,
                       "frame_events": false},
         "probe": {"enabled": true, "sse_path": "/events", "long_poll_path": "/poll", "poll_path": "/health",

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::upstream::{self, Dialed, UpstreamError};
-use super::{relay, SessionCtx, Shared};
+use super::{relay, resume, SessionCtx, Shared};
 use crate::events::{ConnectCause, EventKind, RejectCause, SessionInfo};
 
 /// Headers httparse looks at; a head with more goes to hyper, which allows up to 100.
@@ -262,6 +262,7 @@ impl Begun {
             close_timeout: limits.close_timeout,
             idle_timeout: limits.idle_timeout,
             frame_events: shared.frame_events,
+            resume: None,
             heartbeat: super::heartbeat::Heartbeats {
                 enabled: hb.enabled,
                 interval: hb.interval,
@@ -280,22 +281,32 @@ pub struct Opened {
     pub upstream: (TcpStream, Bytes),
     /// The session's context.
     pub ctx: SessionCtx,
+    /// The handshake as the upstream saw it, kept when sessions are held through restarts.
+    pub resume: Option<resume::Head>,
 }
 
 impl Opened {
     /// Runs the session to its end (the relay's own future, nothing around it).
-    pub fn run(self, shared: &Shared) -> impl std::future::Future<Output = ()> + Send {
+    pub fn run(mut self, shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
+        self.ctx.resume = self.resume.map(|head| {
+            Box::new(resume::Plan {
+                settings: shared.config.resume,
+                head,
+                shared: shared.clone(),
+            })
+        });
         let (c, u) = (self.client, self.upstream);
         relay::run(c.0, c.1, u.0, u.1, self.ctx, shared.shutdown.clone())
     }
 }
 
 /// The upstream's answer to the upgrade.
-struct Answer {
-    status: u16,
-    len: usize,
-    subprotocol: Option<String>,
-    extensions: Option<String>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) len: usize,
+    pub(super) subprotocol: Option<String>,
+    pub(super) extensions: Option<String>,
+    pub(super) accept: Option<String>,
 }
 
 fn header(headers: &[httparse::Header], name: &str) -> Option<String> {
@@ -307,7 +318,7 @@ fn header(headers: &[httparse::Header], name: &str) -> Option<String> {
 }
 
 /// Reads the upstream's response head into `buf`.
-async fn read_answer(
+pub(super) async fn read_answer(
     up: &mut TcpStream,
     buf: &mut BytesMut,
     max: usize,
@@ -327,6 +338,7 @@ async fn read_answer(
                     len,
                     subprotocol: header(resp.headers, "sec-websocket-protocol"),
                     extensions: header(resp.headers, "sec-websocket-extensions"),
+                    accept: header(resp.headers, "sec-websocket-accept"),
                 })
             }
             Ok(httparse::Status::Partial) if buf.len() < max => {}
@@ -363,7 +375,7 @@ pub async fn open(
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout),
     };
-    drop(head);
+    let held = shared.config.resume.enabled().then(|| head.freeze());
     let a = match got {
         Ok(a) => a,
         Err(e) => {
@@ -372,7 +384,13 @@ pub async fn open(
         }
     };
     let upstream_pre = resp.split_off(a.len).freeze();
-    client.write_all(&resp).await.ok()?;
+    let rewritten = held
+        .as_ref()
+        .and_then(|_| resume::deflate::rewrite_101(&resp));
+    client
+        .write_all(rewritten.as_deref().unwrap_or(&resp))
+        .await
+        .ok()?;
     if a.status != 101 {
         // Relayed as is; the rest of the connection is a byte stream between the two.
         begun.reject(shared, a.status, RejectCause::UpstreamStatus);
@@ -381,11 +399,17 @@ pub async fn open(
         let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
         return None;
     }
+    let resume = held.map(|request| resume::Head {
+        request,
+        subprotocol: a.subprotocol.clone(),
+        extensions: a.extensions.clone(),
+    });
     let ctx = begun.completed(shared, a.subprotocol, a.extensions);
     Some(Opened {
         client: (client, client_pre),
         upstream: (up, upstream_pre),
         ctx,
+        resume,
     })
 }
 

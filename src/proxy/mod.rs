@@ -6,6 +6,7 @@
 //! - [`prefixed`]: a stream with the bytes already read put back, for hyper.
 //! - [`upstream`]: dialing the dashboard, forwarding a request, typed failures (502 / 504).
 //! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
+//! - [`resume`]: holding a session through an upstream restart (`resume.hold_ms`).
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod frame;
@@ -15,6 +16,7 @@ pub mod listener;
 pub mod prefixed;
 pub mod pump;
 pub mod relay;
+pub mod resume;
 pub mod stats;
 pub mod upstream;
 
@@ -52,6 +54,8 @@ pub struct SessionCtx {
     pub frame_events: bool,
     /// The sidecar's own pings on this session.
     pub heartbeat: heartbeat::Heartbeats,
+    /// Holding the session through an upstream restart (None: `resume.hold_ms` is 0).
+    pub resume: Option<Box<resume::Plan>>,
 }
 
 /// State shared by every connection of one proxy.
