@@ -203,12 +203,14 @@ async fn relay_phase(
 
     let ending = loop {
         tokio::select! {
-            o = &mut a => break Box::pin(finish_one(c2u, o, b, client, upstream, ctx, shared)).await,
+            o = &mut a => break Box::pin(finish_one(c2u, o, b, (client, upstream), ctx, shared, None)).await,
             o = &mut b => {
+                let mut not_held = None;
                 match resume::verdict(ctx, Some(&o), &b, &a) {
                     resume::Verdict::Hold(lost) => return Phase::Lost(lost),
                     resume::Verdict::GiveUp(reason) => {
                         resume::gave_up(ctx, reason, Duration::ZERO, 0);
+                        not_held = Some(reason);
                         if let (true, Outcome::Closed { code, reason }) = (b.close_held(), &o) {
                             // The restart's close was kept from the client: it gets it now, as it would have.
                             let f = frame::close_frame(*code, reason, None);
@@ -217,7 +219,7 @@ async fn relay_phase(
                     }
                     resume::Verdict::NotMine => {}
                 }
-                break Box::pin(finish_one(u2c, o, a, client, upstream, ctx, shared)).await
+                break Box::pin(finish_one(u2c, o, a, (client, upstream), ctx, shared, not_held)).await
             }
             _ = &mut stop => {
                 let (ca, cb) = cancel(a, b, shared);
@@ -280,15 +282,16 @@ pub(super) fn emit_close(ctx: &SessionCtx, e: &Ending) {
     ctx.sink.emit(Some(&ctx.info), kind);
 }
 
-/// One direction ended first with `o`; `other` is the still-running opposite direction.
+/// One direction ended first with `o`; `other` is the still-running opposite direction. `not_held`: why
+/// a restart was not held (resume on), told to the client in its close reason.
 async fn finish_one(
     dir: Direction,
     o: Outcome,
     other: PumpFuture<'_>,
-    client: &TcpStream,
-    upstream: &TcpStream,
+    (client, upstream): (&TcpStream, &TcpStream),
     ctx: &SessionCtx,
     shared: &Shared,
+    not_held: Option<crate::events::ResumeGaveUp>,
 ) -> Ending {
     let from_client = dir == Direction::ClientToUpstream;
     let source = if from_client {
@@ -358,7 +361,11 @@ async fn finish_one(
     emit_close(ctx, &ending);
     match gone {
         Initiator::Upstream => {
-            send_one(client, 1012, "upstream went away", None, client_ok, ctx).await
+            let told = match not_held {
+                Some(r) => format!("upstream went away (not resumed: {})", r.as_str()),
+                None => "upstream went away".to_string(),
+            };
+            send_one(client, 1012, &told, None, client_ok, ctx).await
         }
         _ => {
             send_one(

@@ -1,0 +1,388 @@
+//! Holding sessions through a dashboard restart (`resume.*`), against real peers: the node `ws` dashboard
+//! killed (SIGKILL) and started again on the same port, node `ws` and Python `websockets` clients with
+//! permessage-deflate (context takeover offered by the client), a raw dashboard that dies mid-frame or
+//! mid-fragmented message, a client that overflows the hold buffer, SIGTERM during a hold, and a
+//! restart longer than the window. The browser test is tests/resume_browser.rs.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::*;
+
+/// Tests here restart dashboards on fixed ports they picked: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A client process whose JSON lines are collected as they come.
+struct Client {
+    _proc: Proc,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Client {
+    fn spawn(program: &str, script: &str, url: &str, env: &[(&str, &str)]) -> Client {
+        let mut cmd = Command::new(program);
+        cmd.arg(root().join("tests/peers").join(script))
+            .arg(url)
+            .current_dir(root().join("tests/peers"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Client {
+            _proc: Proc {
+                child,
+                stdout: None,
+            },
+            lines,
+        }
+    }
+
+    fn node(url: &str, env: &[(&str, &str)]) -> Client {
+        Client::spawn("node", "resume-client.js", url, env)
+    }
+
+    fn python(url: &str, env: &[(&str, &str)]) -> Client {
+        Client::spawn("python3", "py_resume_client.py", url, env)
+    }
+
+    fn count(&self, key: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.get(key).is_some())
+            .count()
+    }
+
+    /// Waits for the summary line (the client ended).
+    async fn summary(&self, within: Duration) -> Value {
+        let what = "the client's summary";
+        eventually(within, what, || self.count("summary") > 0).await;
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .find_map(|v| v.get("summary").cloned())
+            .unwrap()
+    }
+
+    /// (index, time) of every line with `key`.
+    fn times(&self, key: &str) -> Vec<(u64, u64)> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter_map(|v| Some((v.get(key)?.as_u64()?, v.get("t")?.as_u64()?)))
+            .collect()
+    }
+}
+
+fn resume_env(hold_ms: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ISKRA_SIDECAR_RESUME__HOLD_MS", hold_ms.to_string()),
+        ("ISKRA_SIDECAR_PROBE__ENABLED", "false".to_string()),
+    ]
+}
+
+fn sidecar_with(upstream_port: u16, env: &[(&str, String)]) -> Sidecar {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sidecar(&format!("ws://127.0.0.1:{upstream_port}"), &[], &env)
+}
+
+/// Kills the dashboard, waits `gap`, starts it again on the same port; returns (killed, up) in ms.
+async fn restart(dash: NodeWs, gap: Duration, env: &[(&str, &str)]) -> (NodeWs, u64, u64) {
+    let port = dash.port;
+    drop(dash); // SIGKILL, then reaped
+    let killed = now_ms();
+    tokio::time::sleep(gap).await;
+    let dash = node_ws_on(port, env);
+    (dash, killed, now_ms())
+}
+
+/// Waits (up to 5 s: metrics follow events off the data path) for `websocket_resumes_total{labels}` = 1.
+async fn counted(sc: &Sidecar, labels: &[(&str, &str)]) {
+    let t0 = Instant::now();
+    loop {
+        let n = metric(sc.admin, "websocket_resumes_total", labels).await;
+        if n == Some(1.0) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "websocket_resumes_total{labels:?} = {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The checks both library clients must pass after a restart inside the window.
+fn assert_survived(c: &Client, summary: &Value, killed: u64, up: u64) {
+    let ext = summary["extensions"].to_string();
+    assert!(
+        ext.contains("client_no_context_takeover"),
+        "the client's 101 should carry client_no_context_takeover: {ext}"
+    );
+    assert_eq!(summary["opens"], 1, "{summary}");
+    assert_eq!(summary["bad"], 0, "every echo byte-exact: {summary}");
+    let closes = summary["closes"].as_array().unwrap();
+    assert_eq!(closes.len(), 1, "only the client's own close: {summary}");
+    assert_eq!(closes[0]["code"], 1000, "{summary}");
+    let echoes = c.times("echo");
+    let after = echoes.iter().filter(|(_, t)| *t > up).count();
+    assert!(after >= 10, "echoes after the restart: {after} ({summary})");
+    // Everything sent once the loss was seen was held and delivered, in order.
+    let echoed: std::collections::BTreeSet<u64> = echoes.iter().map(|(i, _)| *i).collect();
+    let held: Vec<u64> = c
+        .times("sent")
+        .into_iter()
+        .filter(|(_, t)| *t >= killed + 200 && *t <= up)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(held.len() >= 5, "messages sent during the gap: {held:?}");
+    for i in &held {
+        assert!(
+            echoed.contains(i),
+            "message {i}, sent during the gap, was never echoed"
+        );
+    }
+    let order: Vec<u64> = echoes.iter().map(|(i, _)| *i).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "echoes out of order: {order:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ws_client_with_deflate_survives_a_restart_and_its_first_message_is_replayed() {
+    let _g = SERIAL.lock().await;
+    let deflate = [("DEFLATE", "1")];
+    let dash = node_ws(&deflate);
+    let mut env = resume_env("5000");
+    env.push(("ISKRA_SIDECAR_RESUME__REPLAY_MESSAGES", "1".into()));
+    let sc = sidecar_with(dash.port, &env);
+    let url = format!("ws://{}/live?token=t0k3n", sc.addr);
+    let c = Client::node(&url, &[("EVERY", "50"), ("DURATION", "5000")]);
+    eventually(Duration::from_secs(10), "10 echoes", || {
+        c.count("echo") >= 10
+    })
+    .await;
+    let (_dash, killed, up) = restart(dash, Duration::from_millis(1500), &deflate).await;
+    let summary = c.summary(Duration::from_secs(15)).await;
+    println!("{summary}");
+    assert_survived(&c, &summary, killed, up);
+    // replay_messages = 1: the new dashboard got message 0 again and echoed it: one non-echo message.
+    assert_eq!(summary["other"], 1, "{summary}");
+    counted(&sc, &[("outcome", "resumed")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_client_with_deflate_survives_a_restart() {
+    let _g = SERIAL.lock().await;
+    let deflate = [("DEFLATE", "1")];
+    let dash = node_ws(&deflate);
+    let sc = sidecar_with(dash.port, &resume_env("5000"));
+    let url = format!("ws://{}/live", sc.addr);
+    let c = Client::python(&url, &[("EVERY", "50"), ("DURATION", "5000")]);
+    eventually(Duration::from_secs(10), "10 echoes", || {
+        c.count("echo") >= 10
+    })
+    .await;
+    let (_dash, killed, up) = restart(dash, Duration::from_millis(1500), &deflate).await;
+    let summary = c.summary(Duration::from_secs(15)).await;
+    println!("{summary}");
+    assert_survived(&c, &summary, killed, up);
+    assert_eq!(summary["other"], 0, "{summary}");
+}
+
+/// A dashboard at frame level: answers one upgrade with 101, writes `frames`, then drops the connection
+/// (the kernel closes it as a killed process's would). Returns its port.
+async fn raw_dashboard(frames: Vec<u8>) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        // The first connection that sends a whole head (a bare TCP check may come first).
+        let (mut s, head) = loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b).await {
+                    Ok(n) if n > 0 => head.extend_from_slice(&b[..n]),
+                    _ => break,
+                }
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                break (s, head);
+            }
+        };
+        let text = String::from_utf8_lossy(&head).to_string();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let accept = iskra_ws_sidecar::proxy::resume::reconnect::accept_for(&key);
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        s.write_all(resp.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(&frames).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Dropped: FIN after the bytes (the rest of the frame never comes).
+    });
+    port
+}
+
+fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut f = iskra_ws_sidecar::proxy::frame::build_frame(opcode, payload, None);
+    if !fin {
+        f[0] &= 0x7F;
+    }
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_killed_mid_frame_or_mid_message_is_not_held_and_no_frame_is_corrupted() {
+    let _g = SERIAL.lock().await;
+    let before = frame(0x1, true, b"{\"before\": true}");
+    let mut partial = frame(0x2, true, &[7u8; 1000]);
+    partial.truncate(600);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        // Inside a fragmented message: the client gets a clean 1012 between fragments.
+        (
+            "mid_message",
+            frame(0x1, false, b"part-1"),
+            1012,
+            "mid_message",
+        ),
+        // A header cut short: nothing of the frame was forwarded, so a clean 1012.
+        ("mid_header", vec![0x82, 0x7E, 0x03], 1012, "mid_frame"),
+        // Half a payload forwarded: no close frame can follow it; the client sees the connection end
+        // (1006) and never a message made of the half it got.
+        ("mid_payload", partial, 1006, ""),
+    ];
+    for (name, tail, code, reason) in cases {
+        let port = raw_dashboard([before.clone(), tail].concat()).await;
+        let sc = sidecar_with(port, &resume_env("5000"));
+        let c = Client::node(&format!("ws://{}/raw", sc.addr), &[("EVERY", "0")]);
+        let summary = c.summary(Duration::from_secs(10)).await;
+        println!("{name}: {summary}");
+        assert_eq!(
+            summary["other"], 1,
+            "{name}: only the whole message before: {summary}"
+        );
+        let close = &summary["closes"][0];
+        assert_eq!(close["code"], code, "{name}: {summary}");
+        assert!(
+            close["reason"].as_str().unwrap().contains(reason),
+            "{name}: {summary}"
+        );
+        let lines = c.lines.lock().unwrap().clone();
+        let other = lines.iter().find_map(|v| v.get("other")).unwrap();
+        assert_eq!(other["len"], before.len() - 2, "{name}");
+        let why = if name == "mid_message" {
+            "mid_message"
+        } else {
+            "mid_frame"
+        };
+        counted(&sc, &[("outcome", "gave_up"), ("reason", why)]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_overflows_the_hold_buffer_is_closed_with_the_reason() {
+    let _g = SERIAL.lock().await;
+    let dash = node_ws(&[]);
+    let mut env = resume_env("5000");
+    env.push(("ISKRA_SIDECAR_RESUME__BUFFER_BYTES", "16384".into()));
+    let sc = sidecar_with(dash.port, &env);
+    let c = Client::node(
+        &format!("ws://{}/live", sc.addr),
+        &[("EVERY", "20"), ("SIZE", "2000"), ("RANDOM", "1")],
+    );
+    eventually(Duration::from_secs(10), "5 echoes", || c.count("echo") >= 5).await;
+    let t0 = Instant::now();
+    drop(dash);
+    let summary = c.summary(Duration::from_secs(10)).await;
+    println!("{summary} after {:?}", t0.elapsed());
+    let close = &summary["closes"][0];
+    assert_eq!(close["code"], 1012, "{summary}");
+    assert!(
+        close["reason"].as_str().unwrap().contains("buffer_full"),
+        "{summary}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "closed before the window ended"
+    );
+    counted(&sc, &[("outcome", "gave_up"), ("reason", "buffer_full")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hold_closes_with_1001() {
+    let _g = SERIAL.lock().await;
+    let dash = node_ws(&[]);
+    let sc = sidecar_with(dash.port, &resume_env("10000"));
+    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
+    eventually(Duration::from_secs(10), "3 echoes", || c.count("echo") >= 3).await;
+    drop(dash);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.count("close"), 0, "held, not closed");
+    sc.proc.signal("TERM");
+    let summary = c.summary(Duration::from_secs(10)).await;
+    println!("{summary}");
+    assert_eq!(summary["closes"][0]["code"], 1001, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_longer_than_the_window_ends_in_1012() {
+    let _g = SERIAL.lock().await;
+    let dash = node_ws(&[]);
+    let sc = sidecar_with(dash.port, &resume_env("800"));
+    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
+    eventually(Duration::from_secs(10), "3 echoes", || c.count("echo") >= 3).await;
+    let t0 = Instant::now();
+    let (_dash, _, _) = restart(dash, Duration::from_millis(2500), &[]).await;
+    let summary = c.summary(Duration::from_secs(10)).await;
+    println!("{summary}");
+    let close = &summary["closes"][0];
+    assert_eq!(close["code"], 1012, "{summary}");
+    assert!(
+        close["reason"].as_str().unwrap().contains("hold_timeout"),
+        "{summary}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "closed when the window ended"
+    );
+    counted(&sc, &[("outcome", "gave_up"), ("reason", "hold_timeout")]).await;
+}
