@@ -7,6 +7,7 @@
 //!   upstream must echo, like `tests/peers/ws-server.js`).
 //! - [`limits`]: connection_timeout, heartbeat_failure, slowloris, connection_flood.
 //! - [`memory`]: memory_leak (needs the sidecar's PID on this host).
+//! - [`restart`]: dashboard_restart (needs a command that restarts the dashboard: `--restart-command`).
 //! - [`wire`]: raw sockets, frames, `/metrics` scraping, RSS.
 //!
 //! network_partition, collector_outage and sigterm_drain need control of iptables, the collector or the
@@ -15,6 +16,7 @@
 pub mod limits;
 pub mod memory;
 pub mod protocol;
+pub mod restart;
 pub mod traffic;
 pub mod wire;
 
@@ -36,6 +38,7 @@ pub const SCENARIOS: &[&str] = &[
     "sigterm_drain",
     "slowloris",
     "connection_flood",
+    "dashboard_restart",
 ];
 
 /// Scenarios that need control of processes, the network or the collector, with where they do run.
@@ -68,6 +71,10 @@ pub struct ChaosOptions {
     pub flood_cap: usize,
     /// Seed of random_disconnection's cut points (random when `None`; the report says which was used).
     pub seed: Option<u64>,
+    /// A shell command that restarts the dashboard behind the target (dashboard_restart; skipped without).
+    pub restart_command: Option<String>,
+    /// Clients holding sessions through the restart.
+    pub restart_clients: usize,
 }
 
 impl ChaosOptions {
@@ -85,6 +92,8 @@ impl ChaosOptions {
             upstream_timeout: Duration::from_secs(5),
             flood_cap: 11_000,
             seed: None,
+            restart_command: None,
+            restart_clients: 20,
         }
     }
 }
@@ -225,6 +234,7 @@ async fn run_one(name: &str, t: &wire::Target, o: &ChaosOptions) -> ScenarioResu
         "heartbeat_failure" => limits::heartbeat_failure(t, o).await,
         "slowloris" => limits::slowloris(t, o).await,
         "connection_flood" => limits::connection_flood(t, o).await,
+        "dashboard_restart" => restart::dashboard_restart(t, o).await,
         other => ScenarioResult::failed(
             other,
             format!("unknown scenario; known: {}", SCENARIOS.join(", ")),
@@ -307,6 +317,8 @@ pub async fn command(a: crate::cli::ChaosArgs) -> u8 {
     o.upstream_timeout = a.upstream_timeout;
     o.flood_cap = a.flood_cap;
     o.seed = a.seed;
+    o.restart_command = a.restart_command;
+    o.restart_clients = a.restart_clients;
     let r = run(&o).await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
