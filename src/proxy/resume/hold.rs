@@ -254,7 +254,7 @@ async fn wait(
     };
     let settings = plan.settings;
     let deadline = t0 + settings.hold;
-    let mut connect = Box::pin(reconnect::until(plan, &ctx.info, deadline, attempts));
+    let mut connect = Box::pin(reconnect::until(plan, deadline, attempts));
     let mut connected: Option<Connected> = None;
     let hb = ctx.heartbeat;
     let far = t0 + Duration::from_secs(365 * 24 * 3600);
