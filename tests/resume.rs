@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::BufRead;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,15 +38,8 @@ impl Client {
         cmd.arg(root().join("tests/peers").join(script))
             .arg(url)
             .current_dir(root().join("tests/peers"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut proc = spawn_piped(cmd, env);
+        let out = proc.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         std::thread::spawn(move || {
@@ -56,13 +49,7 @@ impl Client {
                 }
             }
         });
-        Client {
-            _proc: Proc {
-                child,
-                stdout: None,
-            },
-            lines,
-        }
+        Client { _proc: proc, lines }
     }
 
     fn node(url: &str, env: &[(&str, &str)]) -> Client {
@@ -178,16 +165,19 @@ fn assert_survived(c: &Client, summary: &Value, killed: u64, up: u64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_ws_client_with_deflate_survives_a_restart_and_its_first_message_is_replayed() {
-    let _g = SERIAL.lock().await;
+/// A library client (`spawn`) through a sidecar (`extra` settings) while the deflate dashboard restarts
+/// for 1.5 s inside a 5 s window: it must notice nothing. Returns its summary.
+async fn through_a_restart(
+    spawn: fn(&str, &[(&str, &str)]) -> Client,
+    extra: &[(&'static str, &str)],
+) -> (Sidecar, Value) {
     let deflate = [("DEFLATE", "1")];
     let dash = node_ws(&deflate);
     let mut env = resume_env("5000");
-    env.push(("ISKRA_SIDECAR_RESUME__REPLAY_MESSAGES", "1".into()));
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let sc = sidecar_with(dash.port, &env);
     let url = format!("ws://{}/live?token=t0k3n", sc.addr);
-    let c = Client::node(&url, &[("EVERY", "50"), ("DURATION", "5000")]);
+    let c = spawn(&url, &[("EVERY", "50"), ("DURATION", "5000")]);
     eventually(Duration::from_secs(10), "10 echoes", || {
         c.count("echo") >= 10
     })
@@ -196,27 +186,23 @@ async fn node_ws_client_with_deflate_survives_a_restart_and_its_first_message_is
     let summary = c.summary(Duration::from_secs(15)).await;
     println!("{summary}");
     assert_survived(&c, &summary, killed, up);
+    counted(&sc, &[("outcome", "resumed")]).await;
+    (sc, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ws_client_with_deflate_survives_a_restart_and_its_first_message_is_replayed() {
+    let _g = SERIAL.lock().await;
+    let replay = [("ISKRA_SIDECAR_RESUME__REPLAY_MESSAGES", "1")];
+    let (_sc, summary) = through_a_restart(Client::node, &replay).await;
     // replay_messages = 1: the new dashboard got message 0 again and echoed it: one non-echo message.
     assert_eq!(summary["other"], 1, "{summary}");
-    counted(&sc, &[("outcome", "resumed")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_websockets_client_with_deflate_survives_a_restart() {
     let _g = SERIAL.lock().await;
-    let deflate = [("DEFLATE", "1")];
-    let dash = node_ws(&deflate);
-    let sc = sidecar_with(dash.port, &resume_env("5000"));
-    let url = format!("ws://{}/live", sc.addr);
-    let c = Client::python(&url, &[("EVERY", "50"), ("DURATION", "5000")]);
-    eventually(Duration::from_secs(10), "10 echoes", || {
-        c.count("echo") >= 10
-    })
-    .await;
-    let (_dash, killed, up) = restart(dash, Duration::from_millis(1500), &deflate).await;
-    let summary = c.summary(Duration::from_secs(15)).await;
-    println!("{summary}");
-    assert_survived(&c, &summary, killed, up);
+    let (_sc, summary) = through_a_restart(Client::python, &[]).await;
     assert_eq!(summary["other"], 0, "{summary}");
 }
 
@@ -318,71 +304,67 @@ async fn an_upstream_killed_mid_frame_or_mid_message_is_not_held_and_no_frame_is
     }
 }
 
+/// A plain node `ws` dashboard, a sidecar with `env`, and a node client (`client_env`) that got `n` echoes.
+async fn echoing(
+    env: &[(&'static str, String)],
+    client_env: &[(&str, &str)],
+    n: usize,
+) -> (NodeWs, Sidecar, Client) {
+    let dash = node_ws(&[]);
+    let sc = sidecar_with(dash.port, env);
+    let c = Client::node(&format!("ws://{}/live", sc.addr), client_env);
+    eventually(Duration::from_secs(10), "echoes", || c.count("echo") >= n).await;
+    (dash, sc, c)
+}
+
+/// The client got 1012 naming `why`, within `limit` of `t0`, and the sidecar counted it.
+async fn gave_up_within(c: &Client, sc: &Sidecar, t0: Instant, limit: Duration, why: &str) {
+    let summary = c.summary(Duration::from_secs(10)).await;
+    let took = t0.elapsed();
+    println!("{summary} after {took:?}");
+    closed_with(&summary, 1012, why);
+    assert!(took < limit, "closed after {took:?}, not within {limit:?}");
+    counted(sc, &[("outcome", "gave_up"), ("reason", why)]).await;
+}
+
+/// The client's (only) close has `code` and a reason containing `why`.
+fn closed_with(summary: &Value, code: u16, why: &str) {
+    let close = &summary["closes"][0];
+    assert_eq!(close["code"], code, "{summary}");
+    let reason = close["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(why), "{summary}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_overflows_the_hold_buffer_is_closed_with_the_reason() {
     let _g = SERIAL.lock().await;
-    let dash = node_ws(&[]);
     let mut env = resume_env("5000");
     env.push(("ISKRA_SIDECAR_RESUME__BUFFER_BYTES", "16384".into()));
-    let sc = sidecar_with(dash.port, &env);
-    let c = Client::node(
-        &format!("ws://{}/live", sc.addr),
-        &[("EVERY", "20"), ("SIZE", "2000"), ("RANDOM", "1")],
-    );
-    eventually(Duration::from_secs(10), "5 echoes", || c.count("echo") >= 5).await;
+    let random = [("EVERY", "20"), ("SIZE", "2000"), ("RANDOM", "1")];
+    let (dash, sc, c) = echoing(&env, &random, 5).await;
     let t0 = Instant::now();
     drop(dash);
-    let summary = c.summary(Duration::from_secs(10)).await;
-    println!("{summary} after {:?}", t0.elapsed());
-    let close = &summary["closes"][0];
-    assert_eq!(close["code"], 1012, "{summary}");
-    assert!(
-        close["reason"].as_str().unwrap().contains("buffer_full"),
-        "{summary}"
-    );
-    assert!(
-        t0.elapsed() < Duration::from_secs(4),
-        "closed before the window ended"
-    );
-    counted(&sc, &[("outcome", "gave_up"), ("reason", "buffer_full")]).await;
+    gave_up_within(&c, &sc, t0, Duration::from_secs(4), "buffer_full").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_hold_closes_with_1001() {
     let _g = SERIAL.lock().await;
-    let dash = node_ws(&[]);
-    let sc = sidecar_with(dash.port, &resume_env("10000"));
-    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
-    eventually(Duration::from_secs(10), "3 echoes", || c.count("echo") >= 3).await;
+    let (dash, sc, c) = echoing(&resume_env("10000"), &[("EVERY", "100")], 3).await;
     drop(dash);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(c.count("close"), 0, "held, not closed");
     sc.proc.signal("TERM");
     let summary = c.summary(Duration::from_secs(10)).await;
     println!("{summary}");
-    assert_eq!(summary["closes"][0]["code"], 1001, "{summary}");
+    closed_with(&summary, 1001, "shutting down");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_longer_than_the_window_ends_in_1012() {
     let _g = SERIAL.lock().await;
-    let dash = node_ws(&[]);
-    let sc = sidecar_with(dash.port, &resume_env("800"));
-    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
-    eventually(Duration::from_secs(10), "3 echoes", || c.count("echo") >= 3).await;
+    let (dash, sc, c) = echoing(&resume_env("800"), &[("EVERY", "100")], 3).await;
     let t0 = Instant::now();
     let (_dash, _, _) = restart(dash, Duration::from_millis(2500), &[]).await;
-    let summary = c.summary(Duration::from_secs(10)).await;
-    println!("{summary}");
-    let close = &summary["closes"][0];
-    assert_eq!(close["code"], 1012, "{summary}");
-    assert!(
-        close["reason"].as_str().unwrap().contains("hold_timeout"),
-        "{summary}"
-    );
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "closed when the window ended"
-    );
-    counted(&sc, &[("outcome", "gave_up"), ("reason", "hold_timeout")]).await;
+    gave_up_within(&c, &sc, t0, Duration::from_secs(5), "hold_timeout").await;
 }

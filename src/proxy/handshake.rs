@@ -205,13 +205,7 @@ impl Begun {
         let known_down = shared.upstream_known_down();
         match upstream::dial(shared, Some(&self.info)).await {
             Ok(d) => {
-                if d.name != self.info.upstream_name {
-                    let mut info = (*self.info).clone();
-                    info.upstream_name = d.name.clone();
-                    info.upstream_host = d.upstream.host.clone();
-                    info.upstream_port = d.upstream.port;
-                    self.info = Arc::new(info);
-                }
+                upstream::retarget(&mut self.info, &d.name, &d.upstream);
                 Ok(d)
             }
             Err(e) => {

@@ -59,6 +59,17 @@ pub struct Dialed {
     pub upstream: Upstream,
 }
 
+/// `info` now naming the upstream `name` at `up` (unchanged when it already does).
+pub fn retarget(info: &mut Arc<SessionInfo>, name: &str, up: &Upstream) {
+    if info.upstream_name != name {
+        let mut i = (**info).clone();
+        i.upstream_name = name.to_string();
+        i.upstream_host = up.host.clone();
+        i.upstream_port = up.port;
+        *info = Arc::new(i);
+    }
+}
+
 /// Dials the primary, then each backup, until one connects; emits an event for every attempt.
 pub async fn dial(
     shared: &Shared,

@@ -85,6 +85,29 @@ struct Resume {
 }
 
 impl Resume {
+    /// The span event of a `Resumed` or `ResumeGaveUp` event.
+    fn of(at: u64, kind: &EventKind) -> Option<Resume> {
+        let (gap, attempts, detail) = match kind {
+            EventKind::Resumed {
+                gap,
+                attempts,
+                upstream,
+            } => (gap, attempts, Ok(upstream.clone())),
+            EventKind::ResumeGaveUp {
+                gap,
+                attempts,
+                reason,
+            } => (gap, attempts, Err(reason.as_str())),
+            _ => return None,
+        };
+        Some(Resume {
+            at,
+            gap_ms: gap.as_secs_f64() * 1e3,
+            attempts: *attempts,
+            detail,
+        })
+    }
+
     /// Writes it as Span.events (11): Event { time_unix_nano 1, name 2, attributes 3 }.
     fn write(&self, a: &mut PbAttrs) {
         pb::message(a.message_buf(), 11, |e| {
@@ -326,26 +349,9 @@ impl SpanBuilder {
             EventKind::HeartbeatTimeout { .. } => {
                 o.error = o.error.or(semantics::classify(&ev.kind))
             }
-            EventKind::Resumed {
-                gap,
-                attempts,
-                upstream,
-            } => o.resumes.push(Resume {
-                at,
-                gap_ms: gap.as_secs_f64() * 1e3,
-                attempts: *attempts,
-                detail: Ok(upstream.clone()),
-            }),
-            EventKind::ResumeGaveUp {
-                gap,
-                attempts,
-                reason,
-            } => o.resumes.push(Resume {
-                at,
-                gap_ms: gap.as_secs_f64() * 1e3,
-                attempts: *attempts,
-                detail: Err(reason.as_str()),
-            }),
+            EventKind::Resumed { .. } | EventKind::ResumeGaveUp { .. } => {
+                o.resumes.extend(Resume::of(at, &ev.kind))
+            }
             EventKind::Close {
                 code,
                 reason,

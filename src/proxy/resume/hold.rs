@@ -9,7 +9,6 @@
 //! client closes or vanishes, breaks a rule, or stops answering heartbeats.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -321,13 +320,7 @@ fn resumed(
     let add = |a: &std::sync::atomic::AtomicU64, n: u64| a.fetch_add(n, Relaxed);
     add(&st.shared.messages[i], frames.messages);
     add(&st.shared.bytes[i], frames.bytes);
-    if c.name != ctx.info.upstream_name {
-        let mut info = (*ctx.info).clone();
-        info.upstream_name = c.name.clone();
-        info.upstream_host = c.upstream.host.clone();
-        info.upstream_port = c.upstream.port;
-        ctx.info = Arc::new(info);
-    }
+    crate::proxy::upstream::retarget(&mut ctx.info, &c.name, &c.upstream);
     let kind = EventKind::Resumed {
         gap: t0.elapsed(),
         attempts,
