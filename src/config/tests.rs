@@ -154,3 +154,41 @@ fn upstream_urls_parse() {
     assert!(Upstream::parse("ws://u:p@h:1").is_err());
     assert!(Upstream::parse("ws://h:99999").is_err());
 }
+
+#[test]
+fn resume_is_off_by_default_and_its_keys_are_checked() {
+    let c = from_tree(&defaults()).unwrap();
+    assert!(!c.resume.enabled(), "a bare binary stays transparent");
+    assert_eq!(
+        (c.resume.buffer_bytes, c.resume.replay_messages),
+        (1 << 20, 0)
+    );
+    let f = write(
+        ".yaml",
+        "resume: {hold_ms: -5, buffer_bytes: lots, replay_messages: 5000}\n",
+    );
+    let errs = load(&Sources {
+        file: Some(f.path().into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    let text = errs.to_string();
+    for k in [
+        "resume.hold_ms",
+        "resume.buffer_bytes",
+        "resume.replay_messages",
+    ] {
+        assert!(text.contains(&format!("`{k}`")), "{k}: {text}");
+    }
+    assert!(
+        text.contains("`resume.replay_messages` = 5000: expected a whole number from 0 to 1000"),
+        "{text}"
+    );
+    let f = write(".toml", "[resume]\nhold_ms = 5000\n");
+    let c = load(&Sources {
+        file: Some(f.path().into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.resume.hold, std::time::Duration::from_secs(5));
+}

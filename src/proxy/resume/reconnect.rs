@@ -87,7 +87,8 @@ pub async fn until(
             // The hold's own deadline ends the session; this future just stops trying.
             std::future::pending::<()>().await;
         }
-        tokio::time::sleep(pause).await;
+        // Jittered, so that the sessions held by one restart do not dial in step.
+        tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
         pause = (pause * 2).min(Duration::from_millis(400));
     }
 }
