@@ -114,10 +114,15 @@ async fn restart(dash: NodeWs, gap: Duration, env: &[(&str, &str)]) -> (NodeWs, 
 
 /// Waits (up to 5 s: metrics follow events off the data path) for `websocket_resumes_total{labels}` = 1.
 async fn counted(sc: &Sidecar, labels: &[(&str, &str)]) {
+    counted_at_least(sc, labels, 1.0, 1.0).await
+}
+
+/// Waits (up to 5 s) for `websocket_resumes_total{labels}` to be in `low..=high`.
+async fn counted_at_least(sc: &Sidecar, labels: &[(&str, &str)], low: f64, high: f64) {
     let t0 = Instant::now();
     loop {
         let n = metric(sc.admin, "websocket_resumes_total", labels).await;
-        if n == Some(1.0) {
+        if n.is_some_and(|n| (low..=high).contains(&n)) {
             return;
         }
         assert!(
@@ -367,4 +372,68 @@ async fn a_restart_longer_than_the_window_ends_in_1012() {
     let t0 = Instant::now();
     let (_dash, _, _) = restart(dash, Duration::from_millis(2500), &[]).await;
     gave_up_within(&c, &sc, t0, Duration::from_secs(5), "hold_timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_does_not_come_back_is_replaced_by_the_backup() {
+    let _g = SERIAL.lock().await;
+    let backup = node_ws(&[]);
+    let mut env = resume_env("5000");
+    let b = format!("ws://127.0.0.1:{}", backup.port);
+    env.push(("ISKRA_SIDECAR_BACKUP_UPSTREAMS", b));
+    let (dash, sc, c) = echoing(&env, &[("EVERY", "50"), ("DURATION", "3000")], 10).await;
+    drop(dash); // the primary is gone for good
+    let killed = now_ms();
+    let summary = c.summary(Duration::from_secs(10)).await;
+    println!("{summary}");
+    assert_eq!(summary["opens"], 1, "{summary}");
+    closed_with(&summary, 1000, "done");
+    let after = c
+        .times("echo")
+        .iter()
+        .filter(|(_, t)| *t > killed + 500)
+        .count();
+    assert!(after >= 10, "echoes from the backup: {after}");
+    counted(&sc, &[("outcome", "resumed")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_dashboard_that_no_longer_speaks_deflate_is_a_mismatch() {
+    let _g = SERIAL.lock().await;
+    let dash = node_ws(&[("DEFLATE", "1")]);
+    let sc = sidecar_with(dash.port, &resume_env("5000"));
+    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
+    eventually(Duration::from_secs(10), "echoes", || c.count("echo") >= 3).await;
+    let t0 = Instant::now();
+    let (_dash, _, _) = restart(dash, Duration::from_millis(300), &[]).await;
+    gave_up_within(&c, &sc, t0, Duration::from_secs(4), "handshake_mismatch").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stops_answering_heartbeats_is_replaced_without_the_client_noticing() {
+    let _g = SERIAL.lock().await;
+    let mut env = resume_env("5000");
+    for (k, v) in [
+        ("ISKRA_SIDECAR_WEBSOCKET__HEARTBEAT__INTERVAL", "300"),
+        ("ISKRA_SIDECAR_WEBSOCKET__HEARTBEAT__TIMEOUT", "200"),
+        ("ISKRA_SIDECAR_WEBSOCKET__HEARTBEAT__FAILURE_THRESHOLD", "2"),
+    ] {
+        env.push((k, v.to_string()));
+    }
+    // A dashboard that reads and echoes but never answers a ping: every connection to it is found
+    // dead within interval + timeout × threshold, held, and replaced by a new one.
+    let dash = node_ws(&[("NO_PONG", "1")]);
+    let sc = sidecar_with(dash.port, &env);
+    let c = Client::node(
+        &format!("ws://{}/live", sc.addr),
+        &[("EVERY", "50"), ("DURATION", "3000")],
+    );
+    let summary = c.summary(Duration::from_secs(10)).await;
+    println!("{summary}");
+    assert_eq!(summary["opens"], 1, "{summary}");
+    closed_with(&summary, 1000, "done");
+    assert_eq!(summary["bad"], 0, "{summary}");
+    let late = c.times("echo").iter().filter(|(i, _)| *i > 40).count();
+    assert!(late >= 5, "echoes in the last second: {late}");
+    counted_at_least(&sc, &[("outcome", "resumed")], 2.0, 20.0).await;
 }

@@ -252,8 +252,10 @@ async fn relay_phase(
                 if let Some((peer, missed)) = dead {
                     ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
                     if peer == Peer::Upstream {
-                        if let resume::Verdict::Hold(lost) = resume::verdict(ctx, None, &b, &a) {
-                            return Phase::Lost(lost);
+                        match resume::verdict(ctx, None, &b, &a) {
+                            resume::Verdict::Hold(lost) => return Phase::Lost(lost),
+                            resume::Verdict::GiveUp(r) => resume::gave_up(ctx, r, Duration::ZERO, 0),
+                            resume::Verdict::NotMine => {}
                         }
                     }
                     let (client_ok, upstream_ok) = cancel(a, b, shared);
