@@ -365,13 +365,29 @@ async fn sigterm_during_a_hold_closes_with_1001() {
     closed_with(&summary, 1001, "shutting down");
 }
 
+/// The dashboard (`before`: its settings) restarts after `gap` as `after` under a sidecar holding
+/// `hold_ms`: the client must get 1012 naming `why` within `limit`.
+async fn restart_gives_up(
+    (before, after): (&[(&str, &str)], &[(&str, &str)]),
+    hold_ms: &str,
+    gap: Duration,
+    limit: Duration,
+    why: &str,
+) {
+    let dash = node_ws(before);
+    let sc = sidecar_with(dash.port, &resume_env(hold_ms));
+    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
+    eventually(Duration::from_secs(10), "echoes", || c.count("echo") >= 3).await;
+    let t0 = Instant::now();
+    let (_dash, _, _) = restart(dash, gap, after).await;
+    gave_up_within(&c, &sc, t0, limit, why).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_longer_than_the_window_ends_in_1012() {
     let _g = SERIAL.lock().await;
-    let (dash, sc, c) = echoing(&resume_env("800"), &[("EVERY", "100")], 3).await;
-    let t0 = Instant::now();
-    let (_dash, _, _) = restart(dash, Duration::from_millis(2500), &[]).await;
-    gave_up_within(&c, &sc, t0, Duration::from_secs(5), "hold_timeout").await;
+    let (gap, limit) = (Duration::from_millis(2500), Duration::from_secs(5));
+    restart_gives_up((&[], &[]), "800", gap, limit, "hold_timeout").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,13 +416,9 @@ async fn a_primary_that_does_not_come_back_is_replaced_by_the_backup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_dashboard_that_no_longer_speaks_deflate_is_a_mismatch() {
     let _g = SERIAL.lock().await;
-    let dash = node_ws(&[("DEFLATE", "1")]);
-    let sc = sidecar_with(dash.port, &resume_env("5000"));
-    let c = Client::node(&format!("ws://{}/live", sc.addr), &[("EVERY", "100")]);
-    eventually(Duration::from_secs(10), "echoes", || c.count("echo") >= 3).await;
-    let t0 = Instant::now();
-    let (_dash, _, _) = restart(dash, Duration::from_millis(300), &[]).await;
-    gave_up_within(&c, &sc, t0, Duration::from_secs(4), "handshake_mismatch").await;
+    let deflate: &[(&str, &str)] = &[("DEFLATE", "1")];
+    let (gap, limit) = (Duration::from_millis(300), Duration::from_secs(4));
+    restart_gives_up((deflate, &[]), "5000", gap, limit, "handshake_mismatch").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
