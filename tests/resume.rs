@@ -365,10 +365,13 @@ async fn sigterm_during_a_hold_closes_with_1001() {
     closed_with(&summary, 1001, "shutting down");
 }
 
+/// Settings of a process (name, value).
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// The dashboard (`before`: its settings) restarts after `gap` as `after` under a sidecar holding
 /// `hold_ms`: the client must get 1012 naming `why` within `limit`.
 async fn restart_gives_up(
-    (before, after): (&[(&str, &str)], &[(&str, &str)]),
+    (before, after): (Env<'_>, Env<'_>),
     hold_ms: &str,
     gap: Duration,
     limit: Duration,
