@@ -626,7 +626,7 @@ impl Future for Pump<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -645,7 +645,8 @@ mod tests {
         (a, b)
     }
 
-    fn ctx(sink: EventSink) -> SessionCtx {
+    /// A session context for unit tests (heartbeats on, no deflate, no resume).
+    pub(crate) fn ctx(sink: EventSink) -> SessionCtx {
         SessionCtx {
             info: Arc::new(SessionInfo {
                 id: 1,

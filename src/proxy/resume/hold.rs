@@ -15,12 +15,13 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::frames::{ClientFrames, Stop};
 use super::reconnect::{self, Connected};
 use super::{gave_up, Lost, LostCause};
-use crate::events::{Direction, EventKind, Initiator, Peer, ProtocolRule, ResumeGaveUp};
-use crate::proxy::frame::{self, Parsed};
+use crate::events::{Direction, EventKind, Initiator, Peer, ResumeGaveUp};
+use crate::proxy::frame;
 use crate::proxy::heartbeat::{self, Beat, PeerBeat};
-use crate::proxy::pump::{check_header, idx, write_all, Shared};
+use crate::proxy::pump::{idx, write_all, Shared};
 use crate::proxy::relay::{emit_close, send_one, shutdown_write, Ending};
 use crate::proxy::SessionCtx;
 
@@ -54,123 +55,6 @@ pub struct Resumed {
     pub client_pre: Bytes,
     /// Bytes the dashboard sent right after its 101.
     pub upstream_pre: Bytes,
-}
-
-/// The session's counters and start time, for pongs read during the hold.
-type Clock<'a> = (&'a Shared, Instant);
-
-/// Why the client side ended the hold.
-enum Stop {
-    /// The client closed its TCP connection or the read failed.
-    Gone,
-    /// The client sent a close frame.
-    Closed(u16, String),
-    /// The client broke an RFC 6455 rule.
-    Violation(ProtocolRule),
-    /// More than the byte budget arrived.
-    Full,
-}
-
-/// The client's bytes during the hold: whole data frames held in order, the rest waiting for more.
-#[derive(Default)]
-struct ClientFrames {
-    /// Bytes read and not yet walked (the start of a frame).
-    buf: Vec<u8>,
-    /// Whole data frames, as received.
-    held: Vec<u8>,
-    /// Frames to write to the client (pongs to its pings).
-    replies: Vec<u8>,
-    /// Inside a fragmented message, and its size so far.
-    in_message: bool,
-    message_size: u64,
-    /// Data messages and payload bytes held.
-    messages: u64,
-    bytes: u64,
-}
-
-impl ClientFrames {
-    /// Reads what the client sent (until its socket would block, or the budget is passed).
-    fn read(
-        &mut self,
-        client: &TcpStream,
-        at: Clock<'_>,
-        ctx: &SessionCtx,
-        budget: u64,
-    ) -> Result<(), Stop> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match client.try_read(&mut chunk) {
-                Ok(0) => return Err(Stop::Gone),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => return Err(Stop::Gone),
-            }
-            if (self.held.len() + self.buf.len()) as u64 > budget {
-                break;
-            }
-        }
-        self.walk(at, ctx)?;
-        if (self.held.len() + self.buf.len()) as u64 > budget {
-            return Err(Stop::Full);
-        }
-        Ok(())
-    }
-
-    /// Takes every whole frame out of `buf`.
-    fn walk(&mut self, (shared, started): Clock<'_>, ctx: &SessionCtx) -> Result<(), Stop> {
-        let mut at = 0;
-        while let Parsed::Header(h) = frame::parse_header(&self.buf[at..]) {
-            check_header(ctx, true, (self.in_message, self.message_size), &h)
-                .map_err(Stop::Violation)?;
-            let total = h.header_len + h.len as usize;
-            if self.buf.len() - at < total {
-                break;
-            }
-            let f = &self.buf[at..at + total];
-            if h.is_control() {
-                let mut payload = f[h.header_len..].to_vec();
-                frame::apply_mask(&mut payload, h.mask.unwrap_or_default(), 0);
-                match h.opcode {
-                    0x8 => {
-                        let (code, reason) =
-                            frame::parse_close(&payload).map_err(Stop::Violation)?;
-                        return Err(Stop::Closed(code, reason));
-                    }
-                    0x9 => self.replies.extend(frame::build_frame(0xA, &payload, None)),
-                    _ => {
-                        if let Some(sent) = heartbeat::own_pong(&payload) {
-                            shared.pongs.record(Peer::Client);
-                            let rtt = Some(started.elapsed().saturating_sub(sent));
-                            let kind = EventKind::PingPong {
-                                peer: Peer::Client,
-                                rtt,
-                            };
-                            ctx.sink.emit(Some(&ctx.info), kind);
-                        }
-                        // Other pongs answered the old upstream's pings: nobody waits for them.
-                    }
-                }
-            } else {
-                self.held.extend_from_slice(f);
-                self.message_size = if h.opcode == 0 {
-                    self.message_size + h.len
-                } else {
-                    h.len
-                };
-                self.in_message = !h.fin;
-                self.bytes += h.len;
-                if h.fin {
-                    self.messages += 1;
-                }
-            }
-            at += total;
-        }
-        if let Parsed::Invalid(rule) = frame::parse_header(&self.buf[at..]) {
-            return Err(Stop::Violation(rule));
-        }
-        self.buf.drain(..at);
-        Ok(())
-    }
 }
 
 /// What ended one wait of the hold.
@@ -320,6 +204,9 @@ fn resumed(
     let add = |a: &std::sync::atomic::AtomicU64, n: u64| a.fetch_add(n, Relaxed);
     add(&st.shared.messages[i], frames.messages);
     add(&st.shared.bytes[i], frames.bytes);
+    // The hold was not idleness: the idle timeout counts from the resume.
+    let now = st.started.elapsed().as_millis() as u64;
+    st.shared.last_activity_ms.store(now, Relaxed);
     crate::proxy::upstream::retarget(&mut ctx.info, &c.name, &c.upstream);
     let kind = EventKind::Resumed {
         gap: t0.elapsed(),

@@ -5,13 +5,15 @@
 //!
 //! - this module: the settings, what a session keeps for it ([`Plan`]), and the decision to hold
 //!   ([`verdict`]);
-//! - [`hold`]: the hold itself (client pings answered, heartbeats kept, client frames held in order);
+//! - [`hold`]: the hold itself (heartbeats kept, a new connection awaited, the session resumed or ended);
+//! - [`frames`]: the client's frames during the hold (pings answered, data frames held in order);
 //! - [`reconnect`]: dialing again and checking the new 101;
 //! - [`record`]: the first client messages, re-sent to a new upstream (`resume.replay_messages`);
 //! - [`deflate`]: `client_no_context_takeover` added to the client's 101 (RFC 7692 §7.1.1.1), so that the
 //!   client's compressed messages decode at the fresh decompressor of a new upstream connection.
 
 pub mod deflate;
+pub mod frames;
 pub mod hold;
 pub mod reconnect;
 pub mod record;
