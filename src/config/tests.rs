@@ -163,15 +163,8 @@ fn resume_is_off_by_default_and_its_keys_are_checked() {
         (c.resume.buffer_bytes, c.resume.replay_messages),
         (1 << 20, 0)
     );
-    let f = write(
-        ".yaml",
-        "resume: {hold_ms: -5, buffer_bytes: lots, replay_messages: 5000}\n",
-    );
-    let errs = load(&Sources {
-        file: Some(f.path().into()),
-        ..Default::default()
-    })
-    .unwrap_err();
+    let bad = "resume: {hold_ms: -5, buffer_bytes: lots, replay_messages: 5000}\n";
+    let errs = load_file(".yaml", bad).unwrap_err();
     let text = errs.to_string();
     for k in [
         "resume.hold_ms",
@@ -184,11 +177,15 @@ fn resume_is_off_by_default_and_its_keys_are_checked() {
         text.contains("`resume.replay_messages` = 5000: expected a whole number from 0 to 1000"),
         "{text}"
     );
-    let f = write(".toml", "[resume]\nhold_ms = 5000\n");
-    let c = load(&Sources {
+    let c = load_file(".toml", "[resume]\nhold_ms = 5000\n").unwrap();
+    assert_eq!(c.resume.hold, std::time::Duration::from_secs(5));
+}
+
+/// Loads a config file with extension `ext` holding `text`.
+fn load_file(ext: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let f = write(ext, text);
+    load(&Sources {
         file: Some(f.path().into()),
         ..Default::default()
     })
-    .unwrap();
-    assert_eq!(c.resume.hold, std::time::Duration::from_secs(5));
 }

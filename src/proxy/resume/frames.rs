@@ -176,11 +176,13 @@ mod tests {
         let ctx = ctx(sink);
         let shared = Shared::default();
         let clock = (&shared, Instant::now());
-        let mut f = ClientFrames::default();
-        f.buf = frame::close_frame(4001, "bye", Some([1, 2, 3, 4]));
+        let holding = |buf| ClientFrames {
+            buf,
+            ..Default::default()
+        };
+        let mut f = holding(frame::close_frame(4001, "bye", Some([1, 2, 3, 4])));
         assert!(matches!(f.walk(clock, &ctx), Err(Stop::Closed(4001, r)) if r == "bye"));
-        let mut f = ClientFrames::default();
-        f.buf = build_frame(0x1, b"unmasked", None);
+        let mut f = holding(build_frame(0x1, b"unmasked", None));
         let r = f.walk(clock, &ctx);
         assert!(matches!(
             r,
