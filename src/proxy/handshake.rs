@@ -283,11 +283,8 @@ impl Opened {
     /// Runs the session to its end (the relay's own future, nothing around it).
     pub fn run(mut self, shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
         self.ctx.resume = self.resume.map(|head| {
-            Box::new(resume::Plan {
-                settings: shared.config.resume,
-                head,
-                shared: shared.clone(),
-            })
+            let settings = shared.config.resume;
+            Box::new(resume::Plan::new(settings, head, shared.clone()))
         });
         let (c, u) = (self.client, self.upstream);
         relay::run(c.0, c.1, u.0, u.1, self.ctx, shared.shutdown.clone())
@@ -369,7 +366,13 @@ pub async fn open(
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout),
     };
-    let held = shared.config.resume.enabled().then(|| head.freeze());
+    // Copied out, so that the session keeps the head's few hundred bytes and not the read buffer.
+    let held = shared
+        .config
+        .resume
+        .enabled()
+        .then(|| Bytes::copy_from_slice(&head));
+    drop(head);
     let a = match got {
         Ok(a) => a,
         Err(e) => {

@@ -72,8 +72,6 @@ pub struct Shared {
     pub last_activity_ms: AtomicU64,
     /// Answers to the sidecar's own pings.
     pub pongs: super::heartbeat::Pongs,
-    /// The first client messages, for a resume (inactive unless `resume.replay_messages` > 0).
-    pub replay: super::resume::record::Recorder,
 }
 
 impl Shared {
@@ -238,7 +236,10 @@ impl<'a> Pump<'a> {
 
     /// Whether the first client messages, kept for a resume, passed `resume.replay_bytes`.
     pub fn replay_overflowed(&self) -> bool {
-        self.shared.replay.overflowed()
+        self.ctx
+            .resume
+            .as_ref()
+            .is_some_and(|p| p.replay.overflowed())
     }
 
     /// Starts relaying: `initial` (bytes read before the upgrade completed) is walked now; the pump,
@@ -302,8 +303,8 @@ impl<'a> Pump<'a> {
         if data.is_empty() {
             return Ok(());
         }
-        if self.dir == Direction::ClientToUpstream {
-            self.shared.replay.tee(data);
+        if let (Direction::ClientToUpstream, Some(plan)) = (self.dir, &self.ctx.resume) {
+            plan.replay.tee(data);
         }
         if !self.backlog.is_empty() {
             self.backlog.extend_from_slice(data);

@@ -85,29 +85,143 @@ pub fn run(
     let mut shutdown = shutdown;
     let mut ctx = ctx;
     let mut upstream = upstream;
-    let mut pre = (client_pre, upstream_pre);
+    let (mut client_pre, mut upstream_pre) = (client_pre, upstream_pre);
     async move {
-        let stats = ctx.stats.clone();
-        let _active = Active::new(&stats);
+        let _active = Active::new(&ctx.stats);
         let started = Instant::now();
         let shared = Shared::default();
-        if let Some(plan) = &ctx.resume {
-            let s = plan.settings;
-            shared.replay.start(s.replay_messages, s.replay_bytes);
-        }
         let hb = ctx.heartbeat;
         let mut beats = [PeerBeat::new(started, &hb), PeerBeat::new(started, &hb)];
+        // Boxed: a session holds 8 bytes for it, and only a resumed one allocates.
+        let mut resumed: Option<Box<resume::hold::Resumed>> = None;
         let ending = loop {
-            let phase = relay_phase(
-                (&client, &upstream),
-                pre,
-                &ctx,
-                &shared,
-                &started,
-                &mut beats,
-                &mut shutdown,
-            );
-            let lost = match phase.await {
+            // The relay phase is written inline (not a future of its own), so that an idle session's
+            // future holds its state once.
+            // The first phase walks the bytes read past the handshake; a resumed one, those of the hold.
+            let (client_pre, upstream_pre) = match resumed.take() {
+                Some(r) => (r.client_pre, r.upstream_pre),
+                None => (
+                    std::mem::take(&mut client_pre),
+                    std::mem::take(&mut upstream_pre),
+                ),
+            };
+            let phase = 'relay: {
+                // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
+                // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
+                let c2u = Direction::ClientToUpstream;
+                let u2c = Direction::UpstreamToClient;
+                let mut a: PumpFuture = Box::pin(
+                    Pump::new(&client, &upstream, c2u, &ctx, &shared, &started).run(client_pre),
+                );
+                let mut b: PumpFuture = Box::pin(
+                    Pump::new(&upstream, &client, u2c, &ctx, &shared, &started).run(upstream_pre),
+                );
+
+                let idle = ctx.idle_timeout;
+                // Boxed only when an idle timeout is configured (a pending `Box` of nothing does not allocate).
+                let mut idle_check: Pin<Box<dyn Future<Output = ()> + Send + '_>> = if idle
+                    .is_zero()
+                {
+                    Box::pin(std::future::pending::<()>())
+                } else {
+                    Box::pin(async {
+                        loop {
+                            let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
+                            let due = started + last + idle;
+                            if Instant::now() >= due {
+                                return;
+                            }
+                            tokio::time::sleep_until(due.into()).await;
+                        }
+                    })
+                };
+                let stop = async {
+                    while !*shutdown.borrow_and_update() {
+                        if shutdown.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+                tokio::pin!(stop);
+
+                let hb = ctx.heartbeat;
+                let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                let next =
+                    |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
+                let hb_sleep = tokio::time::sleep_until(if hb.enabled {
+                    next(&beats).into()
+                } else {
+                    far()
+                });
+                tokio::pin!(hb_sleep);
+
+                let ending = loop {
+                    tokio::select! {
+                        o = &mut a => break Box::pin(finish_one(c2u, o, b, (&client, &upstream), &ctx, &shared, None)).await,
+                        o = &mut b => {
+                            let mut not_held = None;
+                            match resume::verdict(&ctx, Some(&o), &b, &a) {
+                                resume::Verdict::Hold(lost) => break 'relay Phase::Lost(lost),
+                                resume::Verdict::GiveUp(reason) => {
+                                    resume::gave_up(&ctx, reason, Duration::ZERO, 0);
+                                    not_held = Some(reason);
+                                    if let (true, Outcome::Closed { code, reason }) = (b.close_held(), &o) {
+                                        // The restart's close was kept from the client: it gets it now, as it would have.
+                                        let f = frame::close_frame(*code, reason, None);
+                                        let _ = Box::pin(write_all(&client, &f, &shared.writing[idx(u2c)])).await;
+                                    }
+                                }
+                                resume::Verdict::NotMine => {}
+                            }
+                            break Box::pin(finish_one(u2c, o, a, (&client, &upstream), &ctx, &shared, not_held)).await
+                        }
+                        _ = &mut stop => {
+                            let (ca, cb) = cancel(a, b, &shared);
+                            break Box::pin(sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx)).await;
+                        }
+                        _ = &mut idle_check => {
+                            let (ca, cb) = cancel(a, b, &shared);
+                            break Box::pin(sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx)).await;
+                        }
+                        _ = &mut hb_sleep => {
+                            let now = Instant::now();
+                            let (client_ok, upstream_ok) = shared.at_boundary();
+                            let mut dead = None;
+                            for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
+                                match beats[i].tick(now, shared.pongs.count(peer), &hb) {
+                                    Beat::Ping => {
+                                        let payload = heartbeat::ping_payload(started.elapsed());
+                                        let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
+                                        // Only between frames; a ping skipped here is simply not answered (a missed beat).
+                                        if ok {
+                                            let f = frame::build_frame(0x9, &payload, mask);
+                                            let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
+                                            let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
+                                        }
+                                    }
+                                    Beat::Dead(missed) => dead = Some((peer, missed)),
+                                    Beat::Wait => {}
+                                }
+                            }
+                            if let Some((peer, missed)) = dead {
+                                ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
+                                if peer == Peer::Upstream {
+                                    match resume::verdict(&ctx, None, &b, &a) {
+                                        resume::Verdict::Hold(lost) => break 'relay Phase::Lost(lost),
+                                        resume::Verdict::GiveUp(r) => resume::gave_up(&ctx, r, Duration::ZERO, 0),
+                                        resume::Verdict::NotMine => {}
+                                    }
+                                }
+                                let (client_ok, upstream_ok) = cancel(a, b, &shared);
+                                break Box::pin(heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx)).await;
+                            }
+                            hb_sleep.as_mut().reset(next(&beats).into());
+                        }
+                    }
+                };
+                Phase::Ended(ending)
+            };
+            let lost = match phase {
                 Phase::Ended(ending) => break ending,
                 Phase::Lost(lost) => lost,
             };
@@ -118,10 +232,11 @@ pub fn run(
                 beats: &mut beats,
                 shutdown: &mut shutdown,
             };
-            match Box::pin(resume::hold::hold(state, lost, &mut ctx)).await {
-                resume::hold::Held::Resumed(r) => {
-                    upstream = r.upstream;
-                    pre = (r.client_pre, r.upstream_pre);
+            match Box::pin(resume::hold::hold(state, lost, &ctx)).await {
+                resume::hold::Held::Resumed(mut r) => {
+                    upstream = std::mem::replace(&mut r.upstream, upstream);
+                    ctx.info = r.info.clone();
+                    resumed = Some(r);
                     beats[1] = PeerBeat::new(Instant::now(), &hb);
                 }
                 resume::hold::Held::Ended(ending) => break ending,
@@ -143,129 +258,6 @@ pub fn run(
         };
         ctx.sink.emit(Some(&ctx.info), kind);
     }
-}
-
-/// Relays between the client and one upstream connection until the session ends or (with resume on)
-/// the upstream is lost at a message boundary.
-async fn relay_phase(
-    (client, upstream): (&TcpStream, &TcpStream),
-    (client_pre, upstream_pre): (Bytes, Bytes),
-    ctx: &SessionCtx,
-    shared: &Shared,
-    started: &Instant,
-    beats: &mut [PeerBeat; 2],
-    shutdown: &mut watch::Receiver<bool>,
-) -> Phase {
-    let started = *started;
-    // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
-    // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
-    let c2u = Direction::ClientToUpstream;
-    let u2c = Direction::UpstreamToClient;
-    let mut a: PumpFuture =
-        Box::pin(Pump::new(client, upstream, c2u, ctx, shared, &started).run(client_pre));
-    let mut b: PumpFuture =
-        Box::pin(Pump::new(upstream, client, u2c, ctx, shared, &started).run(upstream_pre));
-
-    let idle = ctx.idle_timeout;
-    // Boxed only when an idle timeout is configured (a pending `Box` of nothing does not allocate).
-    let mut idle_check: Pin<Box<dyn Future<Output = ()> + Send + '_>> = if idle.is_zero() {
-        Box::pin(std::future::pending::<()>())
-    } else {
-        Box::pin(async {
-            loop {
-                let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
-                let due = started + last + idle;
-                if Instant::now() >= due {
-                    return;
-                }
-                tokio::time::sleep_until(due.into()).await;
-            }
-        })
-    };
-    let stop = async {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::pin!(stop);
-
-    let hb = ctx.heartbeat;
-    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
-    let next = |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
-    let hb_sleep = tokio::time::sleep_until(if hb.enabled {
-        next(beats).into()
-    } else {
-        far()
-    });
-    tokio::pin!(hb_sleep);
-
-    let ending = loop {
-        tokio::select! {
-            o = &mut a => break Box::pin(finish_one(c2u, o, b, (client, upstream), ctx, shared, None)).await,
-            o = &mut b => {
-                let mut not_held = None;
-                match resume::verdict(ctx, Some(&o), &b, &a) {
-                    resume::Verdict::Hold(lost) => return Phase::Lost(lost),
-                    resume::Verdict::GiveUp(reason) => {
-                        resume::gave_up(ctx, reason, Duration::ZERO, 0);
-                        not_held = Some(reason);
-                        if let (true, Outcome::Closed { code, reason }) = (b.close_held(), &o) {
-                            // The restart's close was kept from the client: it gets it now, as it would have.
-                            let f = frame::close_frame(*code, reason, None);
-                            let _ = write_all(client, &f, &shared.writing[idx(u2c)]).await;
-                        }
-                    }
-                    resume::Verdict::NotMine => {}
-                }
-                break Box::pin(finish_one(u2c, o, a, (client, upstream), ctx, shared, not_held)).await
-            }
-            _ = &mut stop => {
-                let (ca, cb) = cancel(a, b, shared);
-                break Box::pin(sidecar_close(client, upstream, 1001, "sidecar shutting down", ca, cb, ctx)).await;
-            }
-            _ = &mut idle_check => {
-                let (ca, cb) = cancel(a, b, shared);
-                break Box::pin(sidecar_close(client, upstream, 1001, "idle timeout", ca, cb, ctx)).await;
-            }
-            _ = &mut hb_sleep => {
-                let now = Instant::now();
-                let (client_ok, upstream_ok) = shared.at_boundary();
-                let mut dead = None;
-                for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
-                    match beats[i].tick(now, shared.pongs.count(peer), &hb) {
-                        Beat::Ping => {
-                            let payload = heartbeat::ping_payload(started.elapsed());
-                            let (stream, ok, mask) = if peer == Peer::Client { (client, client_ok, None) } else { (upstream, upstream_ok, Some(mask())) };
-                            // Only between frames; a ping skipped here is simply not answered (a missed beat).
-                            if ok {
-                                let f = frame::build_frame(0x9, &payload, mask);
-                                let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
-                                let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
-                            }
-                        }
-                        Beat::Dead(missed) => dead = Some((peer, missed)),
-                        Beat::Wait => {}
-                    }
-                }
-                if let Some((peer, missed)) = dead {
-                    ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
-                    if peer == Peer::Upstream {
-                        match resume::verdict(ctx, None, &b, &a) {
-                            resume::Verdict::Hold(lost) => return Phase::Lost(lost),
-                            resume::Verdict::GiveUp(r) => resume::gave_up(ctx, r, Duration::ZERO, 0),
-                            resume::Verdict::NotMine => {}
-                        }
-                    }
-                    let (client_ok, upstream_ok) = cancel(a, b, shared);
-                    break Box::pin(heartbeat_close(peer, client, upstream, (client_ok, upstream_ok), ctx)).await;
-                }
-                hb_sleep.as_mut().reset(next(beats).into());
-            }
-        }
-    };
-    Phase::Ended(ending)
 }
 
 /// Drops both pumps; returns (client_ok, upstream_ok): whether a frame may still be written to each side.

@@ -9,6 +9,7 @@
 //! client closes or vanishes, breaks a rule, or stops answering heartbeats.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use super::frames::{ClientFrames, Stop};
 use super::reconnect::{self, Connected};
 use super::{gave_up, Lost, LostCause};
-use crate::events::{Direction, EventKind, Initiator, Peer, ResumeGaveUp};
+use crate::events::{Direction, EventKind, Initiator, Peer, ResumeGaveUp, SessionInfo};
 use crate::proxy::frame;
 use crate::proxy::heartbeat::{self, Beat, PeerBeat};
 use crate::proxy::pump::{idx, write_all, Shared};
@@ -42,15 +43,17 @@ pub struct State<'a> {
 /// How a hold ended.
 pub enum Held {
     /// A new upstream connection carries the session.
-    Resumed(Resumed),
+    Resumed(Box<Resumed>),
     /// The session is over.
     Ended(Ending),
 }
 
 /// A new upstream connection, and the bytes each side has that the pumps must walk first.
 pub struct Resumed {
-    /// The new connection.
+    /// The new connection (the relay swaps it for the old one, which is closed with this).
     pub upstream: TcpStream,
+    /// The session's identity, naming the upstream that took it.
+    pub info: Arc<SessionInfo>,
     /// The start of a client frame read during the hold and not yet forwarded.
     pub client_pre: Bytes,
     /// Bytes the dashboard sent right after its 101.
@@ -70,7 +73,7 @@ enum End {
 }
 
 /// Holds the session until a new upstream carries it or it ends.
-pub async fn hold(mut st: State<'_>, lost: Lost, ctx: &mut SessionCtx) -> Held {
+pub async fn hold(mut st: State<'_>, lost: Lost, ctx: &SessionCtx) -> Held {
     let t0 = Instant::now();
     let mut frames = ClientFrames {
         buf: lost.client_pending,
@@ -84,8 +87,11 @@ pub async fn hold(mut st: State<'_>, lost: Lost, ctx: &mut SessionCtx) -> Held {
         };
         let End::Connected(c) = end else { break end };
         // The first messages, then the held ones, in the order the client sent them.
-        let replay = st.shared.replay.replay().unwrap_or_default();
-        st.shared.replay.tee(&frames.held);
+        let recorder = ctx.resume.as_ref().map(|p| &p.replay);
+        let replay = recorder.and_then(|r| r.replay()).unwrap_or_default();
+        if let Some(r) = recorder {
+            r.tee(&frames.held);
+        }
         let out = [replay.as_slice(), &frames.held].concat();
         let flag = &st.shared.writing[idx(Direction::ClientToUpstream)];
         let timeout = ctx
@@ -195,11 +201,11 @@ async fn wait(
 /// The session goes on with `c`: counts the held messages, names the new upstream, emits `Resumed`.
 fn resumed(
     st: &State<'_>,
-    ctx: &mut SessionCtx,
+    ctx: &SessionCtx,
     c: Connected,
     frames: ClientFrames,
     (t0, attempts): (Instant, u32),
-) -> Resumed {
+) -> Box<Resumed> {
     let i = idx(Direction::ClientToUpstream);
     let add = |a: &std::sync::atomic::AtomicU64, n: u64| a.fetch_add(n, Relaxed);
     add(&st.shared.messages[i], frames.messages);
@@ -207,18 +213,20 @@ fn resumed(
     // The hold was not idleness: the idle timeout counts from the resume.
     let now = st.started.elapsed().as_millis() as u64;
     st.shared.last_activity_ms.store(now, Relaxed);
-    crate::proxy::upstream::retarget(&mut ctx.info, &c.name, &c.upstream);
+    let mut info = ctx.info.clone();
+    crate::proxy::upstream::retarget(&mut info, &c.name, &c.upstream);
     let kind = EventKind::Resumed {
         gap: t0.elapsed(),
         attempts,
         upstream: c.name,
     };
-    ctx.sink.emit(Some(&ctx.info), kind);
-    Resumed {
+    ctx.sink.emit(Some(&info), kind);
+    Box::new(Resumed {
         upstream: c.stream,
+        info,
         client_pre: Bytes::from(frames.buf),
         upstream_pre: c.pre,
-    }
+    })
 }
 
 /// The client ended the hold: as it would have ended the session without one.

@@ -68,6 +68,22 @@ pub struct Plan {
     pub head: Head,
     /// The proxy's shared state: upstreams, limits, shutdown, events.
     pub shared: Arc<super::Shared>,
+    /// The session's first client messages (`replay_messages`), teed by the client → upstream pump.
+    pub replay: record::Recorder,
+}
+
+impl Plan {
+    /// The plan of a session whose handshake was `head`.
+    pub fn new(settings: Settings, head: Head, shared: Arc<super::Shared>) -> Plan {
+        let replay = record::Recorder::default();
+        replay.start(settings.replay_messages, settings.replay_bytes);
+        Plan {
+            settings,
+            head,
+            shared,
+            replay,
+        }
+    }
 }
 
 /// Why the upstream connection is gone, when it may be held.

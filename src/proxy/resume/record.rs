@@ -7,15 +7,16 @@
 //! load per write from then on).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::proxy::frame::{self, Parsed, MAX_HEADER};
 
-/// The recorder of one session (inactive unless [`Recorder::start`] was called).
+/// The recorder of one session (inactive unless [`Recorder::start`] was called); it lives in the
+/// session's resume plan, so a session without resume has none.
 #[derive(Debug, Default)]
 pub struct Recorder {
     active: AtomicBool,
-    state: Mutex<State>,
+    state: OnceLock<Mutex<State>>,
 }
 
 #[derive(Debug, Default)]
@@ -93,11 +94,14 @@ impl Recorder {
         if messages == 0 {
             return;
         }
-        if let Ok(mut s) = self.state.lock() {
-            s.want = messages;
-            s.budget = budget;
+        let state = State {
+            want: messages,
+            budget,
+            ..State::default()
+        };
+        if self.state.set(Mutex::new(state)).is_ok() {
+            self.active.store(true, Relaxed);
         }
-        self.active.store(true, Relaxed);
     }
 
     /// Sees bytes forwarded client → upstream, in order.
@@ -105,7 +109,7 @@ impl Recorder {
         if !self.active.load(Relaxed) {
             return;
         }
-        if let Ok(mut s) = self.state.lock() {
+        if let Some(Ok(mut s)) = self.state.get().map(|m| m.lock()) {
             if !s.walk(data) {
                 self.active.store(false, Relaxed);
             }
@@ -115,13 +119,17 @@ impl Recorder {
     /// The recorded frames (complete messages when the client is at a message boundary); `None` when
     /// they passed the budget.
     pub fn replay(&self) -> Option<Vec<u8>> {
-        let s = self.state.lock().ok()?;
+        let Some(m) = self.state.get() else {
+            return Some(Vec::new());
+        };
+        let s = m.lock().ok()?;
         (!s.overflowed).then(|| s.frames.clone())
     }
 
     /// Whether the messages passed the budget.
     pub fn overflowed(&self) -> bool {
-        self.state.lock().is_ok_and(|s| s.overflowed)
+        let s = self.state.get().map(|m| m.lock());
+        matches!(s, Some(Ok(s)) if s.overflowed)
     }
 }
 
