@@ -12,11 +12,12 @@ use std::sync::{Mutex, OnceLock};
 use crate::proxy::frame::{self, Parsed, MAX_HEADER};
 
 /// The recorder of one session (inactive unless [`Recorder::start`] was called); it lives in the
-/// session's resume plan, so a session without resume has none.
+/// session's resume plan, so a session without resume has none, and its state is allocated only when
+/// it records (`replay_messages` > 0).
 #[derive(Debug, Default)]
 pub struct Recorder {
     active: AtomicBool,
-    state: OnceLock<Mutex<State>>,
+    state: OnceLock<Box<Mutex<State>>>,
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +100,7 @@ impl Recorder {
             budget,
             ..State::default()
         };
-        if self.state.set(Mutex::new(state)).is_ok() {
+        if self.state.set(Box::new(Mutex::new(state))).is_ok() {
             self.active.store(true, Relaxed);
         }
     }
