@@ -22,6 +22,54 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// The prober's options, for `check` and `monitor` (the same keys as `probe.*` in a config file or
+/// `ISKRA_SIDECAR_PROBE__*`; a flag wins).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProbeArgs {
+    /// Upgrade at this path (and query) instead of the URL's own, e.g. '/socket.io/?EIO=4&transport=websocket'.
+    #[arg(long, value_name = "PATH")]
+    pub probe_path: Option<String>,
+    /// Offer this subprotocol (repeatable), e.g. graphql-transport-ws.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// Send this Origin.
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// Add a header to the upgrade, 'Name: value' (repeatable). Visible to `ps`: for tokens prefer
+    /// probe.header_files in a config file or ISKRA_SIDECAR_PROBE__HEADER_FILES__<NAME>.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+}
+
+impl ProbeArgs {
+    /// The flags as config overrides (validated with everything else).
+    pub fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::Value;
+        let mut out = Vec::new();
+        if let Some(p) = &self.probe_path {
+            out.push(("probe.path", Value::String(p.clone())));
+        }
+        if !self.subprotocols.is_empty() {
+            out.push(("probe.subprotocols", serde_json::json!(self.subprotocols)));
+        }
+        if let Some(o) = &self.origin {
+            out.push(("probe.origin", Value::String(o.clone())));
+        }
+        if !self.headers.is_empty() {
+            let map: serde_json::Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|h| match h.split_once(':') {
+                    Some((n, v)) => (n.trim().to_string(), Value::String(v.trim().to_string())),
+                    None => (h.trim().to_string(), Value::String(String::new())),
+                })
+                .collect();
+            out.push(("probe.headers", Value::Object(map)));
+        }
+        out
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -52,7 +100,7 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Run the seed's chaos scenarios against a running sidecar (whose upstream echoes); a JSON report.
     #[command(
-        after_help = "Examples:\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --scenario server_overload --scenario protocol_violation --json\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --pid $(pidof iskra-ws-sidecar) --cycles 100000 --scenario memory_leak\n\nScenarios: connection_timeout, random_disconnection, server_overload, protocol_violation, memory_leak,\nheartbeat_failure, slowloris, connection_flood (network_partition, collector outage and SIGTERM drain need\nprocess control and run in the test suite). Exit codes: 0 all passed, 1 any failed (or none ran)."
+        after_help = "Examples:\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --scenario server_overload --scenario protocol_violation --json\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --pid $(pidof iskra-ws-sidecar) --cycles 100000 --scenario memory_leak\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080 --pid $(pidof iskra-ws-sidecar) --scenario aborted_handshakes --scenario pong_flood\n\nScenarios: connection_timeout, random_disconnection, server_overload, protocol_violation, memory_leak,\nheartbeat_failure, slowloris, connection_flood, aborted_handshakes (RSS via --pid), refused_upgrade, pong_flood\n(network_partition, collector outage and SIGTERM drain need\nprocess control and run in the test suite). Exit codes: 0 all passed, 1 any failed (or none ran)."
     )]
     Chaos(ChaosArgs),
     /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
@@ -136,6 +184,9 @@ pub struct CheckArgs {
     /// Per-step timeout, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// The prober's target options.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// POST a Slack-style {"text": …} alert here when anything failed.
     #[arg(long)]
     pub webhook: Option<String>,
@@ -149,6 +200,9 @@ pub struct MonitorArgs {
     pub cfg: ConfigArgs,
     /// Endpoints to watch.
     pub urls: Vec<String>,
+    /// The prober's target options.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// Between rounds.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
@@ -180,9 +234,12 @@ pub struct ChaosArgs {
     /// The sidecar's PID, for the memory_leak scenario's RSS readings.
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Connect/close cycles of memory_leak.
+    /// Connect/close cycles of memory_leak, and aborted handshakes of aborted_handshakes.
     #[arg(long, default_value_t = 100_000)]
     pub cycles: u64,
+    /// Unsolicited heartbeat-shaped pongs pong_flood sends on one session.
+    #[arg(long, default_value_t = 200_000)]
+    pub pongs: u64,
     /// The target's heartbeat interval + timeout × threshold (the seed's: 30s + 10s × 3).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat_budget: std::time::Duration,

@@ -17,13 +17,14 @@ use serde_json::Value;
 
 pub mod command;
 mod layers;
+pub mod probe;
 mod read;
 mod secret;
 use layers::file_provider;
 pub use layers::{defaults, figment, SEED_ENV};
 use read::Reader;
 pub use read::{ConfigError, ConfigErrors};
-pub use secret::Secret;
+pub use secret::{Masked, Secret};
 
 /// Keys whose values are secrets: never printed, masked in `config` output and in error messages.
 pub const SECRET_KEYS: &[&str] = &[
@@ -31,6 +32,14 @@ pub const SECRET_KEYS: &[&str] = &[
     "alerts.pagerduty_api_key",
     "probe.send_token",
 ];
+
+/// Prefixes below which every value is a secret (the prober's request headers).
+pub const SECRET_PREFIXES: &[&str] = &["probe.headers."];
+
+/// Whether the value at `key` is a secret (masked wherever shown).
+pub fn is_secret(key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || SECRET_PREFIXES.iter().any(|p| key.starts_with(p))
+}
 
 /// A WebSocket upstream: where the dashboard listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +80,16 @@ impl Upstream {
         })
     }
 
+    /// The URL's path and query (`/` when it has none): where the prober upgrades by default.
+    pub fn path_and_query(&self) -> String {
+        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+        match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
+            Some(i) => format!("/{}", &rest[i..]),
+            None => "/".to_string(),
+        }
+    }
+
     /// `host:port` for dialing.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {
@@ -100,6 +119,11 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long to wait for the peer's close frame after sending one.
     pub close_timeout: Duration,
+    /// Admin server: time allowed for a whole request head (and between requests on a keep-alive
+    /// connection); over it the connection is closed.
+    pub admin_header_timeout: Duration,
+    /// Admin server: connections served at once; over it new ones are closed at once.
+    pub admin_max_connections: usize,
 }
 
 /// The seed's heartbeat settings.
@@ -181,11 +205,19 @@ pub struct Config {
     pub spool_max_bytes: u64,
     /// Emit one event per relayed message (debugging; costs throughput).
     pub frame_events: bool,
+    /// Subprotocols whose name may appear in telemetry (others are reported as `other`).
+    pub record_subprotocols: Vec<String>,
+    /// `X-Forwarded-For` / `X-Forwarded-Proto` toward the upstream.
+    pub forwarded: crate::proxy::forwarded::Forwarding,
     /// Run the active prober against the upstream and its backups.
     pub probe_enabled: bool,
     /// The bearer token `POST /probe/send` requires (`probe.send_token` or the file named by
     /// `probe.send_token_file`); None: the endpoint is off (404).
     pub probe_send_token: Option<Secret>,
+    /// The prober's target (path, headers, subprotocols, origin), readiness gate and seed switches.
+    pub probe: probe::ProbeSettings,
+    /// The window `/health` scores (`health.window_ms`).
+    pub health_window: Duration,
     /// The prober's fallback transport paths.
     pub probe_paths: crate::probe::transports::Paths,
     /// The prober's outbox (the seed's offline buffer: `websocket.fallback.buffer_*`, `flush_*`).
@@ -231,7 +263,16 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
 /// Validates a merged tree into a [`Config`].
 pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let mut r = Reader::new(tree);
-    r.check_unknown(&defaults(), &["websocket.connections", "alerts"]);
+    r.check_unknown(
+        &defaults(),
+        &[
+            "websocket.connections",
+            "alerts",
+            "probe.headers",
+            "probe.header_files",
+            "probe.replies",
+        ],
+    );
     let ws = "websocket";
     let dashboard = r.one_of("dashboard", &["pulse", "seams", "voices"]);
     let listen = r.addr("listen");
@@ -247,6 +288,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         max_header_size: r.uint("limits.max_header_size", 1024, 1 << 20) as usize,
         idle_timeout: r.millis("limits.idle_timeout_ms", 0),
         close_timeout: r.millis("limits.close_timeout_ms", 1),
+        admin_header_timeout: r.millis("limits.admin_header_timeout_ms", 1),
+        admin_max_connections: r.uint("limits.admin_max_connections", 1, 1_000_000) as usize,
     };
     let heartbeat = Heartbeat {
         enabled: r.boolean(&format!("{ws}.heartbeat.enabled")),
@@ -272,9 +315,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
     );
-    for key in ["enabled", "protocol_downgrade", "degraded_service"] {
-        r.boolean(&format!("{ws}.fallback.{key}"));
-    }
+    r.boolean(&format!("{ws}.fallback.degraded_service"));
     let outbox = crate::probe::outbox::Settings {
         enabled: r.boolean(&format!("{ws}.fallback.buffer_messages")),
         capacity: r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000) as usize,
@@ -282,7 +323,6 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         flush_interval: r.millis(&format!("{ws}.fallback.flush_interval"), 10),
         flush_batch: r.uint(&format!("{ws}.fallback.flush_batch"), 1, 10_000_000) as usize,
     };
-    r.millis(&format!("{ws}.fallback.timeout"), 1);
     for key in ["fractal_logging", "slo_monitoring", "voice_system"] {
         r.boolean(&format!("iskra.{key}"));
     }
@@ -309,8 +349,20 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         .map(PathBuf::from);
     let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
     let frame_events = r.boolean("telemetry.frame_events");
+    let record_subprotocols = r.list("telemetry.record_subprotocols").into_iter();
+    let record_subprotocols = record_subprotocols.map(|(_, v)| v).collect();
+    let forwarded = crate::proxy::forwarded::Forwarding {
+        enabled: r.boolean("forwarded.enabled"),
+        trusted_proxies: r
+            .list("forwarded.trusted_proxies")
+            .into_iter()
+            .filter_map(|(key, v)| r.parsed(&key, &v, crate::proxy::forwarded::Cidr::parse))
+            .collect(),
+    };
     let probe_enabled = r.boolean("probe.enabled");
     let probe_send_token = secret::send_token(&mut r);
+    let probe = probe::read(&mut r);
+    let health_window = r.millis("health.window_ms", 1000);
     let mut path = |k: &str| {
         let v = r.text(k).unwrap_or_default();
         if v.starts_with('/') {
@@ -338,8 +390,12 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         spool_dir,
         spool_max_bytes,
         frame_events,
+        record_subprotocols,
+        forwarded,
         probe_enabled,
         probe_send_token,
+        probe,
+        health_window,
         probe_paths,
         outbox,
         heartbeat,

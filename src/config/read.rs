@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Endpoint, Upstream, SECRET_KEYS};
+use super::{is_secret, Endpoint, Upstream};
 
 /// One configuration problem: the key, the value found, and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 fn render(key: &str, v: &Value) -> String {
-    if SECRET_KEYS.contains(&key) {
+    if is_secret(key) {
         return "\"****\"".into();
     }
     let s = v.to_string();
@@ -196,6 +196,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The value at `key` as it is in the tree (None when absent).
+    pub(super) fn raw(&self, key: &str) -> Option<&'a Value> {
+        lookup(self.tree, key)
+    }
+
     pub(super) fn text(&mut self, key: &str) -> Option<String> {
         self.string(key)
     }
@@ -244,6 +249,51 @@ impl<'a> Reader<'a> {
             host: String::new(),
             port: 0,
         })
+    }
+
+    /// A list of strings: an array, or one comma-separated string (as from the environment); each
+    /// item with its own key (`KEY.N`) for error messages. Empty items are skipped.
+    pub(super) fn list(&mut self, key: &str) -> Vec<(String, String)> {
+        let v = lookup(self.tree, key);
+        let items: Vec<String> = match v {
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) => out.push(s.trim().to_string()),
+                        None => self.bad(&format!("{key}.{i}"), Some(item), "a string"),
+                    }
+                }
+                out
+            }
+            Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            _ => {
+                self.bad(key, v, "a list of strings (or one comma-separated string)");
+                Vec::new()
+            }
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| (format!("{key}.{i}"), s))
+            .collect()
+    }
+
+    /// `parse(value)`, or the error recorded under `key` with what was expected.
+    pub(super) fn parsed<T>(
+        &mut self,
+        key: &str,
+        value: &str,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match parse(value) {
+            Ok(t) => Some(t),
+            Err(expected) => {
+                self.bad(key, Some(&Value::String(value.into())), expected);
+                None
+            }
+        }
     }
 
     pub(super) fn upstream_list(&mut self, key: &str) -> Vec<Upstream> {
@@ -328,6 +378,24 @@ impl<'a> Reader<'a> {
             );
         }
         out
+    }
+
+    /// Tests: reads `tree` with `f`, and returns what it read or every problem as (key, value, expected).
+    #[cfg(test)]
+    pub(super) fn read_all<T>(
+        tree: &Value,
+        f: impl FnOnce(&mut Reader) -> T,
+    ) -> Result<T, Vec<(String, String, String)>> {
+        let mut r = Reader::new(tree);
+        let out = f(&mut r);
+        match r.finish() {
+            Ok(()) => Ok(out),
+            Err(e) => Err(e
+                .0
+                .into_iter()
+                .map(|e| (e.key, e.value, e.expected))
+                .collect()),
+        }
     }
 
     pub(super) fn finish(self) -> Result<(), super::ConfigErrors> {

@@ -153,6 +153,9 @@ pub async fn command(args: DemoArgs) -> u8 {
         tree["limits"]["upstream_timeout_ms"] = 1000.into();
         // Sessions are held through the Seams restart below (as the Helm chart and compose stack do).
         tree["resume"]["hold_ms"] = 5000.into();
+        // The live view's status reads the last 15 s: what the synthetic clients did a minute ago
+        // should not colour it now.
+        tree["health"]["window_ms"] = 15000.into();
         let config = from_tree(&tree).expect("demo config is valid");
         let (env, desc) = telemetry_target(name, &file).await;
         where_to = desc;

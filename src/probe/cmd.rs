@@ -10,10 +10,10 @@ use crate::app::EXIT_CONFIG;
 use crate::cli::{CheckArgs, MonitorArgs};
 use crate::config::{self, Config, Sources};
 
-fn load(cfg: &crate::cli::ConfigArgs) -> Result<Config, u8> {
+fn load(cfg: &crate::cli::ConfigArgs, probe: &crate::cli::ProbeArgs) -> Result<Config, u8> {
     config::load(&Sources {
         file: cfg.config.clone(),
-        flags: vec![],
+        flags: probe.overrides(),
     })
     .map_err(|e| {
         eprintln!("{e}");
@@ -67,7 +67,7 @@ async fn post_webhook(url: &str, text: &str) -> Result<(), String> {
 
 /// `check`: exit 0 all healthy, 1 any failed, 64 bad config.
 pub async fn check_command(args: CheckArgs) -> u8 {
-    let cfg = match load(&args.cfg) {
+    let cfg = match load(&args.cfg, &args.probe) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -81,7 +81,7 @@ pub async fn check_command(args: CheckArgs) -> u8 {
     }
     let results: Vec<CheckResult> = futures_util::future::join_all(
         urls.iter()
-            .map(|u| check(u, args.timeout, &cfg.slo_latency_ms)),
+            .map(|u| check(u, args.timeout, &cfg.slo_latency_ms, &cfg.probe)),
     )
     .await;
     let healthy = results.iter().all(|r| r.healthy);
@@ -141,7 +141,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// `monitor`: every interval, per endpoint, connect, ping, and report; `--json` prints events as lines.
 pub async fn monitor_command(args: MonitorArgs) -> u8 {
-    let cfg = match load(&args.cfg) {
+    let cfg = match load(&args.cfg, &args.probe) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -165,7 +165,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
         round += 1;
         let results = futures_util::future::join_all(
             urls.iter()
-                .map(|u| check(u, Duration::from_secs(5), &cfg.slo_latency_ms)),
+                .map(|u| check(u, Duration::from_secs(5), &cfg.slo_latency_ms, &cfg.probe)),
         )
         .await;
         for (i, r) in results.iter().enumerate() {

@@ -141,7 +141,8 @@ pub fn classify_reject(cause: RejectCause, status: u16) -> Option<ErrorClass> {
         RejectCause::UpstreamStatus => {
             Some(classify_status(status).unwrap_or(ErrorClass::ProtocolError))
         }
-        RejectCause::ShuttingDown => None,
+        RejectCause::ShuttingDown | RejectCause::ClientGone => None,
+        RejectCause::InvalidRequest => Some(ErrorClass::ProtocolError),
     }
 }
 
@@ -184,6 +185,9 @@ pub fn classify(kind: &EventKind) -> Option<ErrorClass> {
         | EventKind::ProbeAttempt { .. }
         | EventKind::ProbeSucceeded { .. }
         | EventKind::Failover { .. }
+        // The dashboard is up and answered: the prober's request is what needs changing.
+        | EventKind::ProbeRejected { .. }
+        | EventKind::FallbackChanged { .. }
         | EventKind::Downgrade { .. }
         | EventKind::FallbackActivated { .. }
         | EventKind::MissingHeartbeat { .. }

@@ -63,6 +63,10 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
             cause: RejectCause::ShuttingDown,
             ..
         } => other("sidecar_draining", false),
+        K::HandshakeRejected {
+            cause: RejectCause::ClientGone,
+            ..
+        } => other("handshake_abandoned", false),
         K::HandshakeRejected { .. } => failure(classify(kind)),
         K::HttpRelayed { .. } => other("http_relayed", true),
         K::FrameRelayed { .. } => other("frame_relayed", true),
@@ -90,6 +94,9 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
             recovered: false, ..
         } => named(T::ConnectionEstablished, false),
         K::Failover { .. } => other("server_failover", false),
+        K::ProbeRejected { .. } => other("probe_rejected", false),
+        K::FallbackChanged { mode: Some(_), .. } => other("fallback_mode_changed", false),
+        K::FallbackChanged { mode: None, .. } => other("primary_restored", false),
         K::Downgrade { .. } => Mapped {
             event_type: T::DegradedServiceActivated,
             delta: "protocol_downgraded",
@@ -201,6 +208,8 @@ mod tests {
             (rejected(429, UpstreamStatus),                    T::ServerOverload, "server_overload", false),
             (rejected(503, UpstreamStatus),                    T::ServerOverload, "server_overload", false),
             (rejected(503, ShuttingDown),                      T::Other, "sidecar_draining", false),
+            (rejected(499, ClientGone),                        T::Other, "handshake_abandoned", false),
+            (rejected(400, InvalidRequest),                    T::ConnectionFailed, "connection_failed", false),
             (http,                                             T::Other, "http_relayed", true),
             (frame,                                            T::Other, "frame_relayed", true),
             (ping(Some(D)),                                    T::HeartbeatSuccess, "heartbeat_success", true),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
 use super::registry::Registry;
-use crate::events::{Direction, Event, EventKind, Initiator};
+use crate::events::{Direction, Event, EventKind, FallbackMode, Initiator};
 use crate::proxy::Stats;
 use crate::semantics;
 
@@ -93,7 +93,16 @@ impl MetricsRecorder {
             ];
             r.add(&n::RESUMES, &l, 0.0);
         }
-        r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
+        r.add(&n::SESSIONS_EXPIRED, &[d], 0.0);
+        for m in FallbackMode::ALL {
+            r.set(
+                &n::FALLBACK_ACTIVE,
+                &[d, (attr::FALLBACK_MODE, m.as_str())],
+                0.0,
+            );
+        }
+        r.set(&n::HEALTH_SCORE, &[d], 100.0);
+        r.set(&n::HEALTH_STATUS, &[d], 0.0);
         // 0 until the prober's outbox exists; then it keeps this gauge and its counters current
         // itself (probe/outbox.rs), so that they stay exact even when the event channel overflows.
         r.set(&n::BUFFER_QUEUED, &[d], 0.0);
@@ -219,7 +228,6 @@ impl MetricsRecorder {
                     &[d, (attr::ENDPOINT, endpoint)],
                     secs(*duration),
                 );
-                r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
                 let l = [
                     d,
                     (attr::UPSTREAM_NAME, endpoint.as_str()),
@@ -258,7 +266,37 @@ impl MetricsRecorder {
             EventKind::Downgrade { to, .. } => {
                 r.add(&n::FALLBACKS, &[d, (attr::TRANSPORT, to.as_str())], 1.0);
             }
-            EventKind::FallbackActivated { .. } => r.set(&n::FALLBACK_ACTIVE, &[d], 1.0),
+            EventKind::FallbackChanged { mode, .. } => {
+                for m in FallbackMode::ALL {
+                    let on = f64::from(u8::from(*mode == Some(m)));
+                    r.set(
+                        &n::FALLBACK_ACTIVE,
+                        &[d, (attr::FALLBACK_MODE, m.as_str())],
+                        on,
+                    );
+                }
+            }
+            EventKind::ProbeRejected {
+                endpoint, duration, ..
+            } => {
+                let l = [
+                    d,
+                    (attr::ENDPOINT, endpoint.as_str()),
+                    (attr::TRANSPORT, "websocket"),
+                ];
+                r.set(&n::PROBE_SUCCESS, &l, 0.0);
+                r.set(
+                    &n::PROBE_DURATION,
+                    &[d, (attr::ENDPOINT, endpoint)],
+                    secs(*duration),
+                );
+                let l = [
+                    d,
+                    (attr::UPSTREAM_NAME, endpoint.as_str()),
+                    (attr::ERROR_TYPE, "probe_rejected"),
+                ];
+                r.add(&n::RECONNECTS, &l, 1.0);
+            }
             _ => {}
         }
         if counts_as_error(&ev.kind) {
@@ -279,6 +317,13 @@ impl MetricsRecorder {
                 );
             }
         }
+    }
+
+    /// Sets the health gauges (score 0–100; status 0 HEALTHY, 1 WARNING, 2 CRITICAL).
+    pub fn set_health(&self, score: f64, status: f64) {
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        self.registry.set(&n::HEALTH_SCORE, &[d], score);
+        self.registry.set(&n::HEALTH_STATUS, &[d], status);
     }
 
     fn note_rtt(&self, v: f64) {
@@ -326,6 +371,13 @@ impl MetricsRecorder {
             r.set_histogram(&n::MESSAGE_SIZE, &[d, io], &counts, sum as f64);
         }
         r.set(&n::EVENTS_DROPPED, &[], events_dropped as f64);
+        r.set(
+            &n::ADMIN_REFUSED,
+            &[],
+            stats
+                .admin_refused
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
         let mut q = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh_latency(&mut q);
     }

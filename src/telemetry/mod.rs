@@ -4,6 +4,7 @@
 //! - [`names`]: every metric definition and attribute key, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
 //! - [`metrics`]: events and hot-path counters → registry.
+//! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
 //!   re-encoding); [`spool`]: the queue.
@@ -11,6 +12,7 @@
 pub mod attrs;
 pub mod env;
 pub mod export;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod names;
@@ -20,6 +22,7 @@ pub mod raw_grpc;
 pub mod registry;
 pub mod spans;
 pub mod spool;
+pub mod window;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventKind, EventSink};
 use crate::proxy::Stats;
 use crate::semantics::{self, LogLevel};
 use env::{OtelEnv, Signal};
@@ -54,6 +57,13 @@ pub struct Options {
     pub spool_dir: Option<PathBuf>,
     /// Spool budget in bytes.
     pub spool_max_bytes: u64,
+    /// The longest a handshake can take (head read, dials, the upstream's answer): the span builder
+    /// ends a session that has had no outcome for longer ([`spans::SpanBuilder::expire`]).
+    pub handshake_max_age: Duration,
+    /// The window the health score reads (`health.window_ms`).
+    pub health_window: Duration,
+    /// The latency SLO the health score grades against.
+    pub slo_latency_ms: crate::config::Slo,
 }
 
 /// The telemetry side of one sidecar.
@@ -66,6 +76,10 @@ pub struct Telemetry {
     pub stats: Arc<Stats>,
     /// The sink whose drops are reported.
     pub sink: EventSink,
+    /// The health score's inputs over the last window.
+    pub window: Arc<window::Window>,
+    /// Which events are logged (a refused prober once per change, not per attempt).
+    quiet: logs::Quiet,
     opts: Options,
     resource: Resource,
     /// The resource and the scope, encoded once for every trace request.
@@ -133,6 +147,8 @@ impl Telemetry {
             recorder,
             stats,
             sink,
+            window: Arc::new(window::Window::new(opts.health_window)),
+            quiet: logs::Quiet::default(),
             opts,
             encoded_resource: (resource.encode_to_vec(), export::scope().encode_to_vec()),
             resource,
@@ -144,9 +160,21 @@ impl Telemetry {
         })
     }
 
-    /// Brings hot-path counters into the registry (before a scrape or an export).
+    /// Brings hot-path counters and the health score into the registry (before a scrape or an export).
     pub fn sync(&self) {
         self.recorder.sync_stats(&self.stats, self.sink.dropped());
+        let h = self.health();
+        let level = health::STATUS
+            .iter()
+            .position(|s| h["status"] == *s)
+            .unwrap_or(0);
+        let score = h["score"].as_f64().unwrap_or(0.0);
+        self.recorder.set_health(score, level as f64);
+    }
+
+    /// The `/health` body: the seed's score over the last `health.window_ms`.
+    pub fn health(&self) -> serde_json::Value {
+        health::score(&self.window, &self.opts.slo_latency_ms)
     }
 
     fn ship(&self, signal: Signal, items: u64, data: Vec<u8>) {
@@ -216,9 +244,13 @@ impl Telemetry {
         tap: Option<&mpsc::UnboundedSender<Event>>,
     ) {
         self.recorder.record(&ev);
+        self.window.record(&ev);
         let ids = builder.on_event(&ev, span_buf);
-        let sem = semantics::describe(&ev.kind, &semantics::Context::default());
-        if sem.level >= self.opts.log_level {
+        let mut sem = semantics::describe(&ev.kind, &semantics::Context::default());
+        if let EventKind::ProbeRejected { .. } = ev.kind {
+            sem.level = LogLevel::Warn; // a setting to change, said once per change
+        }
+        if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
             let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
             if self.opts.stdout_logs {
                 let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);
@@ -253,6 +285,7 @@ impl Telemetry {
         let (mut last_spans, mut last_logs, mut last_metrics) =
             (Instant::now(), Instant::now(), Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_expiry = Instant::now();
         loop {
             tokio::select! {
                 ev = rx.recv() => {
@@ -273,6 +306,18 @@ impl Telemetry {
                 _ = tick.tick() => {}
             }
             let now = Instant::now();
+            if now - last_expiry >= Duration::from_secs(1) {
+                last_expiry = now;
+                let at = spans::nanos(SystemTime::now());
+                let expired = builder.expire(at, self.opts.handshake_max_age, &mut span_buf);
+                let d = [(names::attr::DASHBOARD, self.opts.dashboard.as_str())];
+                if expired > 0 {
+                    self.registry
+                        .add(&names::SESSIONS_EXPIRED, &d, expired as f64);
+                }
+                let tracked = builder.open_sessions() as f64;
+                self.registry.set(&names::SESSIONS_TRACKED, &d, tracked);
+            }
             if span_buf.count >= 512
                 || (!span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay)
             {

@@ -36,7 +36,7 @@ defs! {
     CLOSES = "websocket.closes", Kind::Counter, "{close}", "Session closes by code and initiator.";
     RECONNECTS = "websocket.reconnects", Kind::Counter, "{attempt}", "Prober reconnection attempts.";
     FALLBACKS = "websocket.fallbacks", Kind::Counter, "{fallback}", "Failovers and transport downgrades.";
-    FALLBACK_ACTIVE = "websocket.fallback.active", Kind::Gauge, "1", "1 while the prober is in degraded (fallback) mode.";
+    FALLBACK_ACTIVE = "websocket.fallback.active", Kind::Gauge, "1", "1 while the prober is not on its primary WebSocket upstream, on the series of the mode it is in (backup, sse, long_poll, poll, degraded); 0 on every series when back.";
     HEARTBEAT_MISSED = "websocket.heartbeat.missed", Kind::Counter, "{heartbeat}", "Heartbeats a peer failed to answer in time.";
     BUFFER_QUEUED = "websocket.buffer.queued", Kind::Gauge, "{message}", "Messages waiting in the prober's offline buffer.";
     BUFFER_DROPPED = "websocket.buffer.dropped", Kind::Counter, "{message}", "Messages the prober's offline buffer refused, by reason.";
@@ -51,7 +51,13 @@ defs! {
     SEED_MAX_LATENCY = "websocket_max_latency_seconds", Kind::Gauge, "", "Seed dashboard: max ping RTT over the last minute.";
     PROBE_SUCCESS = "probe_success", Kind::Gauge, "", "Blackbox-style: 1 if the last probe of the endpoint succeeded.";
     PROBE_DURATION = "probe_duration_seconds", Kind::Gauge, "", "Blackbox-style: duration of the last probe.";
+    HEALTH_SCORE = "iskra.sidecar.health.score", Kind::Gauge, "1", "The seed's health score (0-100) over the last health.window_ms, as /health shows it.";
+    HEALTH_STATUS = "iskra.sidecar.health.status", Kind::Gauge, "1", "The /health status over the last health.window_ms: 0 HEALTHY, 1 WARNING, 2 CRITICAL.";
     EVENTS_DROPPED = "iskra.sidecar.events.dropped", Kind::Counter, "{event}", "Lifecycle events lost to a full channel.";
+    SESSIONS_EXPIRED = "iskra.sidecar.sessions.expired", Kind::Counter, "{session}", "Sessions the span builder ended itself: no handshake outcome arrived within the handshake's time budget (a backstop; 0 when every end arrives).";
+    SESSIONS_TRACKED = "iskra.sidecar.sessions.tracked", Kind::Gauge, "{session}", "Sessions whose spans are being built (open in the span builder).";
+    EVENTS_SUPPRESSED = "iskra.sidecar.events.suppressed", Kind::Counter, "{event}", "Per-message events (telemetry.frame_events) not emitted because their session spent its budget of 100 a second.";
+    ADMIN_REFUSED = "iskra.sidecar.admin.refused", Kind::Counter, "{connection}", "Admin connections closed at accept: limits.admin_max_connections were already being served.";
     TELEMETRY_EXPORTED = "iskra.sidecar.telemetry.exported", Kind::Counter, "{item}", "Spans, logs and metric points exported.";
     TELEMETRY_FAILED = "iskra.sidecar.telemetry.failed", Kind::Counter, "{item}", "Items whose export failed (kept for retry).";
     TELEMETRY_DROPPED = "iskra.sidecar.telemetry.dropped", Kind::Counter, "{item}", "Items dropped beyond the spool budget.";
@@ -81,4 +87,5 @@ pub mod attr {
     pub const SIGNAL: &str = "signal";
     pub const REASON: &str = "reason";
     pub const OUTCOME: &str = "outcome";
+    pub const FALLBACK_MODE: &str = "websocket.fallback.mode";
 }

@@ -36,7 +36,8 @@ CI = CHART / "ci"
 KUBE_VERSION = "1.30.0"
 RELEASE = "iskra-ws-sidecar"
 NAMESPACE = "iskra-ecosystem"
-SCENARIOS = ["default", "collector-enabled", "podmonitor", "single-dashboard-backups", "custom-resources"]
+SCENARIOS = ["default", "collector-enabled", "podmonitor", "single-dashboard-backups", "custom-resources",
+             "probe-target"]
 DASHBOARD_PORTS = {"pulse": 3001, "seams": 3002, "voices": 3003}
 SIDECAR_PROXY_PORT = 8000
 SIDECAR_ADMIN_PORT = 8080
@@ -420,14 +421,61 @@ def test_services_send_the_dashboard_port_to_the_sidecar(scenario):
         assert ports["ws"]["port"] == dash_port, "clients keep the dashboard's port"
         assert ports["ws"]["targetPort"] == sidecar_ports["proxy"] == SIDECAR_PROXY_PORT
         assert ports["ws"]["targetPort"] != dash_port, "the Service must not bypass the sidecar"
+        assert set(ports) == {"ws"}, "the admin port is not on the clients' Service"
+        admin = services[svc["metadata"]["name"] + "-admin"]
+        assert admin["spec"]["type"] == "ClusterIP", "the admin Service is never exposed"
+        assert admin["spec"]["selector"] == svc["spec"]["selector"]
+        ports = {p["name"]: p for p in admin["spec"]["ports"]}
+        assert set(ports) == {"admin"}
         assert ports["admin"]["port"] == ports["admin"]["targetPort"] == sidecar_ports["admin"] == 8080
+
+
+def test_the_admin_service_stays_cluster_ip_when_the_dashboards_are_exposed():
+    helm = _need_helm()
+    values = {**scenario_values("default"), "service": {"type": "LoadBalancer"}}
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    docs = [d for path, text in rendered.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    services = of_kind(docs, "Service")
+    assert services
+    for svc in services:
+        want = "ClusterIP" if svc["metadata"]["name"].endswith("-admin") else "LoadBalancer"
+        assert svc["spec"]["type"] == want, svc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_network_policy_admits_the_proxy_port_from_anywhere_and_admin_only_from_named_namespaces(scenario):
+    docs = manifests(scenario)
+    policies = of_kind(docs, "NetworkPolicy")
+    values = scenario_values(scenario)
+    if not values.get("networkPolicy", {}).get("enabled"):
+        assert policies == [], "off unless networkPolicy.enabled"
+        return
+    deploys = dashboard_deployments(docs)
+    assert len(policies) == len(deploys)
+    for deploy in deploys:
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        sidecar_ports = {p["name"]: p["containerPort"] for p in container(deploy, "sidecar")["ports"]}
+        pol = next(p for p in policies
+                   if p["spec"]["podSelector"]["matchLabels"].get("iskra.io/dashboard") == labels["iskra.io/dashboard"])
+        assert all(labels.get(k) == v for k, v in pol["spec"]["podSelector"]["matchLabels"].items())
+        assert pol["spec"]["policyTypes"] == ["Ingress"]
+        proxy_rule, admin_rule = pol["spec"]["ingress"]
+        assert [p["port"] for p in proxy_rule["ports"]] == [sidecar_ports["proxy"]]
+        assert "from" not in proxy_rule, "the dashboard's port is open to every client"
+        assert [p["port"] for p in admin_rule["ports"]] == [sidecar_ports["admin"]]
+        (peer,) = admin_rule["from"]
+        (expr,) = peer["namespaceSelector"]["matchExpressions"]
+        assert expr == {"key": "kubernetes.io/metadata.name", "operator": "In",
+                        "values": values["networkPolicy"]["adminNamespaces"]}
 
 
 def test_single_dashboard_scenario_uses_the_seed_service_name_and_backups():
     docs = manifests("single-dashboard-backups")
     deploys = dashboard_deployments(docs)
     assert len(deploys) == 1 and deploys[0]["spec"]["replicas"] == 2
-    assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == ["pulse-service"]
+    assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == ["pulse-service", "pulse-service-admin"]
     backups = ["ws://backup-pulse.iskra.local:3001", "ws://backup-pulse-2.iskra.local:3001"]
     cfg = _sidecar_config(docs, deploys[0])
     assert cfg["dashboard"] == "pulse"
@@ -516,9 +564,12 @@ SIDECAR_KEYS = {
     "limits.handshake_timeout_ms", "limits.upstream_timeout_ms", "limits.max_connections",
     "limits.max_frame_size", "limits.max_message_size", "limits.max_header_size",
     "limits.idle_timeout_ms", "limits.close_timeout_ms",
+    "limits.admin_header_timeout_ms", "limits.admin_max_connections",
     "shutdown.grace_ms",
     "resume.hold_ms", "resume.buffer_bytes", "resume.replay_messages", "resume.replay_bytes",
+    "forwarded.enabled", "forwarded.trusted_proxies",
     "telemetry.events_channel_capacity", "telemetry.spool_dir", "telemetry.spool_max_bytes",
+    "telemetry.record_subprotocols",
     "websocket.reconnection.max_attempts", "websocket.reconnection.initial_delay",
     "websocket.reconnection.backoff_multiplier", "websocket.reconnection.max_delay",
     "websocket.reconnection.jitter",
@@ -530,7 +581,11 @@ SIDECAR_KEYS = {
     "websocket.fallback.buffer_messages", "websocket.fallback.buffer_max_size",
     "websocket.fallback.buffer_max_bytes",
     "websocket.fallback.degraded_service", "websocket.fallback.timeout",
+    "probe.path", "probe.subprotocols", "probe.origin", "probe.init_messages", "probe.replies",
+    "probe.gates_readiness", "health.window_ms",
 }
+# …and maps whose keys are the user's (a header name, a text to answer)
+SIDECAR_MAPS = ("probe.replies.", "probe.header_files.")
 
 
 def _leaf_paths(tree, prefix=""):
@@ -558,7 +613,7 @@ def test_sidecar_config_uses_only_known_keys_and_fits_the_pod(scenario):
         ws = cfg["websocket"]
         conns = ws.pop("connections")
         slo = ws.pop("slo_thresholds")
-        unknown = set(_leaf_paths(cfg)) - SIDECAR_KEYS
+        unknown = {k for k in set(_leaf_paths(cfg)) - SIDECAR_KEYS if not k.startswith(SIDECAR_MAPS)}
         assert not unknown, f"keys the sidecar does not know: {sorted(unknown)}"
         assert set(slo) == {"connection_latency_ms", "availability_percent", "error_rate_percent"}
         assert all(set(v) == {"target", "warning", "critical"} for v in slo.values())
@@ -665,7 +720,8 @@ def test_probe_send_token_is_mounted_from_the_existing_secret_only_when_set(scen
         sidecar = container(deploy, "sidecar")
         env = env_of(sidecar)
         assert "ISKRA_SIDECAR_PROBE__SEND_TOKEN" not in env, "the token itself is never an env value"
-        assert "probe" not in _sidecar_config(docs, deploy), "nor a ConfigMap value"
+        probe_cfg = _sidecar_config(docs, deploy).get("probe", {})
+        assert not {"send_token", "send_token_file"} & set(probe_cfg), "nor a ConfigMap value"
         volumes = {v["name"]: v for v in pod["volumes"]}
         if not secret:
             assert PROBE_SEND_ENV not in env and "probe-send-token" not in volumes
@@ -680,6 +736,35 @@ def test_probe_send_token_is_mounted_from_the_existing_secret_only_when_set(scen
         for other in pod["containers"]:
             if other["name"] != "sidecar":
                 assert all(m["name"] != "probe-send-token" for m in other.get("volumeMounts", []))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_probe_target_values_reach_the_config_and_header_values_only_by_file(scenario):
+    """sidecar.config.probe lands in the ConfigMap as is; sidecar.probeHeaders mounts the named keys of an
+    existing Secret read-only and points probe.header_files at them: no header value in the ConfigMap or
+    the environment."""
+    values = scenario_values(scenario).get("sidecar", {})
+    headers = values.get("probeHeaders", {})
+    docs = manifests(scenario)
+    for deploy in dashboard_deployments(docs):
+        pod = deploy["spec"]["template"]["spec"]
+        probe_cfg = _sidecar_config(docs, deploy)["probe"]
+        assert "headers" not in probe_cfg
+        assert all("PROBE__HEADERS" not in n for n in env_of(container(deploy, "sidecar")))
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if not headers.get("existingSecret"):
+            assert "probe-headers" not in volumes and "header_files" not in probe_cfg
+            continue
+        for k, v in values["config"]["probe"].items():
+            assert probe_cfg[k] == v, k
+        vol = volumes["probe-headers"]["secret"]
+        assert vol["secretName"] == headers["existingSecret"] and vol["defaultMode"] == 0o440
+        assert vol["items"] == [{"key": k, "path": k} for k in headers["headers"].values()]
+        mount = next(m for m in container(deploy, "sidecar")["volumeMounts"] if m["name"] == "probe-headers")
+        assert mount == {"name": "probe-headers", "mountPath": headers["mountPath"], "readOnly": True}
+        assert probe_cfg["header_files"] == {h: f"{headers['mountPath']}/{k}" for h, k in headers["headers"].items()}
+    if scenario == "probe-target":
+        assert headers["existingSecret"] and values["config"]["health"]["window_ms"] == 600000
 
 
 def test_the_sidecar_reads_the_token_file_the_chart_points_it_at(tmp_path):
@@ -722,6 +807,8 @@ BAD_VALUES = {
     "literal probe token": "sidecar:\n  probeSend:\n    token: s3cr3t-s3cr3t-s3cr3t\n",
     "tiny outbox byte budget": "sidecar:\n  config:\n    websocket:\n      fallback:\n        buffer_max_bytes: 10\n",
     "bad protocol": "otel:\n  protocol: udp\n",
+    "relative probe path": "sidecar:\n  config:\n    probe:\n      path: socket.io\n",
+    "probe header the handshake owns": "sidecar:\n  probeHeaders:\n    existingSecret: s\n    headers: {Host: host}\n    mountPath: /x\n",
     "bad backup URL": "dashboards:\n  pulse:\n    backupUrls: [backup-pulse:3001]\n",
     "service.name in resource attributes": "otel:\n  resourceAttributes:\n    service.name: x\n",
 }
@@ -779,6 +866,7 @@ def test_schema_covers_every_value():
     walk(values, schema, "")
     # pass-through objects are the expected ones only
     allowed = re.compile(r"(resources|Probe|Labels|labels|Annotations|annotations|nodeSelector|affinity|"
+                         r"probeHeaders\.headers|config\.probe\.replies|"
                          r"resourceAttributes|SecurityContext\.(capabilities|seccompProfile)|"
                          r"podSecurityContext\.seccompProfile)")
     assert all(allowed.search(p) for p in free_form), sorted(p for p in free_form if not allowed.search(p))
@@ -835,8 +923,14 @@ def test_the_sidecar_accepts_the_rendered_config(scenario, tmp_path):
         cm_name = next(v["configMap"]["name"] for v in deploy["spec"]["template"]["spec"]["volumes"]
                        if v["name"] == "config")
         cm = next(c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == cm_name)
+        config = yaml.safe_load(cm["data"]["config.yaml"])
+        # the probe's header files are mounted Secrets in the pod: stand-ins here
+        for header, _ in config.get("probe", {}).get("header_files", {}).items():
+            stand_in = tmp_path / f"{key}-{header}"
+            stand_in.write_text("Bearer chart-probe-token\n")
+            config["probe"]["header_files"][header] = str(stand_in)
         path = tmp_path / f"{key}.yaml"
-        path.write_text(cm["data"]["config.yaml"])
+        path.write_text(yaml.safe_dump(config))
         clean_env = {"PATH": "/usr/bin:/bin"}
         proc = subprocess.run([str(binary), "config", "--check", str(path)], env=clean_env,
                               capture_output=True, text=True, timeout=30)

@@ -8,7 +8,6 @@ use tokio::net::TcpStream;
 
 use crate::events::{EventKind, Peer, ProtocolRule};
 use crate::proxy::frame::{self, Parsed};
-use crate::proxy::heartbeat;
 use crate::proxy::pump::{check_header, Shared};
 use crate::proxy::SessionCtx;
 
@@ -96,8 +95,8 @@ impl ClientFrames {
                     }
                     0x9 => self.replies.extend(frame::build_frame(0xA, &payload, None)),
                     _ => {
-                        if let Some(sent) = heartbeat::own_pong(&payload) {
-                            shared.pongs.record(Peer::Client);
+                        // Only the answer to the sidecar's outstanding ping counts.
+                        if let Some(sent) = shared.pongs.answer(Peer::Client, &payload) {
                             let rtt = Some(started.elapsed().saturating_sub(sent));
                             let kind = EventKind::PingPong {
                                 peer: Peer::Client,
@@ -146,7 +145,8 @@ mod tests {
         first[0] &= 0x7F;
         let rest = build_frame(0x0, b"two", m);
         let ping = build_frame(0x9, b"are you there", m);
-        let own_pong = build_frame(0xA, &ping_payload(std::time::Duration::from_millis(3)), m);
+        let payload = ping_payload(std::time::Duration::from_millis(3));
+        let own_pong = build_frame(0xA, &payload, m);
         let big = build_frame(0x2, &[5u8; 70_000], m);
         let stream = [&first[..], &ping, &rest, &own_pong, &big].concat();
         let held = [&first[..], &rest, &big].concat();
@@ -154,6 +154,7 @@ mod tests {
             let (sink, _rx) = EventSink::channel(64);
             let ctx = ctx(sink);
             let shared = Shared::default();
+            shared.pongs.expect(Peer::Client, &payload);
             let mut f = ClientFrames::default();
             for piece in stream.chunks(step) {
                 f.buf.extend_from_slice(piece);

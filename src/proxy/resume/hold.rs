@@ -187,6 +187,7 @@ async fn wait(
                 match st.beats[0].tick(Instant::now(), st.shared.pongs.count(Peer::Client), &hb) {
                     Beat::Ping => {
                         let payload = heartbeat::ping_payload(st.started.elapsed());
+                        st.shared.pongs.expect(Peer::Client, &payload);
                         frames.replies.extend(frame::build_frame(0x9, &payload, None));
                     }
                     Beat::Dead(missed) => return End::ClientDead(missed),
