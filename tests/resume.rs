@@ -452,3 +452,31 @@ async fn an_upstream_that_stops_answering_heartbeats_is_replaced_without_the_cli
     assert!(late >= 5, "echoes in the last second: {late}");
     counted_at_least(&sc, &[("outcome", "resumed")], 2.0, 20.0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_closes_with_1001_gets_the_dashboards_answer_not_a_hold() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    use tokio_tungstenite::tungstenite::Message;
+    let _g = SERIAL.lock().await;
+    // The dashboard answers a close with the same code: its 1001 is an answer, not a restart.
+    let dash = node_ws(&[]);
+    let sc = sidecar_with(dash.port, &resume_env("5000"));
+    let url = format!("ws://{}/live", sc.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let away = CloseFrame {
+        code: CloseCode::Away,
+        reason: "tab closed".into(),
+    };
+    ws.send(Message::Close(Some(away))).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(2), ws.next())
+        .await
+        .expect("the dashboard's close answer arrives at once");
+    match answer {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1001),
+        other => panic!("expected the 1001 answer, got {other:?}"),
+    }
+    counted_at_least(&sc, &[("outcome", "resumed")], 0.0, 0.0).await;
+}

@@ -72,6 +72,8 @@ pub struct Shared {
     pub last_activity_ms: AtomicU64,
     /// Answers to the sidecar's own pings.
     pub pongs: super::heartbeat::Pongs,
+    /// The client sent a close frame: an upstream close after it answers it, and is never a restart.
+    pub client_closed: AtomicBool,
 }
 
 impl Shared {
@@ -503,9 +505,14 @@ impl<'a> Pump<'a> {
             Control::Close(code, reason) => {
                 // A restart announced while resume is on: the client does not see it (the relay holds
                 // the session, or sends it this close itself if it cannot).
-                self.close_held = self.dir == Direction::UpstreamToClient
+                let from_client = self.dir == Direction::ClientToUpstream;
+                if from_client {
+                    self.shared.client_closed.store(true, Relaxed);
+                }
+                self.close_held = !from_client
                     && self.ctx.resume.is_some()
                     && !self.in_message
+                    && !self.shared.client_closed.load(Relaxed)
                     && super::resume::restart_code(code);
                 if !self.close_held {
                     self.write(frame)?;
