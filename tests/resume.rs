@@ -480,3 +480,33 @@ async fn a_client_that_closes_with_1001_gets_the_dashboards_answer_not_a_hold() 
     }
     counted_at_least(&sc, &[("outcome", "resumed")], 0.0, 0.0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_later_on_a_keep_alive_connection_is_held_too() {
+    use iskra_ws_sidecar::chaos::wire::{masked, read_head, Got, Reader};
+    let _g = SERIAL.lock().await;
+    let dash = node_ws(&[]);
+    let sc = sidecar_with(dash.port, &resume_env("5000"));
+    // A plain request first: the upgrade that follows on the same connection takes hyper's path.
+    let mut s = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    let limit = Duration::from_secs(5);
+    // (204: no body to skip.)
+    s.write_all(b"GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let plain = read_head(&mut s, limit).await.unwrap();
+    assert_eq!((plain.status, plain.rest.len()), (204, 0), "{}", plain.text);
+    let upgrade = "GET /later HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    s.write_all(upgrade.as_bytes()).await.unwrap();
+    let head = read_head(&mut s, limit).await.unwrap();
+    assert_eq!(head.status, 101, "{}", head.text);
+    let mut r = Reader::new(head.rest);
+    s.write_all(&masked(0x1, b"before")).await.unwrap();
+    assert!(matches!(r.next_data(&mut s, limit).await, Got::Frame(1, p) if p == b"before"));
+    let (_dash, _, _) = restart(dash, Duration::from_millis(1000), &[]).await;
+    s.write_all(&masked(0x1, b"after")).await.unwrap();
+    let got = r.next_data(&mut s, Duration::from_secs(10)).await;
+    assert!(matches!(&got, Got::Frame(1, p) if p == b"after"), "{got:?}");
+    counted(&sc, &[("outcome", "resumed")]).await;
+}
