@@ -168,4 +168,12 @@ fn the_resume_reasons_in_code_and_schema_are_the_same() {
     let code = ResumeGaveUp::ALL.iter().map(|r| r.as_str().to_string());
     let listed = &schema()["metrics"]["websocket.resumes"]["reasons"];
     same_reasons(listed, code.collect(), "websocket.resumes");
+    // ALL really is every variant: a new one must be added there (and so here).
+    for r in ResumeGaveUp::ALL {
+        use ResumeGaveUp::*;
+        match r {
+            MidFrame | MidMessage | ClientMidMessage | Timeout | BufferFull | Mismatch
+            | ReplayTooLarge | Shutdown => {}
+        }
+    }
 }
