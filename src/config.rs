@@ -28,7 +28,8 @@ use read::Reader;
 pub use read::{ConfigError, ConfigErrors};
 pub use secret::{Masked, Secret};
 pub use sections::{
-    Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, Slo, TelemetryConfig, Upstream,
+    Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, ResumeConfig, Slo, TelemetryConfig,
+    Upstream,
 };
 
 /// Keys whose values are secrets: never printed, masked in `config` output and in error messages.
@@ -63,6 +64,8 @@ pub struct Config {
     pub limits: Limits,
     /// Grace period for draining on SIGTERM.
     pub shutdown_grace: Duration,
+    /// Holding sessions through an upstream restart (`resume.*`; off when `hold_ms` is 0).
+    pub resume: ResumeConfig,
     /// `X-Forwarded-For` / `X-Forwarded-Proto` toward the upstream.
     pub forwarded: Forwarding,
     /// Telemetry: the event channel, the spool, what may be named, the log level, the health window.
@@ -185,6 +188,12 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let connections = r.endpoints(&format!("{ws}.connections"));
     let events_capacity = r.uint("telemetry.events_channel_capacity", 16, 1 << 24) as usize;
     let shutdown_grace = r.millis("shutdown.grace_ms", 0);
+    let resume = ResumeConfig {
+        hold: r.millis("resume.hold_ms", 0),
+        buffer_bytes: r.uint("resume.buffer_bytes", 0, 1 << 30),
+        replay_messages: r.uint("resume.replay_messages", 0, 1000) as u32,
+        replay_bytes: r.uint("resume.replay_bytes", 0, 16 << 20),
+    };
     let spool_dir = r
         .text("telemetry.spool_dir")
         .filter(|d| !d.is_empty())
@@ -212,6 +221,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         backup_upstreams,
         limits,
         shutdown_grace,
+        resume,
         telemetry: TelemetryConfig {
             events_capacity,
             spool_dir,

@@ -176,3 +176,16 @@ pub struct OutboxConfig {
     /// `flush_batch`: flush as soon as this many wait.
     pub flush_batch: usize,
 }
+
+/// `resume.*`: how sessions are held through an upstream restart.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ResumeConfig {
+    /// How long a session is held while the upstream is away (zero: off, the client gets 1012 at once).
+    pub hold: Duration,
+    /// Bytes of client frames held during the gap; more closes the session (1012, "buffer full").
+    pub buffer_bytes: u64,
+    /// The first N client data messages of a session, re-sent to a new upstream before the held ones.
+    pub replay_messages: u32,
+    /// Bound on those N messages' bytes; over it, the session is not held.
+    pub replay_bytes: u64,
+}

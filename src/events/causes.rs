@@ -324,6 +324,56 @@ impl DropReason {
     }
 }
 
+/// Why the sidecar did not hold a session through the loss of its upstream (`reason` on
+/// `websocket.resumes{outcome="gave_up"}`): the client got the close it gets without resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResumeGaveUp {
+    /// The upstream went away in the middle of a frame to the client (part of it was forwarded).
+    MidFrame,
+    /// The upstream went away inside a fragmented message to the client.
+    MidMessage,
+    /// The client was in the middle of a frame or fragmented message to the old upstream.
+    ClientMidMessage,
+    /// No upstream answered a matching 101 within `resume.hold_ms`.
+    Timeout,
+    /// The client sent more than `resume.buffer_bytes` during the hold.
+    BufferFull,
+    /// The new 101 named another subprotocol or other extensions.
+    Mismatch,
+    /// The first `resume.replay_messages` messages were larger than `resume.replay_bytes`.
+    ReplayTooLarge,
+    /// The sidecar is shutting down (the client got 1001).
+    Shutdown,
+}
+
+impl ResumeGaveUp {
+    /// Every reason (telemetry-schema.yaml lists the same values; tests/schema.rs keeps them equal).
+    pub const ALL: [ResumeGaveUp; 8] = [
+        ResumeGaveUp::MidFrame,
+        ResumeGaveUp::MidMessage,
+        ResumeGaveUp::ClientMidMessage,
+        ResumeGaveUp::Timeout,
+        ResumeGaveUp::BufferFull,
+        ResumeGaveUp::Mismatch,
+        ResumeGaveUp::ReplayTooLarge,
+        ResumeGaveUp::Shutdown,
+    ];
+
+    /// The `reason` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeGaveUp::MidFrame => "mid_frame",
+            ResumeGaveUp::MidMessage => "mid_message",
+            ResumeGaveUp::ClientMidMessage => "client_mid_message",
+            ResumeGaveUp::Timeout => "hold_timeout",
+            ResumeGaveUp::BufferFull => "buffer_full",
+            ResumeGaveUp::Mismatch => "handshake_mismatch",
+            ResumeGaveUp::ReplayTooLarge => "replay_too_large",
+            ResumeGaveUp::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// A close reason as exported: at most 123 bytes (RFC 6455's limit, cut on a character boundary) of
 /// text, with control characters (line breaks, escapes) replaced by spaces.
 pub fn reason_text(reason: &str) -> String {

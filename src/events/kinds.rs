@@ -105,6 +105,26 @@ pub enum EventKind {
         /// Which rule.
         rule: ProtocolRule,
     },
+    /// The upstream connection was lost and the session was held and resumed on a new one: the client
+    /// saw no close and no second handshake.
+    Resumed {
+        /// From the loss to the first byte relayed on the new connection.
+        gap: Duration,
+        /// Reconnect rounds (each dials the primary, then the backups).
+        attempts: u32,
+        /// The upstream that took the session (`primary` or `backup-N`).
+        upstream: String,
+    },
+    /// The upstream connection was lost and the session could not be held: the client got the close it
+    /// gets without resume (1012; 1001 on shutdown).
+    ResumeGaveUp {
+        /// Time held before giving up (zero when not held at all).
+        gap: Duration,
+        /// Reconnect rounds tried.
+        attempts: u32,
+        /// Why.
+        reason: ResumeGaveUp,
+    },
     /// The session is over.
     SessionEnded {
         /// Time since the handshake completed.

@@ -11,6 +11,7 @@
 //! - [`guard`]: the session's end, emitted by a guard whatever way the session stops.
 //! - [`pump`], [`relay`], [`frame`], [`rules`]: the WebSocket session after the upgrade (`rules`: the
 //!   RFC 6455 checks on each frame header, apart from the pump that moves the bytes).
+//! - [`resume`]: holding a session through an upstream restart (`resume.hold_ms`).
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod forwarded;
@@ -24,6 +25,7 @@ pub mod prefixed;
 pub mod pump;
 pub mod refused;
 pub mod relay;
+pub mod resume;
 pub mod rules;
 pub mod stats;
 pub mod upstream;
@@ -65,6 +67,8 @@ pub struct SessionCtx {
     pub frame_budget: EventBudget,
     /// The sidecar's own pings on this session.
     pub heartbeat: heartbeat::Heartbeats,
+    /// Holding the session through an upstream restart (None: `resume.hold_ms` is 0).
+    pub resume: Option<Box<resume::Plan>>,
 }
 
 /// Per-message events one session may emit in a second (`telemetry.frame_events`); beyond it they are

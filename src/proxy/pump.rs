@@ -55,6 +55,8 @@ pub struct Shared {
     pub last_activity_ms: AtomicU64,
     /// Answers to the sidecar's own pings.
     pub pongs: super::heartbeat::Pongs,
+    /// The client sent a close frame: an upstream close after it answers it, and is never a restart.
+    pub client_closed: AtomicBool,
 }
 
 impl Shared {
@@ -114,6 +116,8 @@ pub struct Pump<'a> {
     backlog: Vec<u8>,
     /// How the direction ended, reported once the backlog is written.
     ended: Option<Outcome>,
+    /// An upstream close announcing a restart was kept from the client, for a resume.
+    close_held: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -141,7 +145,33 @@ impl<'a> Pump<'a> {
             pending_len: 0,
             backlog: Vec::new(),
             ended: None,
+            close_held: false,
         }
+    }
+
+    /// Where the direction stands (for the decision to hold a session through a restart).
+    pub fn position(&self) -> super::resume::Position<'_> {
+        super::resume::Position {
+            mid_frame: self.remaining > 0 || !self.backlog.is_empty(),
+            in_message: self.in_message,
+            pending: match &self.pending {
+                Some(p) => &p[..self.pending_len],
+                None => &[],
+            },
+        }
+    }
+
+    /// Whether the upstream's close (1001 / 1012) was kept from the client for a resume.
+    pub fn close_held(&self) -> bool {
+        self.close_held
+    }
+
+    /// Whether the first client messages, kept for a resume, passed `resume.replay_bytes`.
+    pub fn replay_overflowed(&self) -> bool {
+        self.ctx
+            .resume
+            .as_ref()
+            .is_some_and(|p| p.replay.overflowed())
     }
 
     /// Starts relaying: `initial` (bytes read before the upgrade completed) is walked now; the pump,
@@ -310,7 +340,20 @@ impl<'a> Pump<'a> {
         match self.inspect_control(frame, h)? {
             Control::Forward => self.write(frame),
             Control::Close(code, reason) => {
-                self.write(frame)?;
+                // A restart announced while resume is on: the client does not see it (the relay holds
+                // the session, or sends it this close itself if it cannot).
+                let from_client = self.dir == Direction::ClientToUpstream;
+                if from_client {
+                    self.shared.client_closed.store(true, Relaxed);
+                }
+                self.close_held = !from_client
+                    && self.ctx.resume.is_some()
+                    && !self.in_message
+                    && !self.shared.client_closed.load(Relaxed)
+                    && super::resume::restart_code(code);
+                if !self.close_held {
+                    self.write(frame)?;
+                }
                 Err(Outcome::Closed { code, reason })
             }
             Control::Consume => Ok(()),

@@ -60,6 +60,20 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         EventKind::HeartbeatTimeout { peer, missed } => {
             json!({attr::PEER: peer.as_str(), log::MISSED: missed})
         }
+        EventKind::Resumed {
+            gap,
+            attempts,
+            upstream,
+        } => {
+            json!({log::GAP_MS: gap.as_secs_f64() * 1e3, log::ATTEMPTS: attempts, attr::UPSTREAM_NAME: upstream})
+        }
+        EventKind::ResumeGaveUp {
+            gap,
+            attempts,
+            reason,
+        } => {
+            json!({log::GAP_MS: gap.as_secs_f64() * 1e3, log::ATTEMPTS: attempts, attr::REASON: reason.as_str()})
+        }
         EventKind::Close {
             code,
             reason,

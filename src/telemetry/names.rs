@@ -41,6 +41,7 @@ defs! {
     BUFFER_QUEUED = "websocket.buffer.queued", Kind::Gauge, "{message}", "Messages waiting in the prober's offline buffer.";
     BUFFER_DROPPED = "websocket.buffer.dropped", Kind::Counter, "{message}", "Messages the prober's offline buffer refused, by reason.";
     BUFFER_DELIVERED = "websocket.buffer.delivered", Kind::Counter, "{message}", "Messages of the prober's offline buffer the dashboard confirmed.";
+    RESUMES = "websocket.resumes", Kind::Counter, "{session}", "Sessions held through an upstream restart: resumed, or gave up (by reason).";
     PROTOCOL_ERRORS = "websocket.protocol_errors", Kind::Counter, "{error}", "RFC 6455 violations seen, by rule.";
     SEED_CONNECTIONS = "websocket_connections_total", Kind::Counter, "", "Seed dashboard: connections by state (connected, disconnected, failed).";
     SEED_ERRORS = "websocket_errors_total", Kind::Counter, "", "Seed dashboard: errors by Iskra error class.";
@@ -94,6 +95,7 @@ pub mod attr {
         VOICE = "voice";
         SIGNAL = "signal";
         REASON = "reason";
+        OUTCOME = "outcome";
         FALLBACK_MODE = "websocket.fallback.mode";
         SUBPROTOCOL = "websocket.subprotocol";
         URL_PATH = "url.path";
@@ -123,6 +125,10 @@ pub mod attr {
         VOICE_LAMBDA = "iskra.voice.lambda";
         ERROR_CLASS = "iskra.error.class";
         ERROR_SEVERITY = "iskra.error.severity";
+        RESUME_GAP_MS = "websocket.resume.gap_ms";
+        RESUME_ATTEMPTS = "websocket.resume.attempts";
+        RESUME_REASON = "websocket.resume.reason";
+        UPSTREAM_RESUMES = "websocket.upstream.resumes";
     }
 }
 
@@ -152,6 +158,8 @@ pub mod log {
         MESSAGES = "messages";
         QUEUED = "queued";
         CAPACITY = "capacity";
+        GAP_MS = "gap_ms";
+        ATTEMPTS = "attempts";
     }
 }
 

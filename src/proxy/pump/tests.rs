@@ -19,7 +19,7 @@ async fn pair() -> (TcpStream, TcpStream) {
     (a, b)
 }
 
-/// A session context for unit tests (heartbeats on, no deflate).
+/// A session context for unit tests (heartbeats on, no deflate, no resume).
 pub(crate) fn ctx(sink: EventSink) -> SessionCtx {
     SessionCtx {
         info: Arc::new(SessionInfo {
@@ -40,6 +40,7 @@ pub(crate) fn ctx(sink: EventSink) -> SessionCtx {
         close_timeout: Duration::from_secs(1),
         idle_timeout: Duration::ZERO,
         frame_events: false,
+        resume: None,
         frame_budget: Default::default(),
         heartbeat: Heartbeats {
             enabled: true,

@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 use tokio::net::TcpStream;
 
 use super::{idx, Outcome, Pump};
+use crate::events::Direction;
 
 /// Size of the read buffer a busy direction borrows; an idle one holds none.
 pub const READ_BUF: usize = 32 * 1024;
@@ -131,6 +132,9 @@ impl Pump<'_> {
     pub(super) fn write(&mut self, mut data: &[u8]) -> Result<(), Outcome> {
         if data.is_empty() {
             return Ok(());
+        }
+        if let (Direction::ClientToUpstream, Some(plan)) = (self.dir, &self.ctx.resume) {
+            plan.replay.tee(data);
         }
         if !self.backlog.is_empty() {
             self.backlog.extend_from_slice(data);
