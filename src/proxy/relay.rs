@@ -46,9 +46,11 @@ impl Drop for Active<'_> {
     }
 }
 
-/// How the session ended, for the Close event.
+/// How the session ended, for the Close event: the code the client got (or sent) and the one the
+/// upstream got (or sent).
 struct Ending {
     code: u16,
+    upstream_code: u16,
     reason: String,
     initiator: Initiator,
 }
@@ -171,6 +173,7 @@ pub fn run(
             duration: started.elapsed(),
             totals,
             code: ending.code,
+            upstream_code: ending.upstream_code,
             initiator: ending.initiator,
         };
         ctx.sink.emit(Some(&ctx.info), kind);
@@ -187,6 +190,7 @@ fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool)
 fn emit_close(ctx: &SessionCtx, e: &Ending) {
     let kind = EventKind::Close {
         code: e.code,
+        upstream_code: e.upstream_code,
         reason: e.reason.clone(),
         initiator: e.initiator,
     };
@@ -210,8 +214,10 @@ async fn finish_one(
         Initiator::Upstream
     };
     if let Outcome::Closed { code, reason } = o {
+        // Relayed as is: both sides see the same code.
         let ending = Ending {
             code,
+            upstream_code: code,
             reason,
             initiator: source,
         };
@@ -236,7 +242,8 @@ async fn finish_one(
             let to_client = if from_client { rule.close_code() } else { 1014 };
             let codes = (to_client, rule.close_code());
             let ending = Ending {
-                code: rule.close_code(),
+                code: codes.0,
+                upstream_code: codes.1,
                 reason,
                 initiator: Initiator::Sidecar,
             };
@@ -263,20 +270,28 @@ async fn finish_one(
     } else {
         "upstream connection lost"
     };
+    // The vanished side's code is 1006; the live side gets the sidecar's close (1012 to a client whose
+    // upstream went away, 1001 to an upstream whose client did).
+    let (code, upstream_code) = if gone == Initiator::Upstream {
+        (1012, 1006)
+    } else {
+        (1006, 1001)
+    };
     let ending = Ending {
-        code: 1006,
+        code,
+        upstream_code,
         reason: reason.into(),
         initiator: gone,
     };
     emit_close(ctx, &ending);
     match gone {
         Initiator::Upstream => {
-            send_one(client, 1012, "upstream went away", None, client_ok, ctx).await
+            send_one(client, code, "upstream went away", None, client_ok, ctx).await
         }
         _ => {
             send_one(
                 upstream,
-                1001,
+                upstream_code,
                 "client went away",
                 Some(mask()),
                 upstream_ok,
@@ -300,6 +315,7 @@ async fn heartbeat_close(
     let reason = format!("{} heartbeat timeout", dead.as_str());
     let ending = Ending {
         code: if dead == Peer::Client { 1001 } else { 1011 },
+        upstream_code: 1001,
         reason: reason.clone(),
         initiator: Initiator::Sidecar,
     };
@@ -337,6 +353,7 @@ async fn sidecar_close(
 ) -> Ending {
     let ending = Ending {
         code,
+        upstream_code: code,
         reason: reason.into(),
         initiator: Initiator::Sidecar,
     };

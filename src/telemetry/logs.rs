@@ -59,10 +59,11 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         }
         EventKind::Close {
             code,
+            upstream_code,
             reason,
             initiator,
         } => {
-            json!({"websocket.close.code": code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
+            json!({"websocket.close.code": code, "websocket.upstream.close.code": upstream_code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
         }
         EventKind::ProtocolError { peer, rule } => {
             json!({"websocket.peer": peer.as_str(), "websocket.protocol_error.rule": rule.as_str(), "websocket.close.code": rule.close_code()})
@@ -71,9 +72,10 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             duration,
             totals,
             code,
+            upstream_code,
             initiator,
         } => {
-            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.close.initiator": initiator.as_str()})
+            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.upstream.close.code": upstream_code, "websocket.close.initiator": initiator.as_str()})
         }
         EventKind::ProbeAttempt {
             endpoint,

@@ -142,12 +142,16 @@ impl MetricsRecorder {
                 r.add(&n::ACTIVE, &[d], -1.0);
             }
             EventKind::Close {
-                code, initiator, ..
+                code,
+                upstream_code,
+                initiator,
+                ..
             } => {
-                let c = code.to_string();
+                let (c, u) = (code.to_string(), upstream_code.to_string());
                 let l = [
                     d,
                     (attr::CLOSE_CODE, c.as_str()),
+                    (attr::UPSTREAM_CLOSE_CODE, u.as_str()),
                     (attr::CLOSE_INITIATOR, initiator.as_str()),
                 ];
                 r.add(&n::CLOSES, &l, 1.0);

@@ -62,6 +62,7 @@ impl Encoded {
 struct Closed {
     at: u64,
     code: u16,
+    upstream_code: u16,
     reason: String,
     initiator: &'static str,
 }
@@ -69,6 +70,7 @@ struct Closed {
 impl Closed {
     fn write(&self, a: &mut impl Attrs) {
         a.int("websocket.close.code", self.code as i64);
+        a.int("websocket.upstream.close.code", self.upstream_code as i64);
         a.str("websocket.close.reason", &self.reason);
         a.str("websocket.close.initiator", self.initiator);
     }
@@ -295,6 +297,7 @@ impl SpanBuilder {
             }
             EventKind::Close {
                 code,
+                upstream_code,
                 reason,
                 initiator,
             } => {
@@ -302,6 +305,7 @@ impl SpanBuilder {
                 o.close = Some(Closed {
                     at,
                     code: *code,
+                    upstream_code: *upstream_code,
                     reason: reason.clone(),
                     initiator: initiator.as_str(),
                 });
@@ -449,6 +453,7 @@ mod tests {
                 9,
                 EventKind::Close {
                     code: 4001,
+                    upstream_code: 4001,
                     reason: "bye".into(),
                     initiator: Initiator::Client,
                 },
@@ -462,6 +467,7 @@ mod tests {
                         ..Default::default()
                     },
                     code: 4001,
+                    upstream_code: 4001,
                     initiator: Initiator::Client,
                 },
             ),
