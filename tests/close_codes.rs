@@ -56,7 +56,10 @@ fn span_codes(rec: &Received) -> Vec<(String, String)> {
         .filter(|s| s.name == "ws.session")
         .map(|s| {
             let a = |k| attr(&s.attributes, k).unwrap_or_else(|| panic!("{k} missing"));
-            (a("websocket.close.code"), a("websocket.upstream.close.code"))
+            (
+                a("websocket.close.code"),
+                a("websocket.upstream.close.code"),
+            )
         })
         .collect()
 }

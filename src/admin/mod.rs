@@ -3,7 +3,8 @@
 //!   the list of issues as JSON; 200 unless the process itself is broken.
 //! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
 //!   the upstream (503 while the last dial of the primary failed and no backup is configured).
-//! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
+//! - `GET /metrics`: Prometheus text 0.0.4, the same names, labels and units as the OTLP stream; or
+//!   OpenMetrics 1.0 with exemplars when the scraper's `Accept` asks for `application/openmetrics-text`.
 //! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
 //!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
@@ -21,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::proxy::Shared;
+use crate::telemetry::exposition::Format;
 use crate::telemetry::Telemetry;
 
 /// What the admin endpoints read.
@@ -79,8 +81,10 @@ impl Admin {
             }
             "/metrics" => {
                 self.telemetry.sync();
-                let body = self.telemetry.registry.render_prometheus(&[]);
-                reply(StatusCode::OK, "text/plain; version=0.0.4", body)
+                let accept = req.headers().get(hyper::header::ACCEPT);
+                let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()));
+                let body = self.telemetry.registry.render(format, &[]);
+                reply(StatusCode::OK, format.content_type(), body)
             }
             _ => reply(
                 StatusCode::NOT_FOUND,

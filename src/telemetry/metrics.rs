@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
-use super::registry::Registry;
+use super::registry::{Def, Registry, TraceRef};
 use crate::events::{Direction, Event, EventKind, Initiator};
 use crate::proxy::Stats;
 use crate::semantics;
@@ -94,7 +94,16 @@ impl MetricsRecorder {
 
     /// Applies one event.
     pub fn record(&self, ev: &Event) {
+        self.record_traced(ev, None);
+    }
+
+    /// Applies one event; the histogram values it adds carry `trace` (its session's trace and span)
+    /// as their exemplar.
+    pub fn record_traced(&self, ev: &Event, trace: TraceRef) {
         let r = &self.registry;
+        let at = super::spans::nanos(ev.at);
+        let observe =
+            |def: &Def, l: &[(&'static str, &str)], v: f64| r.observe_traced(def, l, v, trace, at);
         let d = (attr::DASHBOARD, self.dashboard.as_str());
         let upstream = ev
             .session
@@ -102,7 +111,7 @@ impl MetricsRecorder {
             .map_or("primary", |s| s.upstream_name.as_str());
         match &ev.kind {
             EventKind::HandshakeCompleted { duration, .. } => {
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
                 r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "connected")], 1.0);
                 r.add(&n::ACTIVE, &[d], 1.0);
             }
@@ -110,14 +119,14 @@ impl MetricsRecorder {
                 duration, status, ..
             } => {
                 let st = status.to_string();
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
                 if *status >= 500 {
                     r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "failed")], 1.0);
                 }
             }
             EventKind::UpstreamConnected { duration } => {
                 let l = [d, (attr::UPSTREAM_NAME, upstream), (attr::ERROR_TYPE, "")];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::UpstreamConnectFailed { duration, cause } => {
                 let l = [
@@ -125,7 +134,7 @@ impl MetricsRecorder {
                     (attr::UPSTREAM_NAME, upstream),
                     (attr::ERROR_TYPE, cause.as_str()),
                 ];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::SessionEnded {
                 duration,
@@ -133,7 +142,7 @@ impl MetricsRecorder {
                 ..
             } => {
                 let l = [d, (attr::CLOSE_INITIATOR, initiator.as_str())];
-                r.observe(&n::SESSION_DURATION, &l, secs(*duration));
+                observe(&n::SESSION_DURATION, &l, secs(*duration));
                 r.add(
                     &n::SEED_CONNECTIONS,
                     &[d, (attr::STATE, "disconnected")],
@@ -163,7 +172,7 @@ impl MetricsRecorder {
                 peer,
                 rtt: Some(rtt),
             } => {
-                r.observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
+                observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
                 if ev.session.is_none() {
                     // The prober's round trips are the seed monitor's per-endpoint latency.
                     self.note_rtt(secs(*rtt));

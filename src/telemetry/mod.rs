@@ -2,7 +2,8 @@
 //! exported over OTLP by a sender task with a spool.
 //!
 //! - [`names`]: every metric definition and attribute key, once.
-//! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
+//! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
+//!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).
 //! - [`metrics`]: events and hot-path counters → registry.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
@@ -11,6 +12,7 @@
 pub mod attrs;
 pub mod env;
 pub mod export;
+pub mod exposition;
 pub mod logs;
 pub mod metrics;
 pub mod names;
@@ -215,8 +217,9 @@ impl Telemetry {
         (builder, span_buf, log_buf): &mut Bufs,
         tap: Option<&mpsc::UnboundedSender<Event>>,
     ) {
-        self.recorder.record(&ev);
         let ids = builder.on_event(&ev, span_buf);
+        // The session's trace becomes the exemplar of the histogram points the event adds.
+        self.recorder.record_traced(&ev, ids);
         let sem = semantics::describe(&ev.kind, &semantics::Context::default());
         if sem.level >= self.opts.log_level {
             let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
