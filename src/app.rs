@@ -115,6 +115,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         stdout_logs: !embed.quiet,
         spool_dir: config.spool_dir.clone(),
         spool_max_bytes: config.spool_max_bytes,
+        switches: config.switches,
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));

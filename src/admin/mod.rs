@@ -79,6 +79,12 @@ impl Admin {
                     )
                 }
             }
+            "/metrics" if !self.telemetry.metrics_enabled() => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "metrics are off: websocket.monitoring.metrics_enabled = false (WEBSOCKET_ENABLE_METRICS)\n"
+                    .into(),
+            ),
             "/metrics" => {
                 self.telemetry.sync();
                 let accept = req.headers().get(hyper::header::ACCEPT);

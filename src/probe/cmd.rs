@@ -30,6 +30,11 @@ fn targets(cfg: &Config, urls: &[String]) -> Vec<String> {
     eps.into_iter().map(|e| e.url.clone()).collect()
 }
 
+/// The latency SLO to judge against, unless `iskra.slo_monitoring` is off.
+fn slo(cfg: &Config) -> Option<&config::Slo> {
+    cfg.switches.slo_monitoring.then_some(&cfg.slo_latency_ms)
+}
+
 fn step_text(s: Option<&super::check::Step>) -> String {
     match s {
         None => "-".into(),
@@ -79,11 +84,9 @@ pub async fn check_command(args: CheckArgs) -> u8 {
             args.timeout
         );
     }
-    let results: Vec<CheckResult> = futures_util::future::join_all(
-        urls.iter()
-            .map(|u| check(u, args.timeout, &cfg.slo_latency_ms)),
-    )
-    .await;
+    let results: Vec<CheckResult> =
+        futures_util::future::join_all(urls.iter().map(|u| check(u, args.timeout, slo(&cfg))))
+            .await;
     let healthy = results.iter().all(|r| r.healthy);
     if args.json {
         println!(
@@ -165,7 +168,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
         round += 1;
         let results = futures_util::future::join_all(
             urls.iter()
-                .map(|u| check(u, Duration::from_secs(5), &cfg.slo_latency_ms)),
+                .map(|u| check(u, Duration::from_secs(5), slo(&cfg))),
         )
         .await;
         for (i, r) in results.iter().enumerate() {
@@ -187,7 +190,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
             } else {
                 lat[i].iter().sum::<f64>() / lat[i].len() as f64
             };
-            if avg > cfg.slo_latency_ms.warning {
+            if cfg.switches.slo_monitoring && avg > cfg.slo_latency_ms.warning {
                 violations[i] += 1;
                 if args.json {
                     println!(

@@ -17,6 +17,8 @@ pub struct MetricsRecorder {
     pub registry: Arc<Registry>,
     dashboard: String,
     rtts: Mutex<VecDeque<(Instant, f64)>>,
+    /// Count voice activations (`iskra.voice_system`).
+    voices: bool,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -54,9 +56,16 @@ impl MetricsRecorder {
             registry,
             dashboard: dashboard.to_string(),
             rtts: Mutex::new(VecDeque::new()),
+            voices: true,
         };
         me.zero_known_series();
         me
+    }
+
+    /// Whether voice activations are counted (`websocket_voice_alerts_total`); the voice system's switch.
+    pub fn counting_voices(mut self, on: bool) -> Self {
+        self.voices = on;
+        self
     }
 
     /// Creates at 0 the series that alerts compute `increase()` over, so their first increment counts.
@@ -258,7 +267,7 @@ impl MetricsRecorder {
                 );
             }
         }
-        if let Some(s) = voiced(&ev.kind) {
+        if let Some(s) = voiced(&ev.kind).filter(|_| self.voices) {
             if let Some(voice) = s.voice {
                 r.add(
                     &n::SEED_VOICE_ALERTS,

@@ -104,7 +104,7 @@ impl Open {
 
 /// Builds spans from events; holds only open sessions.
 pub struct SpanBuilder {
-    dashboard: String,
+    scope: attrs::Scope,
     open: HashMap<u64, Open>,
     probes: HashMap<String, (u64, [u8; 16], [u8; 8], u32)>,
 }
@@ -203,13 +203,40 @@ fn session_span(
 }
 
 impl SpanBuilder {
-    /// A builder labelling spans with `dashboard`.
+    /// A builder labelling spans with `dashboard`, every vocabulary on.
     pub fn new(dashboard: &str) -> Self {
+        Self::scoped(attrs::Scope::new(dashboard))
+    }
+
+    /// A builder writing the attributes `scope` says.
+    pub fn scoped(scope: attrs::Scope) -> Self {
         SpanBuilder {
-            dashboard: dashboard.to_string(),
+            scope,
             open: HashMap::new(),
             probes: HashMap::new(),
         }
+    }
+
+    /// The dashboard and vocabularies the spans carry.
+    pub fn scope(&self) -> &attrs::Scope {
+        &self.scope
+    }
+
+    /// The trace and span ids of `ev`'s session (opening its state at its first event); None for
+    /// events of no session.
+    pub fn session_ids(&mut self, ev: &Event) -> Ids {
+        let info = ev.session.as_ref()?;
+        let o = self.opened(info.id, nanos(ev.at));
+        Some((o.trace, o.span))
+    }
+
+    fn opened(&mut self, id: u64, at: u64) -> &mut Open {
+        self.open.entry(id).or_insert_with(|| Open {
+            trace: trace_id(),
+            span: span_id(),
+            start: at,
+            ..Default::default()
+        })
     }
 
     /// Open sessions (for tests and self-telemetry).
@@ -217,22 +244,20 @@ impl SpanBuilder {
         self.open.len()
     }
 
-    /// Feeds one event; finished spans are written to `out`. Returns the session's ids for logs.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Encoded) -> Ids {
+    /// Feeds one event, described in `ctx` (the D rule's inputs); finished spans are written to `out`.
+    /// Returns the session's ids for logs.
+    pub fn on_event(&mut self, ev: &Event, ctx: &Context, out: &mut Encoded) -> Ids {
         let at = nanos(ev.at);
-        if let Some(ids) = self.on_probe(ev, at, out) {
+        if let Some(ids) = self.on_probe(ev, ctx, at, out) {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        let dashboard = self.dashboard.as_str();
-        let o = self.open.entry(info.id).or_insert_with(|| Open {
-            trace: trace_id(),
-            span: span_id(),
-            start: at,
-            ..Default::default()
-        });
+        self.opened(info.id, at);
+        let Self { scope, open, .. } = self;
+        let dashboard = &*scope;
+        let o = open.get_mut(&info.id).expect("opened above");
         let ids = Some((o.trace, o.span));
-        let sem = || semantics::describe(&ev.kind, &Context::default());
+        let sem = || semantics::describe(&ev.kind, ctx);
         match &ev.kind {
             EventKind::UpstreamConnectStarted => o.connect_start = Some(at),
             EventKind::UpstreamConnected { .. } | EventKind::UpstreamConnectFailed { .. } => {
@@ -279,7 +304,7 @@ impl SpanBuilder {
                 };
                 let what = ("ws.handshake", SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, err);
-                let o = self.open.remove(&info.id).unwrap_or_default();
+                let o = open.remove(&info.id).unwrap_or_default();
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
                     o.learned(a);
@@ -312,9 +337,9 @@ impl SpanBuilder {
                 o.last_kind = Some(ev.kind.clone());
             }
             EventKind::SessionEnded { totals, .. } => {
-                let mut o = self.open.remove(&info.id).unwrap_or_default();
+                let mut o = open.remove(&info.id).unwrap_or_default();
                 let outcome = o.last_kind.take().unwrap_or_else(|| ev.kind.clone());
-                let sm = semantics::describe(&outcome, &Context::default());
+                let sm = semantics::describe(&outcome, ctx);
                 let err = o.error.or(sm.error);
                 if let Some(c) = &o.close {
                     let attributes = |a: &mut PbAttrs| {
@@ -348,7 +373,7 @@ impl SpanBuilder {
     }
 
     /// Prober attempts become `ws.reconnect.attempt` spans (one trace per attempt).
-    fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Encoded) -> Option<Ids> {
+    fn on_probe(&mut self, ev: &Event, ctx: &Context, at: u64, out: &mut Encoded) -> Option<Ids> {
         match &ev.kind {
             EventKind::ProbeAttempt {
                 endpoint, attempt, ..
@@ -371,12 +396,12 @@ impl SpanBuilder {
                     self.probes
                         .remove(endpoint)
                         .unwrap_or((at, trace_id(), span_id(), 0));
-                let sm = semantics::describe(&ev.kind, &Context::default());
+                let sm = semantics::describe(&ev.kind, ctx);
                 let attributes = |a: &mut PbAttrs| {
                     a.str("websocket.upstream.name", endpoint);
                     a.str("websocket.transport", transport.as_str());
                     a.int("websocket.reconnect.attempt", attempt as i64);
-                    attrs::iskra(&sm, &self.dashboard, a);
+                    attrs::iskra(&sm, &self.scope, a);
                 };
                 let at_ = Place {
                     trace,
@@ -475,7 +500,7 @@ mod tests {
         let mut b = SpanBuilder::new("pulse");
         let mut out = Encoded::default();
         for e in &script {
-            b.on_event(e, &mut out);
+            b.on_event(e, &Context::default(), &mut out);
         }
         assert_eq!((out.count, b.open_sessions()), (4, 0));
         let resource = opentelemetry_proto::tonic::resource::v1::Resource {
