@@ -136,7 +136,8 @@ pub struct CheckArgs {
     /// Per-step timeout, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// POST a Slack-style {"text": …} alert here when anything failed.
+    /// POST a Slack-format alert here (http:// or https://) when anything failed; default
+    /// `alerts.slack_webhook_url` (SLACK_WEBHOOK_URL). PagerDuty too when PAGERDUTY_API_KEY is set.
     #[arg(long)]
     pub webhook: Option<String>,
 }

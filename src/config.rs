@@ -221,6 +221,8 @@ pub struct Config {
     pub slo_error_rate: Slo,
     /// The seed's on/off switches.
     pub switches: Switches,
+    /// Where `check` sends its alerts.
+    pub alerts: crate::probe::alert::Settings,
 }
 
 /// Where a config comes from besides the defaults.
@@ -303,6 +305,14 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         slo_monitoring: r.boolean("iskra.slo_monitoring"),
         voice_system: r.boolean("iskra.voice_system"),
     };
+    let hidden = crate::probe::alert::Hidden::new;
+    let alerts = crate::probe::alert::Settings {
+        slack_webhook_url: r.alert_url("alerts.slack_webhook_url").map(hidden),
+        pagerduty_api_key: r.optional_text("alerts.pagerduty_api_key").map(hidden),
+        pagerduty_events_url: r
+            .alert_url("alerts.pagerduty_events_url")
+            .unwrap_or_else(|| crate::probe::alert::PAGERDUTY_EVENTS_URL.into()),
+    };
     let slo = |r: &mut Reader, name: &str| Slo {
         target: r.float(&format!("{ws}.slo_thresholds.{name}.target"), 0.0, 1e9),
         warning: r.float(&format!("{ws}.slo_thresholds.{name}.warning"), 0.0, 1e9),
@@ -360,6 +370,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         slo_availability,
         slo_error_rate,
         switches,
+        alerts,
     })
 }
 

@@ -107,7 +107,7 @@ async fn a_dead_dashboard_is_1012_for_the_client_and_1006_upstream_in_spans_logs
     assert_eq!(client_code(&mut client), 1012, "what the browser sees");
     wait_for(&rec, "the session span", |r| !span_codes(r).is_empty()).await;
     let want = ("1012".to_string(), "1006".to_string());
-    assert_eq!(span_codes(&rec), [want.clone()]);
+    assert_eq!(span_codes(&rec), std::slice::from_ref(&want));
     wait_for(&rec, "the close log", |r| !log_codes(r).is_empty()).await;
     assert_eq!(log_codes(&rec), [want]);
     wait_for(&rec, "websocket.closes{1012,1006}", |r| {

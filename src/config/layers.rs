@@ -73,7 +73,7 @@ pub fn defaults() -> Value {
         "probe": {"enabled": true, "sse_path": "/events", "long_poll_path": "/poll", "poll_path": "/health",
                   "send_token": "", "send_token_file": ""},
         "iskra": {"fractal_logging": true, "slo_monitoring": true, "voice_system": true},
-        "alerts": {},
+        "alerts": {"pagerduty_events_url": crate::probe::alert::PAGERDUTY_EVENTS_URL},
         "websocket": {
             "connections": {"pulse": conn("pulse", 3001, 1, "Pulse Dashboard"),
                             "seams": conn("seams", 3002, 2, "Seams Dashboard"),
