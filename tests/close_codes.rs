@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::BufReader;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::otlp::{attr, grpc_receiver, Received};
@@ -19,18 +17,7 @@ const FAST: &[(&str, &str)] = &[
 
 /// tests/peers/close_client.py connected to `url` in `mode`, once it printed `{"open": true}`.
 fn py_client(url: &str, mode: &str) -> Proc {
-    let mut child = Command::new("python3")
-        .arg(root().join("tests/peers/close_client.py"))
-        .args([url, mode])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 is required");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut p = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut p = python_peer("close_client.py", &[url.as_ref(), mode.as_ref()]);
     p.wait_json(|v| v["open"] == true);
     p
 }

@@ -6,9 +6,8 @@
 
 mod support;
 
-use std::io::BufReader;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -81,20 +80,13 @@ fn test_pki(dir: &Path) {
 
 /// tests/peers/https_standin.py answering `status`, and its port.
 fn standin(dir: &Path, status: u16) -> (Proc, u16) {
-    let mut child = Command::new("python3")
-        .arg(root().join("tests/peers/https_standin.py"))
-        .arg(dir.join("server.pem"))
-        .arg(dir.join("server.key"))
-        .arg(status.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 is required");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut p = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let (cert, key, status) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        status.to_string(),
+    );
+    let args = [cert.as_os_str(), key.as_os_str(), status.as_ref()];
+    let mut p = python_peer("https_standin.py", &args);
     let port = p.wait_json(|v| v.get("port").is_some())["port"]
         .as_u64()
         .unwrap() as u16;

@@ -222,6 +222,37 @@ mod tests {
         unit: "s",
         help: "r",
     };
+    const B: Def = Def {
+        name: "websocket.payload",
+        kind: Kind::Counter,
+        unit: "By",
+        help: "b",
+    };
+
+    #[test]
+    fn translation_follows_the_otel_prometheus_rules() {
+        assert_eq!(prom_name(&C), "websocket_messages_total");
+        assert_eq!(prom_name(&H), "websocket_ping_rtt_seconds");
+        assert_eq!(prom_name(&B), "websocket_payload_bytes_total");
+        assert_eq!(prom_label("iskra.dashboard"), "iskra_dashboard");
+    }
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let r = Registry::default();
+        r.add(&C, &[("iskra.dashboard", "pulse")], 2.0);
+        r.observe(&H, &[], 0.05);
+        r.observe(&H, &[], 5.0);
+        let text = r.render_prometheus(&[]);
+        for line in [
+            "websocket_messages_total{iskra_dashboard=\"pulse\"} 2\n",
+            "websocket_ping_rtt_seconds_bucket{le=\"0.1\"} 1\n",
+            "websocket_ping_rtt_seconds_bucket{le=\"+Inf\"} 2\n",
+            "websocket_ping_rtt_seconds_count 2\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 
     #[test]
     fn openmetrics_is_asked_for_by_accept_and_0_0_4_is_the_default() {

@@ -66,6 +66,28 @@ fn node_modules() -> PathBuf {
     root().join("tests/peers")
 }
 
+/// Starts a peer process whose stdout the test reads (JSON lines, see [`Proc::wait_json`]); stderr is
+/// inherited. `what` names the program a failed start needs.
+pub fn peer(mut cmd: Command, what: &str) -> Proc {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} is required: {e}"));
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    Proc {
+        child,
+        stdout: Some(stdout),
+    }
+}
+
+/// A python3 script of tests/peers with its arguments, as a [`peer`].
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers").join(script)).args(args);
+    peer(cmd, "python3")
+}
+
 /// A node `ws` dashboard-like server on a free port (see tests/peers/ws-server.js).
 pub struct NodeWs {
     pub proc: Proc,
@@ -85,16 +107,7 @@ pub fn node_ws_on(port: u16, env: &[(&str, &str)]) -> NodeWs {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node is required");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut proc = peer(cmd, "node");
     let v = proc.wait_json(|v| v.get("port").is_some());
     let port = v["port"].as_u64().unwrap() as u16;
     NodeWs { proc, port }
