@@ -535,6 +535,7 @@ SIDECAR_KEYS = {
     "websocket.fallback.buffer_messages", "websocket.fallback.buffer_max_size",
     "websocket.fallback.buffer_max_bytes",
     "websocket.fallback.degraded_service", "websocket.fallback.timeout",
+    "iskra.fractal_logging", "iskra.slo_monitoring", "iskra.voice_system",
 }
 
 

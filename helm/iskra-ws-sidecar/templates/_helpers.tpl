@@ -146,6 +146,7 @@ The values' sidecar.config plus what follows from the dashboard and the ports.
     "limits" $root.Values.sidecar.config.limits
     "shutdown" $root.Values.sidecar.config.shutdown
     "telemetry" $telemetry
+    "iskra" $root.Values.sidecar.config.iskra
     "websocket" $ws -}}
 {{- toYaml $cfg -}}
 {{- end -}}
