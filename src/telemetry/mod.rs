@@ -191,7 +191,7 @@ impl Telemetry {
 
     /// Whether `websocket.fallback.active` is set on any series.
     fn fallback_active(&self) -> bool {
-        self.registry.sum(names::FALLBACK_ACTIVE.name, &[]) > 0.0
+        self.registry.any_nonzero(names::FALLBACK_ACTIVE.name)
     }
 
     fn ship_metrics(&self) {
