@@ -26,7 +26,8 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// The semantics of an event that can activate a voice (routine steps — accepts, request heads,
-/// frames — never do), when a voice answers it.
+/// frames — never do), when a voice answers it. Only the voice and Δ are read from it, and the D rule's
+/// context changes neither, so none is passed (the D of spans and logs gets it: telemetry/context.rs).
 pub fn voiced(kind: &EventKind) -> Option<semantics::Semantics> {
     if matches!(
         kind,
