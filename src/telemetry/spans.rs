@@ -91,6 +91,16 @@ struct Open {
 }
 
 impl Open {
+    /// A session first seen at `at`, with new trace and span ids.
+    fn started(at: u64) -> Open {
+        Open {
+            trace: trace_id(),
+            span: span_id(),
+            start: at,
+            ..Default::default()
+        }
+    }
+
     /// What the session learned along the way (subprotocol, protocol error rule).
     fn learned(&self, a: &mut impl Attrs) {
         if let Some(p) = &self.subprotocol {
@@ -226,17 +236,12 @@ impl SpanBuilder {
     /// events of no session.
     pub fn session_ids(&mut self, ev: &Event) -> Ids {
         let info = ev.session.as_ref()?;
-        let o = self.opened(info.id, nanos(ev.at));
+        let at = nanos(ev.at);
+        let o = self
+            .open
+            .entry(info.id)
+            .or_insert_with(|| Open::started(at));
         Some((o.trace, o.span))
-    }
-
-    fn opened(&mut self, id: u64, at: u64) -> &mut Open {
-        self.open.entry(id).or_insert_with(|| Open {
-            trace: trace_id(),
-            span: span_id(),
-            start: at,
-            ..Default::default()
-        })
     }
 
     /// Open sessions (for tests and self-telemetry).
@@ -252,10 +257,9 @@ impl SpanBuilder {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        self.opened(info.id, at);
         let Self { scope, open, .. } = self;
         let dashboard = &*scope;
-        let o = open.get_mut(&info.id).expect("opened above");
+        let o = open.entry(info.id).or_insert_with(|| Open::started(at));
         let ids = Some((o.trace, o.span));
         let sem = || semantics::describe(&ev.kind, ctx);
         match &ev.kind {
