@@ -158,7 +158,7 @@ pub struct Slo {
 /// (`websocket.monitoring.{metrics_enabled,alerting_enabled}`, `iskra.*`).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Switches {
-    /// Metrics are exported: OTLP metrics and `/metrics` (off: neither; `/metrics` answers 404).
+    /// Metrics are exported: OTLP metrics and `/metrics` (off: neither; `/metrics` holds no series).
     pub metrics: bool,
     /// `check` sends its alert (webhook, Slack, PagerDuty) when an endpoint fails.
     pub alerting: bool,

@@ -4,7 +4,8 @@
 //! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
 //!   the upstream (503 while the last dial of the primary failed and no backup is configured).
 //! - `GET /metrics`: Prometheus text 0.0.4, the same names, labels and units as the OTLP stream; or
-//!   OpenMetrics 1.0 with exemplars when the scraper's `Accept` asks for `application/openmetrics-text`.
+//!   OpenMetrics 1.0 with exemplars when the scraper's `Accept` asks for `application/openmetrics-text`;
+//!   no series at all while `websocket.monitoring.metrics_enabled` is false.
 //! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
 //!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
@@ -22,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::proxy::Shared;
-use crate::telemetry::exposition::Format;
+use crate::telemetry::exposition::{self, Format};
 use crate::telemetry::Telemetry;
 
 /// What the admin endpoints read.
@@ -79,17 +80,16 @@ impl Admin {
                     )
                 }
             }
-            "/metrics" if !self.telemetry.metrics_enabled() => reply(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "metrics are off: websocket.monitoring.metrics_enabled = false (WEBSOCKET_ENABLE_METRICS)\n"
-                    .into(),
-            ),
             "/metrics" => {
-                self.telemetry.sync();
                 let accept = req.headers().get(hyper::header::ACCEPT);
                 let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()));
-                let body = self.telemetry.registry.render(format, &[]);
+                let body = if self.telemetry.metrics_enabled() {
+                    self.telemetry.sync();
+                    self.telemetry.registry.render(format, &[])
+                } else {
+                    // No series, but a valid answer: the target stays up (no SidecarDown alert).
+                    exposition::switched_off(format)
+                };
                 reply(StatusCode::OK, format.content_type(), body)
             }
             _ => reply(

@@ -130,6 +130,15 @@ impl Registry {
     }
 }
 
+/// The answer to a scrape while metrics are switched off (`websocket.monitoring.metrics_enabled`):
+/// valid text without a series (OpenMetrics allows no free comment: only `# EOF`).
+pub fn switched_off(format: Format) -> String {
+    match format {
+        Format::Text => "# metrics are off: websocket.monitoring.metrics_enabled = false (WEBSOCKET_ENABLE_METRICS)\n".into(),
+        Format::OpenMetrics => "# EOF\n".into(),
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
