@@ -27,13 +27,16 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Trace ids (hex) of every exported span.
-fn span_traces(rec: &Received) -> BTreeSet<String> {
-    rec.spans().iter().map(|s| hex(&s.trace_id)).collect()
+/// (trace id, span id) in hex of every exported span.
+fn span_traces(rec: &Received) -> BTreeSet<(String, String)> {
+    rec.spans()
+        .iter()
+        .map(|s| (hex(&s.trace_id), hex(&s.span_id)))
+        .collect()
 }
 
-/// Exemplar trace ids (hex) per histogram name, from the latest metrics request.
-fn otlp_exemplars(rec: &Received) -> Vec<(String, String)> {
+/// (histogram name, (trace id, span id)) of every exemplar of the latest metrics request.
+fn otlp_exemplars(rec: &Received) -> Vec<(String, (String, String))> {
     let reqs = rec.metrics.lock().unwrap();
     let Some(last) = reqs.last() else {
         return Vec::new();
@@ -49,7 +52,7 @@ fn otlp_exemplars(rec: &Received) -> Vec<(String, String)> {
             for p in &h.data_points {
                 for e in &p.exemplars {
                     assert_eq!(e.span_id.len(), 8, "{} exemplar has a span id", m.name);
-                    out.push((m.name.clone(), hex(&e.trace_id)));
+                    out.push((m.name.clone(), (hex(&e.trace_id), hex(&e.span_id))));
                 }
             }
         }
@@ -104,7 +107,7 @@ async fn otlp_histogram_points_carry_exemplars_of_exported_traces() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every exemplar names a trace whose spans were exported (the session spans end with the session).
+    // Every exemplar names a span that was exported (its session's span, exported when it ended).
     let t0 = Instant::now();
     loop {
         let traces = span_traces(&rec);
@@ -117,7 +120,7 @@ async fn otlp_histogram_points_carry_exemplars_of_exported_traces() {
         }
         assert!(
             t0.elapsed() < Duration::from_secs(15),
-            "exemplars of traces never exported: {missing:?}"
+            "exemplars of spans never exported: {missing:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -190,15 +193,21 @@ async fn prometheus_scraping_openmetrics_stores_exemplars_of_exported_traces() {
             now - 600,
             now + 600
         );
-        let traces: Vec<String> = loop {
+        let traces: Vec<(String, String)> = loop {
             let (_, _, body) = http_get(prom_addr, &path).await;
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let traces: Vec<String> = v["data"]
+            let traces: Vec<(String, String)> = v["data"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
-                .filter_map(|e| e["labels"]["trace_id"].as_str().map(String::from))
+                .filter_map(|e| {
+                    let l = &e["labels"];
+                    Some((
+                        l["trace_id"].as_str()?.into(),
+                        l["span_id"].as_str()?.into(),
+                    ))
+                })
                 .collect();
             if !traces.is_empty() {
                 break traces;
@@ -222,7 +231,7 @@ async fn prometheus_scraping_openmetrics_stores_exemplars_of_exported_traces() {
         }
         assert!(
             t0.elapsed() < Duration::from_secs(15),
-            "Prometheus exemplars of traces never exported: {missing:?}"
+            "Prometheus exemplars of spans never exported: {missing:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
