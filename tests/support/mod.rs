@@ -56,6 +56,23 @@ impl Proc {
     }
 }
 
+/// Starts `cmd` with `env` added, stdout piped (for [`Proc::wait_json`]) and stderr inherited.
+pub fn spawn_piped(mut cmd: Command, env: &[(&str, &str)]) -> Proc {
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start (is it installed?): {e}"));
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    Proc {
+        child,
+        stdout: Some(stdout),
+    }
+}
+
 /// node `ws` must be installed by scripts/install-test-deps.sh; fail loudly if not.
 fn node_modules() -> PathBuf {
     let nm = root().join("tests/peers/node_modules/ws");
@@ -64,28 +81,6 @@ fn node_modules() -> PathBuf {
         "node `ws` is missing: run scripts/install-test-deps.sh (it runs npm ci in tests/peers)"
     );
     root().join("tests/peers")
-}
-
-/// Starts a peer process whose stdout the test reads (JSON lines, see [`Proc::wait_json`]); stderr is
-/// inherited. `what` names the program a failed start needs.
-pub fn peer(mut cmd: Command, what: &str) -> Proc {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} is required: {e}"));
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    Proc {
-        child,
-        stdout: Some(stdout),
-    }
-}
-
-/// A python3 script of tests/peers with its arguments, as a [`peer`].
-pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
-    let mut cmd = Command::new("python3");
-    cmd.arg(root().join("tests/peers").join(script)).args(args);
-    peer(cmd, "python3")
 }
 
 /// A node `ws` dashboard-like server on a free port (see tests/peers/ws-server.js).
@@ -104,10 +99,7 @@ pub fn node_ws_on(port: u16, env: &[(&str, &str)]) -> NodeWs {
     cmd.arg(dir.join("ws-server.js"))
         .arg(port.to_string())
         .current_dir(&dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut proc = peer(cmd, "node");
+    let mut proc = spawn_piped(cmd, env);
     let v = proc.wait_json(|v| v.get("port").is_some());
     let port = v["port"].as_u64().unwrap() as u16;
     NodeWs { proc, port }
@@ -182,19 +174,7 @@ pub fn sidecar_of(
         upstream,
     ]);
     cmd.args(extra);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut proc = spawn_piped(cmd, env);
     let v = proc.wait_json(|v| v["event_type"] == "sidecar_started");
     let addr = v["listen"].as_str().unwrap().parse().unwrap();
     let admin = v["admin"].as_str().unwrap().parse().unwrap();
@@ -359,4 +339,11 @@ pub async fn until(
             return seen;
         }
     }
+}
+
+/// A python3 script of tests/peers with its arguments, started with [`spawn_piped`].
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers").join(script)).args(args);
+    spawn_piped(cmd, &[])
 }
