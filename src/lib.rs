@@ -21,6 +21,9 @@
 //! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
 //! - [`admin`]: `/health`, `/ready`, `/metrics`.
+//!
+//! The module map, the import rules and the decision to produce OTLP with our own pipeline are in
+//! `docs/architecture.md`.
 
 pub mod admin;
 pub mod app;
