@@ -42,7 +42,12 @@ if ! python3 -c 'import pytest, yaml, requests, helm_python, kubernetes_validate
   pip install -q -r "$here/tests/stack/requirements.txt"
 fi
 
-if [ ! -d "$here/tests/peers/node_modules/ws" ]; then
+# every dependency of tests/peers/package.json (ws; socket.io, graphql-ws … for tests/dashboards.rs)
+if ! (cd "$here/tests/peers" && node -e '
+  const fs = require("fs");
+  const deps = Object.keys(require("./package.json").dependencies);
+  process.exit(deps.every((d) => fs.existsSync("node_modules/" + d + "/package.json")) ? 0 : 1);
+') 2>/dev/null; then
   echo "install-test-deps: npm ci (tests/peers)"
   (cd "$here/tests/peers" && npm ci --silent --no-audit --no-fund)
 fi

@@ -115,6 +115,8 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         stdout_logs: !embed.quiet,
         spool_dir: config.spool_dir.clone(),
         spool_max_bytes: config.spool_max_bytes,
+        health_window: config.health_window,
+        slo_latency_ms: config.slo_latency_ms,
         switches: config.switches,
     };
     let telemetry = Telemetry::new(opts, stats, sink);
@@ -151,6 +153,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             primary_up: Some(shared.clone()),
             paths: config.probe_paths.clone(),
             outbox,
+            rejected: Default::default(),
         };
         tokio::spawn(prober.run(shared.shutdown.clone()));
     }
@@ -248,6 +251,13 @@ pub async fn run_command(args: RunArgs) -> u8 {
             "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
         }),
     );
+    if cfg.probe_enabled {
+        // Said out loud: where the prober upgrades, and with what (header names only).
+        let t = crate::probe::target_of(&cfg);
+        let mut line = crate::probe::target::describe(&t.urls, &cfg.probe);
+        line["endpoint"] = json!(t.endpoint);
+        log_line("INFO", "probe_target", line);
+    }
     wait_for_signal().await;
     log_line(
         "INFO",

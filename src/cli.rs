@@ -22,6 +22,54 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// The prober's options, for `check` and `monitor` (the same keys as `probe.*` in a config file or
+/// `ISKRA_SIDECAR_PROBE__*`; a flag wins).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProbeArgs {
+    /// Upgrade at this path (and query) instead of the URL's own, e.g. '/socket.io/?EIO=4&transport=websocket'.
+    #[arg(long, value_name = "PATH")]
+    pub probe_path: Option<String>,
+    /// Offer this subprotocol (repeatable), e.g. graphql-transport-ws.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// Send this Origin.
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// Add a header to the upgrade, 'Name: value' (repeatable). Visible to `ps`: for tokens prefer
+    /// probe.header_files in a config file or ISKRA_SIDECAR_PROBE__HEADER_FILES__<NAME>.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+}
+
+impl ProbeArgs {
+    /// The flags as config overrides (validated with everything else).
+    pub fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::Value;
+        let mut out = Vec::new();
+        if let Some(p) = &self.probe_path {
+            out.push(("probe.path", Value::String(p.clone())));
+        }
+        if !self.subprotocols.is_empty() {
+            out.push(("probe.subprotocols", serde_json::json!(self.subprotocols)));
+        }
+        if let Some(o) = &self.origin {
+            out.push(("probe.origin", Value::String(o.clone())));
+        }
+        if !self.headers.is_empty() {
+            let map: serde_json::Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|h| match h.split_once(':') {
+                    Some((n, v)) => (n.trim().to_string(), Value::String(v.trim().to_string())),
+                    None => (h.trim().to_string(), Value::String(String::new())),
+                })
+                .collect();
+            out.push(("probe.headers", Value::Object(map)));
+        }
+        out
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -136,6 +184,9 @@ pub struct CheckArgs {
     /// Per-step timeout, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// The prober's target options.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// POST a Slack-format alert here (http:// or https://) when anything failed; default
     /// `alerts.slack_webhook_url` (SLACK_WEBHOOK_URL). PagerDuty too when PAGERDUTY_API_KEY is set.
     #[arg(long)]
@@ -150,6 +201,9 @@ pub struct MonitorArgs {
     pub cfg: ConfigArgs,
     /// Endpoints to watch.
     pub urls: Vec<String>,
+    /// The prober's target options.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// Between rounds.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,

@@ -17,13 +17,14 @@ use serde_json::Value;
 
 pub mod command;
 mod layers;
+pub mod probe;
 mod read;
 mod secret;
 use layers::file_provider;
 pub use layers::{defaults, figment, SEED_ENV};
 use read::Reader;
 pub use read::{ConfigError, ConfigErrors};
-pub use secret::Secret;
+pub use secret::{Masked, Secret};
 
 /// Keys whose values are secrets: never printed, masked in `config` output and in error messages.
 pub const SECRET_KEYS: &[&str] = &[
@@ -31,6 +32,14 @@ pub const SECRET_KEYS: &[&str] = &[
     "alerts.pagerduty_api_key",
     "probe.send_token",
 ];
+
+/// Prefixes below which every value is a secret (the prober's request headers).
+pub const SECRET_PREFIXES: &[&str] = &["probe.headers."];
+
+/// Whether the value at `key` is a secret (masked wherever shown).
+pub fn is_secret(key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || SECRET_PREFIXES.iter().any(|p| key.starts_with(p))
+}
 
 /// A WebSocket upstream: where the dashboard listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,6 +78,16 @@ impl Upstream {
             host,
             port,
         })
+    }
+
+    /// The URL's path and query (`/` when it has none): where the prober upgrades by default.
+    pub fn path_and_query(&self) -> String {
+        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+        match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
+            Some(i) => format!("/{}", &rest[i..]),
+            None => "/".to_string(),
+        }
     }
 
     /// `host:port` for dialing.
@@ -201,6 +220,10 @@ pub struct Config {
     /// The bearer token `POST /probe/send` requires (`probe.send_token` or the file named by
     /// `probe.send_token_file`); None: the endpoint is off (404).
     pub probe_send_token: Option<Secret>,
+    /// The prober's target (path, headers, subprotocols, origin), readiness gate and seed switches.
+    pub probe: probe::ProbeSettings,
+    /// The window `/health` scores (`health.window_ms`).
+    pub health_window: Duration,
     /// The prober's fallback transport paths.
     pub probe_paths: crate::probe::transports::Paths,
     /// The prober's outbox (the seed's offline buffer: `websocket.fallback.buffer_*`, `flush_*`).
@@ -250,7 +273,16 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
 /// Validates a merged tree into a [`Config`].
 pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let mut r = Reader::new(tree);
-    r.check_unknown(&defaults(), &["websocket.connections", "alerts"]);
+    r.check_unknown(
+        &defaults(),
+        &[
+            "websocket.connections",
+            "alerts",
+            "probe.headers",
+            "probe.header_files",
+            "probe.replies",
+        ],
+    );
     let ws = "websocket";
     let dashboard = r.one_of("dashboard", &["pulse", "seams", "voices"]);
     let listen = r.addr("listen");
@@ -287,9 +319,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
     );
-    for key in ["enabled", "protocol_downgrade", "degraded_service"] {
-        r.boolean(&format!("{ws}.fallback.{key}"));
-    }
+    r.boolean(&format!("{ws}.fallback.degraded_service"));
     let outbox = crate::probe::outbox::Settings {
         enabled: r.boolean(&format!("{ws}.fallback.buffer_messages")),
         capacity: r.uint(&format!("{ws}.fallback.buffer_max_size"), 1, 10_000_000) as usize,
@@ -297,7 +327,6 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         flush_interval: r.millis(&format!("{ws}.fallback.flush_interval"), 10),
         flush_batch: r.uint(&format!("{ws}.fallback.flush_batch"), 1, 10_000_000) as usize,
     };
-    r.millis(&format!("{ws}.fallback.timeout"), 1);
     let switches = Switches {
         metrics,
         alerting,
@@ -332,6 +361,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let frame_events = r.boolean("telemetry.frame_events");
     let probe_enabled = r.boolean("probe.enabled");
     let probe_send_token = secret::send_token(&mut r);
+    let probe = probe::read(&mut r);
+    let health_window = r.millis("health.window_ms", 1000);
     let mut path = |k: &str| {
         let v = r.text(k).unwrap_or_default();
         if v.starts_with('/') {
@@ -360,6 +391,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         frame_events,
         probe_enabled,
         probe_send_token,
+        probe,
+        health_window,
         probe_paths,
         outbox,
         heartbeat,

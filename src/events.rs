@@ -251,6 +251,54 @@ impl Transport {
     }
 }
 
+/// Where the prober is while it is not on its primary WebSocket upstream (`mode` of
+/// `websocket.fallback.active`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FallbackMode {
+    /// Connected over WebSocket to a backup upstream.
+    Backup,
+    /// Degraded, and the dashboard's SSE stream answers.
+    Sse,
+    /// Degraded, and its long-polling endpoint answers.
+    LongPoll,
+    /// Degraded, and its polling endpoint answers.
+    Poll,
+    /// Degraded (max attempts spent), no transport answers.
+    Degraded,
+}
+
+impl FallbackMode {
+    /// Every mode (telemetry-schema.yaml lists the same values).
+    pub const ALL: [FallbackMode; 5] = [
+        FallbackMode::Backup,
+        FallbackMode::Sse,
+        FallbackMode::LongPoll,
+        FallbackMode::Poll,
+        FallbackMode::Degraded,
+    ];
+
+    /// The `mode` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackMode::Backup => "backup",
+            FallbackMode::Sse => "sse",
+            FallbackMode::LongPoll => "long_poll",
+            FallbackMode::Poll => "poll",
+            FallbackMode::Degraded => "degraded",
+        }
+    }
+
+    /// The mode of a working downgrade transport.
+    pub fn of(t: Transport) -> FallbackMode {
+        match t {
+            Transport::Sse => FallbackMode::Sse,
+            Transport::LongPolling => FallbackMode::LongPoll,
+            Transport::Polling => FallbackMode::Poll,
+            Transport::WebSocket => FallbackMode::Backup,
+        }
+    }
+}
+
 /// Why the prober's outbox refused a message (`reason` on `websocket.buffer.dropped`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
@@ -462,6 +510,29 @@ pub enum EventKind {
         cause: ConnectCause,
         /// HTTP status if the server answered.
         status: Option<u16>,
+    },
+    /// The dashboard answered the prober's upgrade with a 4xx, or accepted the connection and closed it
+    /// without an answer: it is up, but refuses this request
+    /// (wrong path, missing token, cookie, subprotocol or origin). Not a connection error; emitted on
+    /// every attempt, logged only when `changed` (the first refusal, or a different status).
+    ProbeRejected {
+        /// Endpoint name.
+        endpoint: String,
+        /// The URL probed (no query, no credentials).
+        url: String,
+        /// The status the dashboard answered (None: it closed the connection without an HTTP answer).
+        status: Option<u16>,
+        /// Time to the answer.
+        duration: Duration,
+        /// True when the prober was not already refused this way.
+        changed: bool,
+    },
+    /// The prober left or returned to its primary WebSocket upstream (None: back on it).
+    FallbackChanged {
+        /// Endpoint name.
+        endpoint: String,
+        /// Where it is now.
+        mode: Option<FallbackMode>,
     },
     /// The prober moved to another server (`to` is a URL).
     Failover {

@@ -161,12 +161,12 @@ async fn when_websocket_is_refused_the_prober_finds_sse() {
     assert!(
         seen.iter().any(|k| matches!(
             k,
-            EventKind::ProbeFailed {
+            EventKind::ProbeRejected {
                 status: Some(401),
                 ..
             }
         )),
-        "the 401 is typed, not parsed from text"
+        "the 401 is a typed refusal, not parsed from text"
     );
     sc.shutdown().await;
 }

@@ -1,20 +1,27 @@
 //! The admin server (default :8080, the seed's port):
-//! - `GET /health`: liveness, with the seed's health score (HEALTHY / WARNING / CRITICAL), the score and
-//!   the list of issues as JSON; 200 unless the process itself is broken.
-//! - `GET /ready`: 503 until the listener is up and the upstream has been reached once; then it follows
-//!   the upstream (503 while the last dial of the primary failed and no backup is configured).
+//! - `GET /health`: liveness, with the seed's health score over the last `health.window_ms`
+//!   (HEALTHY / WARNING / CRITICAL, the score, the issues and the inputs, clients and prober apart:
+//!   [`crate::telemetry::health`]) as JSON; 200 unless the process itself is broken.
+//! - `GET /ready`: "this sidecar can serve": 200 while the client listener is up, it is not draining,
+//!   and the upstream (or, failing it, a backup) accepts a TCP connection, checked on each request
+//!   within a second. Whether the prober's WebSocket upgrade works is health, telemetry and alerts
+//!   (`/health`), not readiness — unless `probe.gates_readiness` is true. Like Envoy's `/ready` (200
+//!   once the server is LIVE, 503 while initializing or draining) and linkerd's proxy readiness (ready
+//!   once the proxy can route), it does not depend on an application-level handshake that a third-party
+//!   dashboard may refuse; unlike them it also needs the upstream's port open, since a sidecar in front
+//!   of a dead dashboard has nothing to serve.
 //! - `GET /metrics`: Prometheus text 0.0.4, the same names, labels and units as the OTLP stream; or
 //!   OpenMetrics 1.0 with exemplars when the scraper's `Accept` asks for `application/openmetrics-text`;
 //!   no series at all while `websocket.monitoring.metrics_enabled` is false.
 //! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
 //!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
-pub mod health;
 pub mod send;
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -52,34 +59,92 @@ pub(crate) fn reply(
     r
 }
 
+/// Why the sidecar is not ready (the `/ready` body says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// The client listener is not bound yet.
+    NotListening,
+    /// SIGTERM: draining.
+    Draining,
+    /// Neither the upstream nor a backup accepts a TCP connection.
+    UpstreamUnreachable,
+    /// `probe.gates_readiness` is on and the prober holds no WebSocket.
+    ProbeDown,
+}
+
+impl NotReady {
+    fn text(self) -> &'static str {
+        match self {
+            NotReady::NotListening => "not ready: not listening yet\n",
+            NotReady::Draining => "not ready: draining\n",
+            NotReady::UpstreamUnreachable => {
+                "not ready: the upstream accepts no connection (nor does any backup)\n"
+            }
+            NotReady::ProbeDown => {
+                "not ready: the prober holds no WebSocket (probe.gates_readiness is on; see /health)\n"
+            }
+        }
+    }
+}
+
 impl Admin {
-    /// Whether the sidecar should receive traffic.
-    pub fn ready(&self) -> bool {
+    /// Whether the sidecar can serve: listening, not draining, the upstream (or a backup) accepts a
+    /// TCP connection, and — with `probe.gates_readiness` — the prober holds a WebSocket.
+    pub async fn ready(&self) -> Result<(), NotReady> {
         let p = &self.proxy;
-        self.listening.load(Relaxed)
-            && !*p.shutdown.borrow()
-            && p.upstream_seen.load(Relaxed)
-            && (p.upstream_up.load(Relaxed) || p.upstreams.len() > 1)
+        if !self.listening.load(Relaxed) {
+            return Err(NotReady::NotListening);
+        }
+        if *p.shutdown.borrow() {
+            return Err(NotReady::Draining);
+        }
+        if !self.upstream_accepts().await {
+            return Err(NotReady::UpstreamUnreachable);
+        }
+        if p.config.probe.gates_readiness && !p.probe_ws_up.load(Relaxed) {
+            return Err(NotReady::ProbeDown);
+        }
+        Ok(())
     }
 
-    fn route(&self, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    /// Connects to the primary, then each backup, until one accepts (at most a second each); records
+    /// the primary's answer for the proxy's restart detection.
+    async fn upstream_accepts(&self) -> bool {
+        let p = &self.proxy;
+        let wait = p.config.limits.upstream_timeout.min(Duration::from_secs(1));
+        for (i, (_, up)) in p.upstreams.iter().enumerate() {
+            let ok = matches!(
+                tokio::time::timeout(wait, tokio::net::TcpStream::connect(up.authority())).await,
+                Ok(Ok(_))
+            );
+            if i == 0 {
+                p.upstream_up.store(ok, Relaxed);
+                if ok {
+                    p.upstream_seen.store(true, Relaxed);
+                }
+            }
+            if ok {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn route(&self, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         match req.uri().path() {
             "/health" | "/healthz" => {
                 self.telemetry.sync();
-                let h = health::score(&self.telemetry.registry, &self.proxy.config);
+                let h = self.telemetry.health();
                 reply(StatusCode::OK, "application/json", h.to_string())
             }
-            "/ready" | "/readyz" => {
-                if self.ready() {
-                    reply(StatusCode::OK, "text/plain", "ready\n".into())
-                } else {
-                    reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain",
-                        "not ready\n".into(),
-                    )
-                }
-            }
+            "/ready" | "/readyz" => match self.ready().await {
+                Ok(()) => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+                Err(why) => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    why.text().into(),
+                ),
+            },
             "/metrics" => {
                 let accept = req.headers().get(hyper::header::ACCEPT);
                 let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()));
@@ -114,7 +179,7 @@ impl Admin {
                         let r = if req.uri().path() == "/probe/send" {
                             me.probe_send(req).await
                         } else {
-                            me.route(&req)
+                            me.route(&req).await
                         };
                         Ok::<_, Infallible>(r)
                     }

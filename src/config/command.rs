@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{figment, from_tree, Sources, SECRET_KEYS, SEED_ENV};
+use super::{figment, from_tree, is_secret, Sources, SEED_ENV};
 use crate::app::EXIT_CONFIG;
 use crate::cli::ConfigCmd;
 
@@ -25,7 +25,7 @@ fn leaves(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
 
 /// A secret with a value: shown as `****` (an empty one is shown as it is: unset says nothing).
 fn is_set_secret(key: &str, v: &Value) -> bool {
-    SECRET_KEYS.contains(&key) && !matches!(v, Value::Null) && v.as_str() != Some("")
+    is_secret(key) && !matches!(v, Value::Null) && v.as_str() != Some("")
 }
 
 fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {

@@ -71,7 +71,10 @@ pub fn defaults() -> Value {
         "telemetry": {"events_channel_capacity": 65536, "spool_dir": "", "spool_max_bytes": 64u64 << 20,
                       "frame_events": false},
         "probe": {"enabled": true, "sse_path": "/events", "long_poll_path": "/poll", "poll_path": "/health",
-                  "send_token": "", "send_token_file": ""},
+                  "send_token": "", "send_token_file": "", "path": "", "headers": {}, "header_files": {},
+                  "subprotocols": [], "origin": "", "init_messages": [], "replies": {},
+                  "gates_readiness": false},
+        "health": {"window_ms": 300000},
         "iskra": {"fractal_logging": true, "slo_monitoring": true, "voice_system": true},
         "alerts": {"pagerduty_events_url": crate::probe::alert::PAGERDUTY_EVENTS_URL},
         "websocket": {

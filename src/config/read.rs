@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Endpoint, Upstream, SECRET_KEYS};
+use super::{is_secret, Endpoint, Upstream};
 
 /// One configuration problem: the key, the value found, and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ fn lookup<'v>(tree: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 fn render(key: &str, v: &Value) -> String {
-    if SECRET_KEYS.contains(&key) {
+    if is_secret(key) {
         return "\"****\"".into();
     }
     let s = v.to_string();
@@ -194,6 +194,11 @@ impl<'a> Reader<'a> {
                 None
             }
         }
+    }
+
+    /// The value at `key` as it is in the tree (None when absent).
+    pub(super) fn raw(&self, key: &str) -> Option<&'a Value> {
+        lookup(self.tree, key)
     }
 
     pub(super) fn text(&mut self, key: &str) -> Option<String> {
@@ -346,6 +351,24 @@ impl<'a> Reader<'a> {
             );
         }
         out
+    }
+
+    /// Tests: reads `tree` with `f`, and returns what it read or every problem as (key, value, expected).
+    #[cfg(test)]
+    pub(super) fn read_all<T>(
+        tree: &Value,
+        f: impl FnOnce(&mut Reader) -> T,
+    ) -> Result<T, Vec<(String, String, String)>> {
+        let mut r = Reader::new(tree);
+        let out = f(&mut r);
+        match r.finish() {
+            Ok(()) => Ok(out),
+            Err(e) => Err(e
+                .0
+                .into_iter()
+                .map(|e| (e.key, e.value, e.expected))
+                .collect()),
+        }
     }
 
     pub(super) fn finish(self) -> Result<(), super::ConfigErrors> {

@@ -154,3 +154,28 @@ fn upstream_urls_parse() {
     assert!(Upstream::parse("ws://u:p@h:1").is_err());
     assert!(Upstream::parse("ws://h:99999").is_err());
 }
+
+#[test]
+fn the_probe_path_defaults_to_the_upstream_urls_path_and_query() {
+    let u = |s: &str| Upstream::parse(s).unwrap().path_and_query();
+    assert_eq!(u("ws://127.0.0.1:3001"), "/");
+    assert_eq!(u("ws://127.0.0.1:3001/"), "/");
+    assert_eq!(
+        u("ws://h:1/socket.io/?EIO=4&transport=websocket"),
+        "/socket.io/?EIO=4&transport=websocket"
+    );
+    assert_eq!(u("ws://h:1?x=1"), "/?x=1");
+}
+
+#[test]
+fn probe_headers_are_masked_wherever_a_value_is_shown() {
+    assert!(is_secret("probe.headers.Authorization"));
+    assert!(!is_secret("probe.header_files.Authorization"));
+    let mut tree = defaults();
+    tree["probe"]["headers"] = serde_json::json!({"Host": "secret-host-value"});
+    let e = from_tree(&tree).unwrap_err().to_string();
+    assert!(
+        e.contains("probe.headers.Host") && !e.contains("secret-host-value"),
+        "{e}"
+    );
+}

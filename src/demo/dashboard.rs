@@ -186,7 +186,10 @@ impl Dashboard {
                         if tx.send(Message::text(reply)).await.is_err() { return; }
                     }
                     Some(Ok(Message::Binary(b))) => { if tx.send(Message::Binary(b)).await.is_err() { return; } }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    // Answer a close before leaving (tungstenite queued the reply): the client sees its own
+                    // code back, not 1006.
+                    Some(Ok(Message::Close(_))) => { let _ = tx.close().await; return; }
+                    None | Some(Err(_)) => return,
                     Some(Ok(_)) => {}
                 }
             }

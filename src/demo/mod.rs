@@ -151,6 +151,9 @@ pub async fn command(args: DemoArgs) -> u8 {
         tree["websocket"]["heartbeat"] = serde_json::json!({"enabled": true, "interval": 1000, "timeout": 500, "failure_threshold": 3});
         tree["websocket"]["reconnection"] = serde_json::json!({"max_attempts": 5, "initial_delay": 200, "backoff_multiplier": 1.5, "max_delay": 2000, "jitter": true});
         tree["limits"]["upstream_timeout_ms"] = 1000.into();
+        // The live view's status reads the last 15 s: what the synthetic clients did a minute ago
+        // should not colour it now.
+        tree["health"]["window_ms"] = 15000.into();
         let config = from_tree(&tree).expect("demo config is valid");
         let (env, desc) = telemetry_target(name, &file).await;
         where_to = desc;

@@ -113,7 +113,7 @@ pub fn row(name: &str, r: &Running, seen: &Seen, msgs_per_s: f64) -> String {
     let (h50, h99) = p50_p99(seen.handshakes.iter().map(|x| x.1));
     let (p50, p99) = p50_p99(seen.pings.iter().map(|x| x.1));
     let (errs, _) = errors(r);
-    let health = crate::admin::health::score(&r.telemetry.registry, &r.proxy.config);
+    let health = r.telemetry.health();
     let voice = seen.voice.map_or("-", |v| v.0);
     format!(
         "{:<7}{:>5}{:>7.0} {:>5.1}/{:<6.1}{:>5.1}/{:<6.1} {:<14.14} {:<11} {:<8}",

@@ -8,7 +8,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::target::Upgrade;
 use super::transports;
+use crate::config::probe::ProbeSettings;
 use crate::config::Slo;
 use crate::events::ConnectCause;
 use crate::semantics::{classify_connect, classify_probe, ErrorClass};
@@ -33,9 +35,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn failed(t0: Instant, class: ErrorClass, status: Option<u16>) -> Step {
+    failed_after(t0.elapsed(), class, status)
+}
+
+fn failed_after(took: Duration, class: ErrorClass, status: Option<u16>) -> Step {
     Step {
         ok: false,
-        ms: ms(t0.elapsed()),
+        ms: ms(took),
         status,
         error: Some(class.as_str()),
     }
@@ -119,10 +125,20 @@ async fn round_trip(
     }
 }
 
-/// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, connect, ping, app ping.
-/// Latency is graded against `slo` (None: `iskra.slo_monitoring` is off).
-pub async fn check(url: &str, timeout: Duration, slo: Option<&Slo>) -> CheckResult {
-    let shown = super::redact(url);
+/// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, then the upgrade the prober
+/// makes (`probe.path` or the URL's own path, `probe.headers`, subprotocols, origin, init messages),
+/// ping, app ping. Latency is graded against `slo` (None: `iskra.slo_monitoring` is off).
+pub async fn check(
+    url: &str,
+    timeout: Duration,
+    slo: Option<&Slo>,
+    probe: &ProbeSettings,
+) -> CheckResult {
+    let shown = if url.starts_with("http://") {
+        super::redact(url)
+    } else {
+        super::redact(&super::target::url_for(url, probe))
+    };
     let Some((host, port)) = transports::host_port(url) else {
         let step = Step {
             ok: false,
@@ -159,41 +175,30 @@ pub async fn check(url: &str, timeout: Duration, slo: Option<&Slo>) -> CheckResu
         };
     }
     let http = http_step(&host, port, "/health", timeout).await;
-    let t0 = Instant::now();
-    let conn = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await;
-    let (websocket, mut ws) = match conn {
-        Ok(Ok((ws, _))) => (
+    let probe_url = super::target::url_for(url, probe);
+    let (websocket, mut ws) = match super::target::upgrade(&probe_url, probe, timeout).await {
+        Upgrade::Open(ws, d) => (
             Step {
                 ok: true,
-                ms: ms(t0.elapsed()),
+                ms: ms(d),
                 status: Some(101),
                 error: None,
             },
-            Some(ws),
+            Some(*ws),
         ),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
-            let st = r.status().as_u16();
-            (
-                failed(
-                    t0,
-                    classify_probe(ConnectCause::BadResponse, Some(st)),
-                    Some(st),
-                ),
-                None,
-            )
-        }
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Io(e))) => (
-            failed(t0, classify_connect(ConnectCause::from_io(&e)), None),
+        Upgrade::Refused(st, d) => (
+            failed_after(d, classify_probe(ConnectCause::BadResponse, st), st),
             None,
         ),
-        Ok(Err(_)) => (
-            failed(t0, classify_connect(ConnectCause::BadResponse), None),
+        Upgrade::Status(st, d) => (
+            failed_after(
+                d,
+                classify_probe(ConnectCause::BadResponse, Some(st)),
+                Some(st),
+            ),
             None,
         ),
-        Err(_) => (
-            failed(t0, classify_connect(ConnectCause::TimedOut), None),
-            None,
-        ),
+        Upgrade::Failed(cause, d) => (failed_after(d, classify_connect(cause), None), None),
     };
     let (mut ping, mut app_ping) = (None, None);
     if let Some(ws) = ws.as_mut() {

@@ -10,10 +10,10 @@ use crate::app::EXIT_CONFIG;
 use crate::cli::{CheckArgs, MonitorArgs};
 use crate::config::{self, Config, Sources};
 
-fn load(cfg: &crate::cli::ConfigArgs) -> Result<Config, u8> {
+fn load(cfg: &crate::cli::ConfigArgs, probe: &crate::cli::ProbeArgs) -> Result<Config, u8> {
     config::load(&Sources {
         file: cfg.config.clone(),
-        flags: vec![],
+        flags: probe.overrides(),
     })
     .map_err(|e| {
         eprintln!("{e}");
@@ -45,7 +45,7 @@ fn step_text(s: Option<&super::check::Step>) -> String {
 
 /// `check`: exit 0 all healthy, 1 any failed, 64 bad config.
 pub async fn check_command(args: CheckArgs) -> u8 {
-    let cfg = match load(&args.cfg) {
+    let cfg = match load(&args.cfg, &args.probe) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -66,9 +66,11 @@ pub async fn check_command(args: CheckArgs) -> u8 {
             args.timeout
         );
     }
-    let results: Vec<CheckResult> =
-        futures_util::future::join_all(urls.iter().map(|u| check(u, args.timeout, slo(&cfg))))
-            .await;
+    let results: Vec<CheckResult> = futures_util::future::join_all(
+        urls.iter()
+            .map(|u| check(u, args.timeout, slo(&cfg), &cfg.probe)),
+    )
+    .await;
     let healthy = results.iter().all(|r| r.healthy);
     if args.json {
         println!(
@@ -126,7 +128,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// `monitor`: every interval, per endpoint, connect, ping, and report; `--json` prints events as lines.
 pub async fn monitor_command(args: MonitorArgs) -> u8 {
-    let cfg = match load(&args.cfg) {
+    let cfg = match load(&args.cfg, &args.probe) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -150,7 +152,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
         round += 1;
         let results = futures_util::future::join_all(
             urls.iter()
-                .map(|u| check(u, Duration::from_secs(5), slo(&cfg))),
+                .map(|u| check(u, Duration::from_secs(5), slo(&cfg), &cfg.probe)),
         )
         .await;
         for (i, r) in results.iter().enumerate() {

@@ -149,7 +149,14 @@ impl Prober {
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return self.lost(server, ConnectCause::Reset),
-                    Some(Ok(_)) => { last_msg = Some(Instant::now()); silence_reported = false; }
+                    Some(Ok(m)) => {
+                        last_msg = Some(Instant::now());
+                        silence_reported = false;
+                        let reply = m.to_text().ok().and_then(|t| super::target::reply_to(&self.config.probe, t));
+                        if let Some(r) = reply {
+                            if out.send(vec![Message::text(r)]).is_err() { return true; }
+                        }
+                    }
                 },
                 _ = &mut writer.0 => return self.lost(server, ConnectCause::Reset),
                 _ = ping.tick() => {
@@ -183,7 +190,8 @@ impl Prober {
                 _ = flush_tick.tick(), if outbox.is_some() => flush_now = true,
                 _ = batch_ready(outbox) => flush_now = true,
                 _ = primary_check.tick(), if server != 0 => {
-                    if let Ok(Ok(_)) = tokio::time::timeout(self.config.limits.upstream_timeout, tokio_tungstenite::connect_async(self.target.urls[0].as_str())).await {
+                    let url = super::target::url_for(&self.target.urls[0], &self.config.probe);
+                    if let super::target::Upgrade::Open(..) = super::target::upgrade(&url, &self.config.probe, self.config.limits.upstream_timeout).await {
                         let _ = out.send(vec![Message::Close(None)]);
                         drop(out);
                         let _ = tokio::time::timeout(self.config.limits.close_timeout, &mut writer.0).await;

@@ -130,6 +130,7 @@ impl Sending {
             primary_up: None,
             paths: cfg.probe_paths.clone(),
             outbox: Some(outbox.clone()),
+            rejected: Default::default(),
         };
         tokio::spawn(prober.run(stopped));
         Ok(Sending {

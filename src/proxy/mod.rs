@@ -68,6 +68,8 @@ pub struct Shared {
     pub upstream_seen: AtomicBool,
     /// Whether the last dial of the primary upstream worked.
     pub upstream_up: AtomicBool,
+    /// Whether the prober holds a WebSocket to the dashboard (or a backup) now.
+    pub probe_ws_up: AtomicBool,
     /// Session ids.
     pub next_id: AtomicU64,
     /// Upstreams in order: the primary, then the backups.
@@ -103,6 +105,7 @@ impl Shared {
             shutdown,
             upstream_seen: AtomicBool::new(false),
             upstream_up: AtomicBool::new(false),
+            probe_ws_up: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             upstreams,
             frame_events,

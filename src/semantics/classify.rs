@@ -184,6 +184,9 @@ pub fn classify(kind: &EventKind) -> Option<ErrorClass> {
         | EventKind::ProbeAttempt { .. }
         | EventKind::ProbeSucceeded { .. }
         | EventKind::Failover { .. }
+        // The dashboard is up and answered: the prober's request is what needs changing.
+        | EventKind::ProbeRejected { .. }
+        | EventKind::FallbackChanged { .. }
         | EventKind::Downgrade { .. }
         | EventKind::FallbackActivated { .. }
         | EventKind::MissingHeartbeat { .. }

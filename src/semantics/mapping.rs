@@ -88,6 +88,9 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
             recovered: false, ..
         } => named(T::ConnectionEstablished, false),
         K::Failover { .. } => other("server_failover", false),
+        K::ProbeRejected { .. } => other("probe_rejected", false),
+        K::FallbackChanged { mode: Some(_), .. } => other("fallback_mode_changed", false),
+        K::FallbackChanged { mode: None, .. } => other("primary_restored", false),
         K::Downgrade { .. } => Mapped {
             event_type: T::DegradedServiceActivated,
             delta: "protocol_downgraded",

@@ -98,9 +98,24 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             transport,
             cause,
             status,
+            duration,
+        } => {
+            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status, "duration_ms": duration.as_secs_f64() * 1e3})
+        }
+        EventKind::ProbeRejected {
+            endpoint,
+            url,
+            status,
+            duration,
             ..
         } => {
-            json!({"endpoint": endpoint, "websocket.transport": transport.as_str(), "cause": cause.as_str(), "status": status})
+            json!({"endpoint": endpoint, "url": url, "http.response.status_code": status,
+                   "reason": super::health::refusal(*status),
+                   "duration_ms": duration.as_secs_f64() * 1e3, "state": "probe_rejected",
+                   "hint": super::health::REJECTED_HINT})
+        }
+        EventKind::FallbackChanged { endpoint, mode } => {
+            json!({"endpoint": endpoint, "websocket.fallback.mode": mode.map_or("primary", |m| m.as_str())})
         }
         EventKind::Failover { endpoint, from, to } => {
             json!({"endpoint": endpoint, "from": from, "to": to})
@@ -133,6 +148,44 @@ fn details(kind: &EventKind) -> Map<String, Value> {
     }
 }
 
+/// Keeps a refused prober to one log line per change of state: while the dashboard refuses its
+/// upgrade, neither its attempts nor repeated refusals with the same status are logged (they are still
+/// counted in metrics and exported as spans).
+#[derive(Debug, Default)]
+pub struct Quiet {
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl Quiet {
+    /// Whether `kind` is logged (and notes the prober's state).
+    pub fn keep(&self, kind: &EventKind) -> bool {
+        use crate::events::Transport::WebSocket;
+        use std::sync::atomic::Ordering::Relaxed;
+        match kind {
+            EventKind::ProbeRejected { changed, .. } => {
+                self.refused.store(true, Relaxed);
+                *changed
+            }
+            EventKind::ProbeSucceeded {
+                transport: WebSocket,
+                ..
+            }
+            | EventKind::ProbeFailed {
+                transport: WebSocket,
+                ..
+            } => {
+                self.refused.store(false, Relaxed);
+                true
+            }
+            EventKind::ProbeAttempt {
+                transport: WebSocket,
+                ..
+            } => !self.refused.load(Relaxed),
+            _ => true,
+        }
+    }
+}
+
 fn severity(level: LogLevel) -> i32 {
     match level {
         LogLevel::Debug => 5,
@@ -159,6 +212,8 @@ pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Ent
         EventKind::ProbeAttempt { .. }
             | EventKind::ProbeSucceeded { .. }
             | EventKind::ProbeFailed { .. }
+            | EventKind::ProbeRejected { .. }
+            | EventKind::FallbackChanged { .. }
             | EventKind::Failover { .. }
             | EventKind::Downgrade { .. }
             | EventKind::FallbackActivated { .. }
@@ -247,4 +302,56 @@ pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Ent
         ..Default::default()
     };
     Entry { json: j, record }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ConnectCause, Transport};
+    use std::time::Duration;
+
+    fn attempt() -> EventKind {
+        EventKind::ProbeAttempt {
+            endpoint: "pulse".into(),
+            url: "ws://h:1/".into(),
+            attempt: 3,
+            transport: Transport::WebSocket,
+        }
+    }
+
+    fn rejected(changed: bool) -> EventKind {
+        EventKind::ProbeRejected {
+            endpoint: "pulse".into(),
+            url: "ws://h:1/".into(),
+            status: Some(401),
+            duration: Duration::ZERO,
+            changed,
+        }
+    }
+
+    #[test]
+    fn a_refused_prober_logs_once_per_change_and_its_attempts_not_at_all() {
+        let q = Quiet::default();
+        let kept: Vec<bool> = [
+            attempt(),
+            rejected(true),
+            attempt(),
+            rejected(false),
+            attempt(),
+            rejected(false),
+        ]
+        .iter()
+        .map(|k| q.keep(k))
+        .collect();
+        assert_eq!(kept, [true, true, false, false, false, false]);
+        // The dashboard goes away: a change, logged, and so are the attempts again.
+        let failed = EventKind::ProbeFailed {
+            endpoint: "pulse".into(),
+            transport: Transport::WebSocket,
+            duration: Duration::ZERO,
+            cause: ConnectCause::Refused,
+            status: None,
+        };
+        assert!(q.keep(&failed) && q.keep(&attempt()));
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
 use super::registry::{Def, Registry, TraceRef};
-use crate::events::{Direction, Event, EventKind, Initiator};
+use crate::events::{Direction, Event, EventKind, FallbackMode, Initiator};
 use crate::proxy::Stats;
 use crate::semantics;
 
@@ -90,7 +90,15 @@ impl MetricsRecorder {
             r.add(&n::SEED_ERRORS, &[d, (attr::SEED_ERROR_TYPE, class)], 0.0);
         }
         r.add(&n::ACTIVE, &[d], 0.0);
-        r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
+        for m in FallbackMode::ALL {
+            r.set(
+                &n::FALLBACK_ACTIVE,
+                &[d, (attr::FALLBACK_MODE, m.as_str())],
+                0.0,
+            );
+        }
+        r.set(&n::HEALTH_SCORE, &[d], 100.0);
+        r.set(&n::HEALTH_STATUS, &[d], 0.0);
         // 0 until the prober's outbox exists; then it keeps this gauge and its counters current
         // itself (probe/outbox.rs), so that they stay exact even when the event channel overflows.
         r.set(&n::BUFFER_QUEUED, &[d], 0.0);
@@ -217,7 +225,6 @@ impl MetricsRecorder {
                     &[d, (attr::ENDPOINT, endpoint)],
                     secs(*duration),
                 );
-                r.set(&n::FALLBACK_ACTIVE, &[d], 0.0);
                 let l = [
                     d,
                     (attr::UPSTREAM_NAME, endpoint.as_str()),
@@ -256,7 +263,37 @@ impl MetricsRecorder {
             EventKind::Downgrade { to, .. } => {
                 r.add(&n::FALLBACKS, &[d, (attr::TRANSPORT, to.as_str())], 1.0);
             }
-            EventKind::FallbackActivated { .. } => r.set(&n::FALLBACK_ACTIVE, &[d], 1.0),
+            EventKind::FallbackChanged { mode, .. } => {
+                for m in FallbackMode::ALL {
+                    let on = f64::from(u8::from(*mode == Some(m)));
+                    r.set(
+                        &n::FALLBACK_ACTIVE,
+                        &[d, (attr::FALLBACK_MODE, m.as_str())],
+                        on,
+                    );
+                }
+            }
+            EventKind::ProbeRejected {
+                endpoint, duration, ..
+            } => {
+                let l = [
+                    d,
+                    (attr::ENDPOINT, endpoint.as_str()),
+                    (attr::TRANSPORT, "websocket"),
+                ];
+                r.set(&n::PROBE_SUCCESS, &l, 0.0);
+                r.set(
+                    &n::PROBE_DURATION,
+                    &[d, (attr::ENDPOINT, endpoint)],
+                    secs(*duration),
+                );
+                let l = [
+                    d,
+                    (attr::UPSTREAM_NAME, endpoint.as_str()),
+                    (attr::ERROR_TYPE, "probe_rejected"),
+                ];
+                r.add(&n::RECONNECTS, &l, 1.0);
+            }
             _ => {}
         }
         if counts_as_error(&ev.kind) {
@@ -277,6 +314,13 @@ impl MetricsRecorder {
                 );
             }
         }
+    }
+
+    /// Sets the health gauges (score 0–100; status 0 HEALTHY, 1 WARNING, 2 CRITICAL).
+    pub fn set_health(&self, score: f64, status: f64) {
+        let d = (attr::DASHBOARD, self.dashboard.as_str());
+        self.registry.set(&n::HEALTH_SCORE, &[d], score);
+        self.registry.set(&n::HEALTH_STATUS, &[d], status);
     }
 
     fn note_rtt(&self, v: f64) {

@@ -5,6 +5,7 @@
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
 //!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).
 //! - [`metrics`]: events and hot-path counters → registry.
+//! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines);
 //!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events.
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
@@ -15,6 +16,7 @@ pub mod context;
 pub mod env;
 pub mod export;
 pub mod exposition;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod names;
@@ -24,6 +26,7 @@ pub mod raw_grpc;
 pub mod registry;
 pub mod spans;
 pub mod spool;
+pub mod window;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventKind, EventSink};
 use crate::proxy::Stats;
 use crate::semantics::{self, LogLevel};
 use env::{OtelEnv, Signal};
@@ -58,6 +61,10 @@ pub struct Options {
     pub spool_dir: Option<PathBuf>,
     /// Spool budget in bytes.
     pub spool_max_bytes: u64,
+    /// The window the health score reads (`health.window_ms`).
+    pub health_window: Duration,
+    /// The latency SLO the health score grades against.
+    pub slo_latency_ms: crate::config::Slo,
     /// The seed's switches (metrics export, ∆DΩΛ and voice fields).
     pub switches: crate::config::Switches,
 }
@@ -72,6 +79,10 @@ pub struct Telemetry {
     pub stats: Arc<Stats>,
     /// The sink whose drops are reported.
     pub sink: EventSink,
+    /// The health score's inputs over the last window.
+    pub window: Arc<window::Window>,
+    /// Which events are logged (a refused prober once per change, not per attempt).
+    quiet: logs::Quiet,
     opts: Options,
     resource: Resource,
     /// The resource and the scope, encoded once for every trace request.
@@ -143,6 +154,8 @@ impl Telemetry {
             recorder,
             stats,
             sink,
+            window: Arc::new(window::Window::new(opts.health_window)),
+            quiet: logs::Quiet::default(),
             opts,
             encoded_resource: (resource.encode_to_vec(), export::scope().encode_to_vec()),
             resource,
@@ -154,9 +167,21 @@ impl Telemetry {
         })
     }
 
-    /// Brings hot-path counters into the registry (before a scrape or an export).
+    /// Brings hot-path counters and the health score into the registry (before a scrape or an export).
     pub fn sync(&self) {
         self.recorder.sync_stats(&self.stats, self.sink.dropped());
+        let h = self.health();
+        let level = health::STATUS
+            .iter()
+            .position(|s| h["status"] == *s)
+            .unwrap_or(0);
+        let score = h["score"].as_f64().unwrap_or(0.0);
+        self.recorder.set_health(score, level as f64);
+    }
+
+    /// The `/health` body: the seed's score over the last `health.window_ms`.
+    pub fn health(&self) -> serde_json::Value {
+        health::score(&self.window, &self.opts.slo_latency_ms)
     }
 
     fn ship(&self, signal: Signal, items: u64, data: Vec<u8>) {
@@ -250,10 +275,14 @@ impl Telemetry {
         // are exported: an exemplar must lead to a trace).
         let traced = builder.session_ids(&ev).filter(|_| !span_buf.off);
         self.recorder.record_traced(&ev, traced);
+        self.window.record(&ev);
         let ctx = tracker.context(self.fallback_active());
         let ids = builder.on_event(&ev, &ctx, span_buf);
-        let sem = semantics::describe(&ev.kind, &ctx);
-        if sem.level >= self.opts.log_level {
+        let mut sem = semantics::describe(&ev.kind, &ctx);
+        if let EventKind::ProbeRejected { .. } = ev.kind {
+            sem.level = LogLevel::Warn; // a setting to change, said once per change
+        }
+        if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
             let entry = logs::entry(&ev, &sem, builder.scope(), ids);
             if self.opts.stdout_logs {
                 let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);

@@ -36,7 +36,7 @@ defs! {
     CLOSES = "websocket.closes", Kind::Counter, "{close}", "Session closes by code and initiator.";
     RECONNECTS = "websocket.reconnects", Kind::Counter, "{attempt}", "Prober reconnection attempts.";
     FALLBACKS = "websocket.fallbacks", Kind::Counter, "{fallback}", "Failovers and transport downgrades.";
-    FALLBACK_ACTIVE = "websocket.fallback.active", Kind::Gauge, "1", "1 while the prober is in degraded (fallback) mode.";
+    FALLBACK_ACTIVE = "websocket.fallback.active", Kind::Gauge, "1", "1 while the prober is not on its primary WebSocket upstream, on the series of the mode it is in (backup, sse, long_poll, poll, degraded); 0 on every series when back.";
     HEARTBEAT_MISSED = "websocket.heartbeat.missed", Kind::Counter, "{heartbeat}", "Heartbeats a peer failed to answer in time.";
     BUFFER_QUEUED = "websocket.buffer.queued", Kind::Gauge, "{message}", "Messages waiting in the prober's offline buffer.";
     BUFFER_DROPPED = "websocket.buffer.dropped", Kind::Counter, "{message}", "Messages the prober's offline buffer refused, by reason.";
@@ -50,6 +50,8 @@ defs! {
     SEED_MAX_LATENCY = "websocket_max_latency_seconds", Kind::Gauge, "", "Seed dashboard: max ping RTT over the last minute.";
     PROBE_SUCCESS = "probe_success", Kind::Gauge, "", "Blackbox-style: 1 if the last probe of the endpoint succeeded.";
     PROBE_DURATION = "probe_duration_seconds", Kind::Gauge, "", "Blackbox-style: duration of the last probe.";
+    HEALTH_SCORE = "iskra.sidecar.health.score", Kind::Gauge, "1", "The seed's health score (0-100) over the last health.window_ms, as /health shows it.";
+    HEALTH_STATUS = "iskra.sidecar.health.status", Kind::Gauge, "1", "The /health status over the last health.window_ms: 0 HEALTHY, 1 WARNING, 2 CRITICAL.";
     EVENTS_DROPPED = "iskra.sidecar.events.dropped", Kind::Counter, "{event}", "Lifecycle events lost to a full channel.";
     TELEMETRY_EXPORTED = "iskra.sidecar.telemetry.exported", Kind::Counter, "{item}", "Spans, logs and metric points exported.";
     TELEMETRY_FAILED = "iskra.sidecar.telemetry.failed", Kind::Counter, "{item}", "Items whose export failed (kept for retry).";
@@ -80,4 +82,5 @@ pub mod attr {
     pub const VOICE: &str = "voice";
     pub const SIGNAL: &str = "signal";
     pub const REASON: &str = "reason";
+    pub const FALLBACK_MODE: &str = "websocket.fallback.mode";
 }

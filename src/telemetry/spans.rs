@@ -386,16 +386,19 @@ impl SpanBuilder {
                 self.probes.insert(endpoint.clone(), ids);
                 Some(Some((ids.1, ids.2)))
             }
-            EventKind::ProbeSucceeded {
-                endpoint,
-                transport,
-                ..
-            }
-            | EventKind::ProbeFailed {
-                endpoint,
-                transport,
-                ..
-            } => {
+            EventKind::ProbeSucceeded { endpoint, .. }
+            | EventKind::ProbeFailed { endpoint, .. }
+            | EventKind::ProbeRejected { endpoint, .. } => {
+                let (transport, status) = match &ev.kind {
+                    EventKind::ProbeSucceeded { transport, .. } => (*transport, None),
+                    EventKind::ProbeFailed {
+                        transport, status, ..
+                    } => (*transport, *status),
+                    EventKind::ProbeRejected { status, .. } => {
+                        (crate::events::Transport::WebSocket, *status)
+                    }
+                    _ => unreachable!("matched above"),
+                };
                 let (start, trace, id, attempt) =
                     self.probes
                         .remove(endpoint)
@@ -405,6 +408,9 @@ impl SpanBuilder {
                     a.str("websocket.upstream.name", endpoint);
                     a.str("websocket.transport", transport.as_str());
                     a.int("websocket.reconnect.attempt", attempt as i64);
+                    if let Some(st) = status {
+                        a.int("http.response.status_code", st as i64);
+                    }
                     attrs::iskra(&sm, &self.scope, a);
                 };
                 let at_ = Place {
@@ -413,7 +419,11 @@ impl SpanBuilder {
                     parent: None,
                 };
                 let what = "ws.reconnect.attempt";
-                let err = sm.error.map(|e| e.as_str());
+                let rejected = matches!(ev.kind, EventKind::ProbeRejected { .. });
+                let err = sm
+                    .error
+                    .map(|e| e.as_str())
+                    .or(rejected.then_some("probe_rejected"));
                 span(
                     out,
                     what,

@@ -38,7 +38,8 @@ CI = CHART / "ci"
 KUBE_VERSION = "1.30.0"
 RELEASE = "iskra-ws-sidecar"
 NAMESPACE = "iskra-ecosystem"
-SCENARIOS = ["default", "collector-enabled", "podmonitor", "single-dashboard-backups", "custom-resources"]
+SCENARIOS = ["default", "collector-enabled", "podmonitor", "single-dashboard-backups", "custom-resources",
+             "probe-target"]
 DASHBOARD_PORTS = {"pulse": 3001, "seams": 3002, "voices": 3003}
 SIDECAR_PROXY_PORT = 8000
 SIDECAR_ADMIN_PORT = 8080
@@ -533,8 +534,12 @@ SIDECAR_KEYS = {
     "websocket.fallback.buffer_messages", "websocket.fallback.buffer_max_size",
     "websocket.fallback.buffer_max_bytes",
     "websocket.fallback.degraded_service", "websocket.fallback.timeout",
+    "probe.path", "probe.subprotocols", "probe.origin", "probe.init_messages", "probe.replies",
+    "probe.gates_readiness", "health.window_ms",
     "iskra.fractal_logging", "iskra.slo_monitoring", "iskra.voice_system",
 }
+# …and maps whose keys are the user's (a header name, a text to answer)
+SIDECAR_MAPS = ("probe.replies.", "probe.header_files.")
 
 
 def _leaf_paths(tree, prefix=""):
@@ -562,7 +567,7 @@ def test_sidecar_config_uses_only_known_keys_and_fits_the_pod(scenario):
         ws = cfg["websocket"]
         conns = ws.pop("connections")
         slo = ws.pop("slo_thresholds")
-        unknown = set(_leaf_paths(cfg)) - SIDECAR_KEYS
+        unknown = {k for k in set(_leaf_paths(cfg)) - SIDECAR_KEYS if not k.startswith(SIDECAR_MAPS)}
         assert not unknown, f"keys the sidecar does not know: {sorted(unknown)}"
         assert set(slo) == {"connection_latency_ms", "availability_percent", "error_rate_percent"}
         assert all(set(v) == {"target", "warning", "critical"} for v in slo.values())
@@ -666,7 +671,8 @@ def test_probe_send_token_is_mounted_from_the_existing_secret_only_when_set(scen
         sidecar = container(deploy, "sidecar")
         env = env_of(sidecar)
         assert "ISKRA_SIDECAR_PROBE__SEND_TOKEN" not in env, "the token itself is never an env value"
-        assert "probe" not in _sidecar_config(docs, deploy), "nor a ConfigMap value"
+        probe_cfg = _sidecar_config(docs, deploy).get("probe", {})
+        assert not {"send_token", "send_token_file"} & set(probe_cfg), "nor a ConfigMap value"
         volumes = {v["name"]: v for v in pod["volumes"]}
         if not secret:
             assert PROBE_SEND_ENV not in env and "probe-send-token" not in volumes
@@ -681,6 +687,35 @@ def test_probe_send_token_is_mounted_from_the_existing_secret_only_when_set(scen
         for other in pod["containers"]:
             if other["name"] != "sidecar":
                 assert all(m["name"] != "probe-send-token" for m in other.get("volumeMounts", []))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_probe_target_values_reach_the_config_and_header_values_only_by_file(scenario):
+    """sidecar.config.probe lands in the ConfigMap as is; sidecar.probeHeaders mounts the named keys of an
+    existing Secret read-only and points probe.header_files at them: no header value in the ConfigMap or
+    the environment."""
+    values = scenario_values(scenario).get("sidecar", {})
+    headers = values.get("probeHeaders", {})
+    docs = manifests(scenario)
+    for deploy in dashboard_deployments(docs):
+        pod = deploy["spec"]["template"]["spec"]
+        probe_cfg = _sidecar_config(docs, deploy)["probe"]
+        assert "headers" not in probe_cfg
+        assert all("PROBE__HEADERS" not in n for n in env_of(container(deploy, "sidecar")))
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if not headers.get("existingSecret"):
+            assert "probe-headers" not in volumes and "header_files" not in probe_cfg
+            continue
+        for k, v in values["config"]["probe"].items():
+            assert probe_cfg[k] == v, k
+        vol = volumes["probe-headers"]["secret"]
+        assert vol["secretName"] == headers["existingSecret"] and vol["defaultMode"] == 0o440
+        assert vol["items"] == [{"key": k, "path": k} for k in headers["headers"].values()]
+        mount = next(m for m in container(deploy, "sidecar")["volumeMounts"] if m["name"] == "probe-headers")
+        assert mount == {"name": "probe-headers", "mountPath": headers["mountPath"], "readOnly": True}
+        assert probe_cfg["header_files"] == {h: f"{headers['mountPath']}/{k}" for h, k in headers["headers"].items()}
+    if scenario == "probe-target":
+        assert headers["existingSecret"] and values["config"]["health"]["window_ms"] == 600000
 
 
 def test_the_sidecar_reads_the_token_file_the_chart_points_it_at(tmp_path):
@@ -723,6 +758,8 @@ BAD_VALUES = {
     "literal probe token": "sidecar:\n  probeSend:\n    token: s3cr3t-s3cr3t-s3cr3t\n",
     "tiny outbox byte budget": "sidecar:\n  config:\n    websocket:\n      fallback:\n        buffer_max_bytes: 10\n",
     "bad protocol": "otel:\n  protocol: udp\n",
+    "relative probe path": "sidecar:\n  config:\n    probe:\n      path: socket.io\n",
+    "probe header the handshake owns": "sidecar:\n  probeHeaders:\n    existingSecret: s\n    headers: {Host: host}\n    mountPath: /x\n",
     "bad backup URL": "dashboards:\n  pulse:\n    backupUrls: [backup-pulse:3001]\n",
     "service.name in resource attributes": "otel:\n  resourceAttributes:\n    service.name: x\n",
     "alerting without its Secret": "alerting:\n  enabled: true\n",
@@ -782,6 +819,7 @@ def test_schema_covers_every_value():
     walk(values, schema, "")
     # pass-through objects are the expected ones only
     allowed = re.compile(r"(resources|Probe|Labels|labels|Annotations|annotations|nodeSelector|affinity|"
+                         r"probeHeaders\.headers|config\.probe\.replies|"
                          r"resourceAttributes|SecurityContext\.(capabilities|seccompProfile)|"
                          r"podSecurityContext\.seccompProfile)")
     assert all(allowed.search(p) for p in free_form), sorted(p for p in free_form if not allowed.search(p))
@@ -838,8 +876,14 @@ def test_the_sidecar_accepts_the_rendered_config(scenario, tmp_path):
         cm_name = next(v["configMap"]["name"] for v in deploy["spec"]["template"]["spec"]["volumes"]
                        if v["name"] == "config")
         cm = next(c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == cm_name)
+        config = yaml.safe_load(cm["data"]["config.yaml"])
+        # the probe's header files are mounted Secrets in the pod: stand-ins here
+        for header, _ in config.get("probe", {}).get("header_files", {}).items():
+            stand_in = tmp_path / f"{key}-{header}"
+            stand_in.write_text("Bearer chart-probe-token\n")
+            config["probe"]["header_files"][header] = str(stand_in)
         path = tmp_path / f"{key}.yaml"
-        path.write_text(cm["data"]["config.yaml"])
+        path.write_text(yaml.safe_dump(config))
         clean_env = {"PATH": "/usr/bin:/bin"}
         proc = subprocess.run([str(binary), "config", "--check", str(path)], env=clean_env,
                               capture_output=True, text=True, timeout=30)

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod third_party;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -156,12 +157,38 @@ pub fn sidecar(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> Sidecar 
     sidecar_of(std::path::Path::new(bin()), upstream, extra, env)
 }
 
+/// The JSON lines a sidecar printed, collected as it prints them.
+pub type Lines = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// [`sidecar`], keeping every JSON line it prints on stdout (after `sidecar_started`).
+pub fn sidecar_logged(upstream: &str, extra: &[&str], env: &[(&str, &str)]) -> (Sidecar, Lines) {
+    let lines = Lines::default();
+    let sc = spawn_sidecar(
+        std::path::Path::new(bin()),
+        upstream,
+        extra,
+        env,
+        Some(lines.clone()),
+    );
+    (sc, lines)
+}
+
 /// [`sidecar`] with a given binary.
 pub fn sidecar_of(
     binary: &std::path::Path,
     upstream: &str,
     extra: &[&str],
     env: &[(&str, &str)],
+) -> Sidecar {
+    spawn_sidecar(binary, upstream, extra, env, None)
+}
+
+fn spawn_sidecar(
+    binary: &std::path::Path,
+    upstream: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    keep: Option<Lines>,
 ) -> Sidecar {
     let mut cmd = Command::new(binary);
     cmd.args([
@@ -180,7 +207,20 @@ pub fn sidecar_of(
     let admin = v["admin"].as_str().unwrap().parse().unwrap();
     // Keep draining its log lines so a busy sidecar never blocks on a full pipe.
     if let Some(mut out) = proc.stdout.take() {
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        match keep {
+            None => {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            }
+            Some(lines) => {
+                std::thread::spawn(move || {
+                    for l in out.lines().map_while(Result::ok) {
+                        if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                            lines.lock().unwrap().push(v);
+                        }
+                    }
+                });
+            }
+        }
     }
     Sidecar { proc, addr, admin }
 }
@@ -338,6 +378,26 @@ pub async fn until(
         if hit {
             return seen;
         }
+    }
+}
+
+/// The sidecar's `/health` body.
+pub async fn health(admin: SocketAddr) -> Value {
+    let (st, _, body) = http_get(admin, "/health").await;
+    assert_eq!(st, 200, "/health answers 200");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits (up to 20 s) until `/health` satisfies `f`, returning it.
+pub async fn health_until(admin: SocketAddr, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let h = health(admin).await;
+        if f(&h) {
+            return h;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{what}: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

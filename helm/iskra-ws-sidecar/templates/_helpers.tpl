@@ -136,6 +136,16 @@ The values' sidecar.config plus what follows from the dashboard and the ports.
 {{- $ws := deepCopy $root.Values.sidecar.config.websocket -}}
 {{- $_ := set $ws "connections" (dict .key $conn) -}}
 {{- $telemetry := deepCopy $root.Values.sidecar.config.telemetry -}}
+{{- $probe := deepCopy $root.Values.sidecar.config.probe -}}
+{{- with $root.Values.sidecar.probeHeaders -}}
+{{- if .existingSecret -}}
+{{- $files := dict -}}
+{{- range $header, $key := .headers -}}
+{{- $_ := set $files $header (printf "%s/%s" (trimSuffix "/" $root.Values.sidecar.probeHeaders.mountPath) $key) -}}
+{{- end -}}
+{{- $_ := set $probe "header_files" $files -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $telemetry "spool_dir" $root.Values.sidecar.spool.mountPath -}}
 {{- $cfg := dict
     "dashboard" .key
@@ -146,6 +156,8 @@ The values' sidecar.config plus what follows from the dashboard and the ports.
     "limits" $root.Values.sidecar.config.limits
     "shutdown" $root.Values.sidecar.config.shutdown
     "telemetry" $telemetry
+    "probe" $probe
+    "health" $root.Values.sidecar.config.health
     "iskra" $root.Values.sidecar.config.iskra
     "websocket" $ws -}}
 {{- toYaml $cfg -}}
