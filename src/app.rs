@@ -114,6 +114,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             + config.limits.upstream_timeout * (config.backup_upstreams.len() as u32 + 2),
         health_window: config.telemetry.health_window,
         slo_latency_ms: config.slo_latency_ms,
+        switches: config.switches,
     };
     // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
     let outbox = (config.probe.enabled && config.outbox.enabled)

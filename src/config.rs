@@ -15,12 +15,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+mod alerts;
 mod forwarded;
 mod layers;
 pub mod probe;
 mod read;
 mod secret;
 mod sections;
+pub use alerts::{AlertUrl, AlertsConfig, PAGERDUTY_EVENTS_URL};
 pub use forwarded::{Cidr, Forwarding};
 pub use layers::{defaults, figment, file_provider, SEED_ENV};
 pub use probe::{ProbeConfig, TransportPaths};
@@ -28,8 +30,8 @@ use read::Reader;
 pub use read::{ConfigError, ConfigErrors};
 pub use secret::{Masked, Secret};
 pub use sections::{
-    Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, ResumeConfig, Slo, TelemetryConfig,
-    Upstream,
+    Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, ResumeConfig, Slo, Switches,
+    TelemetryConfig, Upstream,
 };
 
 /// Keys whose values are secrets: never printed, masked in `config` output and in error messages.
@@ -87,6 +89,10 @@ pub struct Config {
     pub slo_availability: Slo,
     /// SLO: error rate (%).
     pub slo_error_rate: Slo,
+    /// The seed's on/off switches.
+    pub switches: Switches,
+    /// Where `check` sends its alerts.
+    pub alerts: AlertsConfig,
 }
 
 /// Where a config comes from besides the defaults.
@@ -155,13 +161,9 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         max_delay: r.millis(&format!("{ws}.reconnection.max_delay"), 1),
         jitter: r.boolean(&format!("{ws}.reconnection.jitter")),
     };
-    for key in [
-        "metrics_enabled",
-        "alerting_enabled",
-        "performance_tracking",
-    ] {
-        r.boolean(&format!("{ws}.monitoring.{key}"));
-    }
+    let metrics = r.boolean(&format!("{ws}.monitoring.metrics_enabled"));
+    let alerting = r.boolean(&format!("{ws}.monitoring.alerting_enabled"));
+    r.boolean(&format!("{ws}.monitoring.performance_tracking"));
     let log_level = r.one_of(
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
@@ -174,9 +176,21 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         flush_interval: r.millis(&format!("{ws}.fallback.flush_interval"), 10),
         flush_batch: r.uint(&format!("{ws}.fallback.flush_batch"), 1, 10_000_000) as usize,
     };
-    for key in ["fractal_logging", "slo_monitoring", "voice_system"] {
-        r.boolean(&format!("iskra.{key}"));
-    }
+    let switches = Switches {
+        metrics,
+        alerting,
+        fractal_logging: r.boolean("iskra.fractal_logging"),
+        slo_monitoring: r.boolean("iskra.slo_monitoring"),
+        voice_system: r.boolean("iskra.voice_system"),
+    };
+    let hidden = Masked::new;
+    let alerts = AlertsConfig {
+        slack_webhook_url: r.alert_url("alerts.slack_webhook_url").map(hidden),
+        pagerduty_api_key: r.optional_text("alerts.pagerduty_api_key").map(hidden),
+        pagerduty_events_url: r
+            .alert_url("alerts.pagerduty_events_url")
+            .unwrap_or_else(|| PAGERDUTY_EVENTS_URL.into()),
+    };
     let slo = |r: &mut Reader, name: &str| Slo {
         target: r.float(&format!("{ws}.slo_thresholds.{name}.target"), 0.0, 1e9),
         warning: r.float(&format!("{ws}.slo_thresholds.{name}.warning"), 0.0, 1e9),
@@ -240,6 +254,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         slo_latency_ms,
         slo_availability,
         slo_error_rate,
+        switches,
+        alerts,
     })
 }
 

@@ -41,6 +41,11 @@ pub(crate) fn load(
     })
 }
 
+/// The latency SLO to judge against, unless `iskra.slo_monitoring` is off.
+pub(crate) fn slo(cfg: &Config) -> Option<&crate::config::Slo> {
+    cfg.switches.slo_monitoring.then_some(&cfg.slo_latency_ms)
+}
+
 pub(crate) fn targets(cfg: &Config, urls: &[String]) -> Vec<String> {
     if !urls.is_empty() {
         return urls.to_vec();

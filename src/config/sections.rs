@@ -189,3 +189,20 @@ pub struct ResumeConfig {
     /// Bound on those N messages' bytes; over it, the session is not held.
     pub replay_bytes: u64,
 }
+
+/// The seed's switches over what telemetry and the commands produce
+/// (`websocket.monitoring.{metrics_enabled,alerting_enabled}`, `iskra.*`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Switches {
+    /// Metrics are exported: OTLP metrics and `/metrics` (off: neither; `/metrics` holds no series).
+    pub metrics: bool,
+    /// `check` sends its alert (webhook, Slack, PagerDuty) when an endpoint fails.
+    pub alerting: bool,
+    /// The ∆DΩΛ fields (`iskra.delta`, `.dimension`, `.omega`, `.lambda`, `.seam.id`,
+    /// `fractal_metadata`) are written on spans and logs.
+    pub fractal_logging: bool,
+    /// `check` and `monitor` judge latency against the SLO thresholds (`sloViolation`).
+    pub slo_monitoring: bool,
+    /// The voice fields (`iskra.voice.*`, `voice_lambda`) are written and voice activations counted.
+    pub voice_system: bool,
+}

@@ -76,10 +76,11 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         }
         EventKind::Close {
             code,
+            upstream_code,
             reason,
             initiator,
         } => {
-            json!({attr::CLOSE_CODE: code, attr::CLOSE_REASON: reason, attr::CLOSE_INITIATOR: initiator.as_str()})
+            json!({attr::CLOSE_CODE: code, attr::UPSTREAM_CLOSE_CODE: upstream_code, attr::CLOSE_REASON: reason, attr::CLOSE_INITIATOR: initiator.as_str()})
         }
         EventKind::ProtocolError { peer, rule } => {
             json!({attr::PEER: peer.as_str(), attr::RULE: rule.as_str(), attr::CLOSE_CODE: rule.close_code()})
@@ -88,9 +89,10 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             duration,
             totals,
             code,
+            upstream_code,
             initiator,
         } => {
-            json!({log::DURATION_S: duration.as_secs_f64(), log::MESSAGES_IN: totals.messages_in, log::MESSAGES_OUT: totals.messages_out, log::BYTES_IN: totals.bytes_in, log::BYTES_OUT: totals.bytes_out, attr::CLOSE_CODE: code, attr::CLOSE_INITIATOR: initiator.as_str()})
+            json!({log::DURATION_S: duration.as_secs_f64(), log::MESSAGES_IN: totals.messages_in, log::MESSAGES_OUT: totals.messages_out, log::BYTES_IN: totals.bytes_in, log::BYTES_OUT: totals.bytes_out, attr::CLOSE_CODE: code, attr::UPSTREAM_CLOSE_CODE: upstream_code, attr::CLOSE_INITIATOR: initiator.as_str()})
         }
         EventKind::ProbeAttempt {
             endpoint,
@@ -219,7 +221,7 @@ pub struct Entry {
 }
 
 /// Builds the log entry of `ev`.
-pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
+pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Entry {
     let component = if ev.session.is_some() {
         "iskra-ws-sidecar.proxy"
     } else if matches!(
@@ -246,21 +248,35 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
         "level": sem.level.as_str(),
         log::COMPONENT: component,
         log::EVENT_TYPE: sem.event_type.as_str(),
-        "delta": sem.delta,
-        "dimension": sem.dimension,
-        "omega": sem.omega,
-        "lambda": sem.lambda,
-        "fractal_metadata": {"voice_pain": f.voice_pain, "voice_chaos": f.voice_chaos, "voice_trust": f.voice_trust, "seam_id": f.seam_id},
-        attr::DASHBOARD: dashboard,
-        attr::SEAM_ID: sem.seam,
-        attr::VOICE_ACTIVE: sem.voice.map_or("none", |v| v.as_str()),
+        attr::DASHBOARD: scope.dashboard,
     });
     let o = j.as_object_mut().expect("object");
+    // The seed's switches: ∆DΩΛ and fractal metadata (iskra.fractal_logging), voices (iskra.voice_system).
+    if scope.ddol {
+        let mut fractal = json!({"seam_id": f.seam_id});
+        if scope.voices {
+            fractal["voice_pain"] = f.voice_pain.into();
+            fractal["voice_chaos"] = f.voice_chaos.into();
+            fractal["voice_trust"] = f.voice_trust.into();
+        }
+        o.extend([
+            ("delta".into(), sem.delta.into()),
+            ("dimension".into(), sem.dimension.into()),
+            ("omega".into(), sem.omega.into()),
+            ("lambda".into(), json!(sem.lambda)),
+            ("fractal_metadata".into(), fractal),
+            (attr::SEAM_ID.into(), sem.seam.into()),
+        ]);
+    }
+    if scope.voices {
+        let voice = sem.voice.map_or("none", |v| v.as_str());
+        o.insert(attr::VOICE_ACTIVE.into(), voice.into());
+    }
     if let Some(e) = sem.error {
         o.insert(attr::ERROR_TYPE.into(), e.as_str().into());
         o.insert("severity".into(), e.severity().as_str().into());
     }
-    if let Some(l) = sem.voice_lambda() {
+    if let Some(l) = sem.voice_lambda().filter(|_| scope.voices) {
         o.insert("voice_lambda".into(), l.into());
     }
     if let Some(info) = &ev.session {
@@ -272,7 +288,7 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
     }
     let details = details(&ev.kind);
     let mut attributes = Vec::new();
-    attrs::iskra(sem, dashboard, &mut attributes);
+    attrs::iskra(sem, scope, &mut attributes);
     attributes.push(s(log::EVENT_TYPE, sem.event_type.as_str()));
     attributes.push(s(log::COMPONENT, component));
     for (k, v) in &details {

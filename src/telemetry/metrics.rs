@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
-use super::registry::Registry;
+use super::registry::{Def, Registry, TraceRef};
 use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator, Transport};
 use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
@@ -18,6 +18,8 @@ pub struct MetricsRecorder {
     pub registry: Arc<Registry>,
     dashboard: String,
     rtts: Mutex<VecDeque<(Instant, f64)>>,
+    /// Count voice activations (`iskra.voice_system`).
+    voices: bool,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -60,9 +62,16 @@ impl MetricsRecorder {
             registry,
             dashboard: dashboard.to_string(),
             rtts: Mutex::new(VecDeque::new()),
+            voices: true,
         };
         me.zero_known_series();
         me
+    }
+
+    /// Whether voice activations are counted (`websocket_voice_alerts_total`); the voice system's switch.
+    pub fn counting_voices(mut self, on: bool) -> Self {
+        self.voices = on;
+        self
     }
 
     /// Creates at 0 the series that alerts compute `increase()` over, so their first increment counts.
@@ -120,9 +129,18 @@ impl MetricsRecorder {
         }
     }
 
-    /// Applies one event, with its semantics.
+    /// Applies one event, with its semantics (described once, by the caller).
     pub fn record(&self, ev: &Event, sem: &Semantics) {
+        self.record_traced(ev, sem, None);
+    }
+
+    /// Applies one event with its semantics; the histogram values it adds carry `trace` (its session's
+    /// trace and span) as their exemplar.
+    pub fn record_traced(&self, ev: &Event, sem: &Semantics, trace: TraceRef) {
         let r = &self.registry;
+        let at = super::spans::nanos(ev.at);
+        let observe =
+            |def: &Def, l: &[(&'static str, &str)], v: f64| r.observe_traced(def, l, v, trace, at);
         let d = (attr::DASHBOARD, self.dashboard.as_str());
         let upstream = ev
             .session
@@ -130,7 +148,7 @@ impl MetricsRecorder {
             .map_or("primary", |s| s.upstream_name.as_str());
         match &ev.kind {
             EventKind::HandshakeCompleted { duration, .. } => {
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
                 r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "connected")], 1.0);
                 r.add(&n::ACTIVE, &[d], 1.0);
             }
@@ -138,14 +156,14 @@ impl MetricsRecorder {
                 duration, status, ..
             } => {
                 let st = status.to_string();
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
                 if *status >= 500 {
                     r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "failed")], 1.0);
                 }
             }
             EventKind::UpstreamConnected { duration } => {
                 let l = [d, (attr::UPSTREAM_NAME, upstream), (attr::ERROR_TYPE, "")];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::UpstreamConnectFailed { duration, cause } => {
                 let l = [
@@ -153,7 +171,7 @@ impl MetricsRecorder {
                     (attr::UPSTREAM_NAME, upstream),
                     (attr::ERROR_TYPE, cause.as_str()),
                 ];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::SessionEnded {
                 duration,
@@ -161,7 +179,7 @@ impl MetricsRecorder {
                 ..
             } => {
                 let l = [d, (attr::CLOSE_INITIATOR, initiator.as_str())];
-                r.observe(&n::SESSION_DURATION, &l, secs(*duration));
+                observe(&n::SESSION_DURATION, &l, secs(*duration));
                 r.add(
                     &n::SEED_CONNECTIONS,
                     &[d, (attr::STATE, "disconnected")],
@@ -170,12 +188,16 @@ impl MetricsRecorder {
                 r.add(&n::ACTIVE, &[d], -1.0);
             }
             EventKind::Close {
-                code, initiator, ..
+                code,
+                upstream_code,
+                initiator,
+                ..
             } => {
-                let c = code.to_string();
+                let (c, u) = (code.to_string(), upstream_code.to_string());
                 let l = [
                     d,
                     (attr::CLOSE_CODE, c.as_str()),
+                    (attr::UPSTREAM_CLOSE_CODE, u.as_str()),
                     (attr::CLOSE_INITIATOR, initiator.as_str()),
                 ];
                 r.add(&n::CLOSES, &l, 1.0);
@@ -187,7 +209,7 @@ impl MetricsRecorder {
                 peer,
                 rtt: Some(rtt),
             } => {
-                r.observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
+                observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
                 if ev.session.is_none() {
                     // The prober's round trips are the seed monitor's per-endpoint latency.
                     self.note_rtt(secs(*rtt));
@@ -278,7 +300,7 @@ impl MetricsRecorder {
                 );
             }
         }
-        if let Some(voice) = sem.voice.filter(|_| can_voice(&ev.kind)) {
+        if let Some(voice) = sem.voice.filter(|_| self.voices && can_voice(&ev.kind)) {
             r.add(
                 &n::SEED_VOICE_ALERTS,
                 &[d, (attr::VOICE, voice.as_str())],

@@ -81,6 +81,7 @@ pub mod attr {
         DIRECTION = "network.io.direction";
         FRAME_TYPE = "websocket.frame.type";
         CLOSE_CODE = "websocket.close.code";
+        UPSTREAM_CLOSE_CODE = "websocket.upstream.close.code";
         CLOSE_REASON = "websocket.close.reason";
         CLOSE_INITIATOR = "websocket.close.initiator";
         STATUS = "http.response.status_code";

@@ -64,6 +64,7 @@ impl Encoded {
 struct Closed {
     at: u64,
     code: u16,
+    upstream_code: u16,
     reason: String,
     initiator: &'static str,
 }
@@ -71,6 +72,7 @@ struct Closed {
 impl Closed {
     fn write(&self, a: &mut impl Attrs) {
         a.int(attr::CLOSE_CODE, self.code as i64);
+        a.int(attr::UPSTREAM_CLOSE_CODE, self.upstream_code as i64);
         a.str(attr::CLOSE_REASON, &self.reason);
         a.str(attr::CLOSE_INITIATOR, self.initiator);
     }
@@ -151,6 +153,16 @@ struct Open {
 }
 
 impl Open {
+    /// A session first seen at `at`, with new trace and span ids.
+    fn started(at: u64) -> Open {
+        Open {
+            trace: trace_id(),
+            span: span_id(),
+            start: at,
+            ..Default::default()
+        }
+    }
+
     /// What the session learned along the way (subprotocol, protocol error rule).
     fn learned(&self, a: &mut impl Attrs) {
         if let Some(p) = &self.subprotocol {
@@ -164,7 +176,7 @@ impl Open {
 
 /// Builds spans from events; holds only open sessions.
 pub struct SpanBuilder {
-    dashboard: String,
+    scope: attrs::Scope,
     open: HashMap<u64, Open>,
     probes: HashMap<String, (u64, [u8; 16], [u8; 8], u32)>,
 }
@@ -263,13 +275,35 @@ fn session_span(
 }
 
 impl SpanBuilder {
-    /// A builder labelling spans with `dashboard`.
+    /// A builder labelling spans with `dashboard`, every vocabulary on.
     pub fn new(dashboard: &str) -> Self {
+        Self::scoped(attrs::Scope::new(dashboard))
+    }
+
+    /// A builder writing the attributes `scope` says.
+    pub fn scoped(scope: attrs::Scope) -> Self {
         SpanBuilder {
-            dashboard: dashboard.to_string(),
+            scope,
             open: HashMap::new(),
             probes: HashMap::new(),
         }
+    }
+
+    /// The dashboard and vocabularies the spans carry.
+    pub fn scope(&self) -> &attrs::Scope {
+        &self.scope
+    }
+
+    /// The trace and span ids of `ev`'s session (opening its state at its first event); None for
+    /// events of no session.
+    pub fn session_ids(&mut self, ev: &Event) -> Ids {
+        let info = ev.session.as_ref()?;
+        let at = nanos(ev.at);
+        let o = self
+            .open
+            .entry(info.id)
+            .or_insert_with(|| Open::started(at));
+        Some((o.trace, o.span))
     }
 
     /// Open sessions (for tests and self-telemetry).
@@ -291,7 +325,7 @@ impl SpanBuilder {
             .collect();
         for id in &stale {
             if let Some(o) = self.open.remove(id) {
-                let dashboard = self.dashboard.as_str();
+                let dashboard = self.scope.dashboard.as_str();
                 let attributes = |a: &mut PbAttrs| {
                     a.str(attr::DASHBOARD, dashboard);
                     a.str(attr::ERROR_TYPE, "handshake_expired");
@@ -310,13 +344,9 @@ impl SpanBuilder {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        let dashboard = self.dashboard.as_str();
-        let o = self.open.entry(info.id).or_insert_with(|| Open {
-            trace: trace_id(),
-            span: span_id(),
-            start: at,
-            ..Default::default()
-        });
+        let Self { scope, open, .. } = self;
+        let dashboard = &*scope;
+        let o = open.entry(info.id).or_insert_with(|| Open::started(at));
         let ids = Some((o.trace, o.span));
         match &ev.kind {
             EventKind::UpstreamConnectStarted => o.connect_start = Some(at),
@@ -365,7 +395,7 @@ impl SpanBuilder {
                 };
                 let what = (span::HANDSHAKE, SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, err);
-                let o = self.open.remove(&info.id).unwrap_or_default();
+                let o = open.remove(&info.id).unwrap_or_default();
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
                     o.learned(a);
@@ -384,6 +414,7 @@ impl SpanBuilder {
             }
             EventKind::Close {
                 code,
+                upstream_code,
                 reason,
                 initiator,
             } => {
@@ -391,13 +422,14 @@ impl SpanBuilder {
                 o.close = Some(Closed {
                     at,
                     code: *code,
+                    upstream_code: *upstream_code,
                     reason: reason.clone(),
                     initiator: initiator.as_str(),
                 });
                 o.outcome = Some(sem.clone());
             }
             EventKind::SessionEnded { totals, .. } => {
-                let mut o = self.open.remove(&info.id).unwrap_or_default();
+                let mut o = open.remove(&info.id).unwrap_or_default();
                 let outcome = o.outcome.take();
                 let sm = outcome.as_ref().unwrap_or(sem);
                 let err = o.error.or(sm.error);
@@ -474,7 +506,7 @@ impl SpanBuilder {
                     if let Some(st) = status {
                         a.int(attr::STATUS, st as i64);
                     }
-                    attrs::iskra(sm, &self.dashboard, a);
+                    attrs::iskra(sm, &self.scope, a);
                 };
                 let at_ = Place {
                     trace,
@@ -555,6 +587,7 @@ mod tests {
                 9,
                 EventKind::Close {
                     code: 4001,
+                    upstream_code: 4001,
                     reason: "bye".into(),
                     initiator: Initiator::Client,
                 },
@@ -568,6 +601,7 @@ mod tests {
                         ..Default::default()
                     },
                     code: 4001,
+                    upstream_code: 4001,
                     initiator: Initiator::Client,
                 },
             ),

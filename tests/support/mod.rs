@@ -438,3 +438,10 @@ pub async fn in_process(edit: impl FnOnce(&mut Value)) -> (iskra_ws_sidecar::app
         .expect("the sidecar starts");
     (running, events)
 }
+
+/// A python3 script of tests/peers with its arguments, started with [`spawn_piped`].
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers").join(script)).args(args);
+    spawn_piped(cmd, &[])
+}

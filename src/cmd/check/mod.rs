@@ -1,13 +1,17 @@
 //! `iskra-ws-sidecar check` (the seed's health-check script): every endpoint once — HTTP health,
 //! WebSocket connect, ping round trip, latency against the SLO ([`steps`]) — printed as a table or JSON;
-//! a Slack-style alert on failure. Default targets are the configured dashboards, by priority.
+//! on failure, the alerts of [`alert`] (a Slack-format webhook, PagerDuty). Default targets are the
+//! configured dashboards, by priority.
 
+pub mod alert;
 pub mod steps;
 
 use serde_json::json;
 
-use super::{load, targets};
+use super::{load, slo, targets};
 use crate::cli::CheckArgs;
+use crate::config::AlertUrl;
+use crate::exit;
 use steps::{check, CheckResult};
 
 fn step_text(s: Option<&steps::Step>) -> String {
@@ -18,39 +22,21 @@ fn step_text(s: Option<&steps::Step>) -> String {
     }
 }
 
-async fn post_webhook(url: &str, text: &str) -> Result<(), String> {
-    let Some((host, port)) = crate::probe::transports::host_port(url) else {
-        return Err(format!("bad webhook URL {url}"));
-    };
-    let path = url
-        .splitn(4, '/')
-        .nth(3)
-        .map_or("/".to_string(), |p| format!("/{p}"));
-    let body = json!({"text": text}).to_string();
-    let raw = format!("POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(raw.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-    let head = String::from_utf8_lossy(&buf[..n]);
-    if head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2") {
-        Ok(())
-    } else {
-        Err(head.lines().next().unwrap_or("").to_string())
-    }
-}
-
 /// `check`: exit 0 all healthy, 1 any failed, 64 bad config.
 pub async fn command(args: CheckArgs) -> u8 {
     let cfg = match load(&args.cfg, &args.probe) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(hook) = args
+        .webhook
+        .as_deref()
+        .filter(|h| AlertUrl::parse(h).is_none())
+    {
+        let shown = crate::probe::redact(hook);
+        eprintln!("--webhook {shown:?}: expected an http:// or https:// URL with a host");
+        return exit::CONFIG;
+    }
     let urls = targets(&cfg, &args.urls);
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!(
@@ -61,7 +47,7 @@ pub async fn command(args: CheckArgs) -> u8 {
     }
     let results: Vec<CheckResult> = futures_util::future::join_all(
         urls.iter()
-            .map(|u| check(u, args.timeout, &cfg.slo_latency_ms, &cfg.probe)),
+            .map(|u| check(u, args.timeout, slo(&cfg), &cfg.probe)),
     )
     .await;
     let healthy = results.iter().all(|r| r.healthy);
@@ -89,22 +75,18 @@ pub async fn command(args: CheckArgs) -> u8 {
         }
     }
     if !healthy {
-        if let Some(hook) = &args.webhook {
-            let failed: Vec<&str> = results
-                .iter()
-                .filter(|r| !r.healthy)
-                .map(|r| r.url.as_str())
-                .collect();
-            if let Err(e) = post_webhook(
-                hook,
-                &format!(
-                    "[concern] iskra-ws-sidecar check: unhealthy: {}",
-                    failed.join(", ")
-                ),
-            )
-            .await
-            {
-                eprintln!("warning: webhook alert failed: {e}");
+        let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.healthy).collect();
+        if !cfg.switches.alerting {
+            eprintln!("alerts are off (websocket.monitoring.alerting_enabled = false): none sent");
+        } else {
+            let sent =
+                alert::send_alerts(&cfg.alerts, args.webhook.as_deref(), &failed, args.timeout)
+                    .await;
+            for line in sent {
+                match line {
+                    Ok(l) => eprintln!("{l}"),
+                    Err(l) => eprintln!("warning: {l}"),
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::check::steps::check;
-use super::{load, targets};
+use super::{load, slo, targets};
 use crate::cli::MonitorArgs;
 use crate::exit;
 use crate::probe::redact;
@@ -48,7 +48,7 @@ pub async fn command(args: MonitorArgs) -> u8 {
         round += 1;
         let results = futures_util::future::join_all(
             urls.iter()
-                .map(|u| check(u, Duration::from_secs(5), &cfg.slo_latency_ms, &cfg.probe)),
+                .map(|u| check(u, Duration::from_secs(5), slo(&cfg), &cfg.probe)),
         )
         .await;
         for (i, r) in results.iter().enumerate() {
@@ -70,7 +70,7 @@ pub async fn command(args: MonitorArgs) -> u8 {
             } else {
                 lat[i].iter().sum::<f64>() / lat[i].len() as f64
             };
-            if avg > cfg.slo_latency_ms.warning {
+            if cfg.switches.slo_monitoring && avg > cfg.slo_latency_ms.warning {
                 violations[i] += 1;
                 if args.json {
                     println!(
