@@ -117,8 +117,7 @@ async fn a_dead_dashboard_is_1012_for_the_client_and_1006_upstream_in_spans_logs
 async fn a_hold_that_gives_up_records_the_clients_1012_and_the_upstreams_1006() {
     // With session resume on, the dashboard's death is held first; it stays dead past the window.
     let mut up = node_ws(&[]);
-    let (_sc, rec) =
-        traced_sidecar_with(up.port, &[("ISKRA_SIDECAR_RESUME__HOLD_MS", "300")]).await;
+    let (sc, rec) = traced_sidecar_with(up.port, &[("ISKRA_SIDECAR_RESUME__HOLD_MS", "300")]).await;
     let mut client = py_client(&format!("ws://{}/live", sc.addr), "wait");
     up.proc.child.kill().unwrap();
     let _ = up.proc.child.wait();
