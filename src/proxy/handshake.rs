@@ -17,7 +17,6 @@ pub use super::head::{
     check_ws_headers, lists_token, plain_response, read_first, target_path, First, Invalid,
     UpgradeHead,
 };
-use super::head::{header, MAX_HEADERS};
 use super::upstream::{self, Dialed, UpstreamError};
 use super::{refused, relay, resume, SessionCtx, Shared};
 use crate::events::{ConnectCause, EventKind, RejectCause, SessionInfo};
@@ -219,45 +218,6 @@ impl Opened {
     }
 }
 
-/// The upstream's answer to the upgrade.
-pub(super) struct Answer {
-    pub(super) status: u16,
-    pub(super) len: usize,
-    pub(super) subprotocol: Option<String>,
-    pub(super) extensions: Option<String>,
-    pub(super) accept: Option<String>,
-}
-
-/// Reads the upstream's response head into `buf`.
-pub(super) async fn read_answer(
-    up: &mut TcpStream,
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<Answer, UpstreamError> {
-    loop {
-        buf.reserve(1024);
-        match up.read_buf(buf).await {
-            Ok(0) | Err(_) => return Err(UpstreamError::Connect(ConnectCause::Reset)),
-            Ok(_) => {}
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                return Ok(Answer {
-                    status: resp.code.unwrap_or(0),
-                    len,
-                    subprotocol: header(resp.headers, "sec-websocket-protocol"),
-                    extensions: header(resp.headers, "sec-websocket-extensions"),
-                    accept: header(resp.headers, "sec-websocket-accept"),
-                })
-            }
-            Ok(httparse::Status::Partial) if buf.len() < max => {}
-            _ => return Err(UpstreamError::Protocol),
-        }
-    }
-}
-
 /// The fast path: forwards the upgrade in `head` to the dashboard; on 101 the session is ready to run,
 /// `None` when no session follows (an answer was sent instead). An invalid handshake is answered here
 /// (400 / 426) without dialing; an upstream answer other than 101 is relayed with `Connection: close`
@@ -289,7 +249,7 @@ pub async fn open(
         up.write_all(&head)
             .await
             .map_err(|_| UpstreamError::Connect(ConnectCause::Reset))?;
-        read_answer(&mut up, &mut resp, max).await
+        upstream::read_answer(&mut up, &mut resp, max).await
     };
     let got = match tokio::time::timeout(shared.config.limits.upstream_timeout, exchange).await {
         Ok(r) => r,

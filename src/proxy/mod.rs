@@ -12,8 +12,10 @@
 //! - [`pump`], [`relay`], [`frame`], [`rules`]: the WebSocket session after the upgrade (`rules`: the
 //!   RFC 6455 checks on each frame header, apart from the pump that moves the bytes).
 //! - [`resume`]: holding a session through an upstream restart (`resume.hold_ms`).
+//! - [`closing`]: how a session ends on the wire and in events (shared by the relay and a held session).
 //! - [`stats`]: hot-path counters read by telemetry.
 
+pub mod closing;
 pub mod forwarded;
 pub mod frame;
 pub mod guard;

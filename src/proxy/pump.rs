@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 
 use super::frame::{self, FrameHeader, Parsed, MAX_CONTROL_FRAME};
-use super::rules::check_header;
+use super::rules::{check_header, restart_code};
 use super::stats::Batch;
 use super::SessionCtx;
 use crate::events::{Direction, EventKind, OpcodeKind, Peer, ProtocolRule};
@@ -38,6 +38,17 @@ pub enum Outcome {
     ReadError(io::ErrorKind),
     /// Writing to the destination failed.
     WriteError(io::ErrorKind),
+}
+
+/// Where one direction of a session stands, for the decision to hold.
+#[derive(Debug)]
+pub struct Position<'a> {
+    /// Part of a frame was forwarded (or waits in the backlog): the destination is not at a frame boundary.
+    pub mid_frame: bool,
+    /// Inside a fragmented message.
+    pub in_message: bool,
+    /// The start of a frame read but not forwarded (a header cut by a read boundary).
+    pub pending: &'a [u8],
 }
 
 /// State the two directions of one session share (both run in the session's task).
@@ -150,8 +161,8 @@ impl<'a> Pump<'a> {
     }
 
     /// Where the direction stands (for the decision to hold a session through a restart).
-    pub fn position(&self) -> super::resume::Position<'_> {
-        super::resume::Position {
+    pub fn position(&self) -> Position<'_> {
+        Position {
             mid_frame: self.remaining > 0 || !self.backlog.is_empty(),
             in_message: self.in_message,
             pending: match &self.pending {
@@ -350,7 +361,7 @@ impl<'a> Pump<'a> {
                     && self.ctx.resume.is_some()
                     && !self.in_message
                     && !self.shared.client_closed.load(Relaxed)
-                    && super::resume::restart_code(code);
+                    && restart_code(code);
                 if !self.close_held {
                     self.write(frame)?;
                 }

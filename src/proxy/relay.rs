@@ -22,6 +22,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::closing::{emit_close, mask, send_one, shutdown_write, Ending};
 use super::frame;
 use super::heartbeat::{self, Beat, PeerBeat};
 use super::pump::{idx, write_all, Outcome, Pump, Shared};
@@ -44,23 +45,6 @@ impl Drop for Active<'_> {
     fn drop(&mut self) {
         self.0.active_sessions.fetch_sub(1, Relaxed);
     }
-}
-
-/// How the session ended, for the Close event: the code the client got (or sent) and the one the
-/// upstream got (or sent).
-pub struct Ending {
-    /// The close code the client received or sent.
-    pub code: u16,
-    /// The close code the upstream received or sent.
-    pub upstream_code: u16,
-    /// The close reason.
-    pub reason: String,
-    /// Who closed.
-    pub initiator: Initiator,
-}
-
-pub(super) fn mask() -> [u8; 4] {
-    rand::random()
 }
 
 /// How one relaying phase (one upstream connection) ended.
@@ -260,16 +244,6 @@ fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool)
     shared.at_boundary()
 }
 
-pub(super) fn emit_close(ctx: &SessionCtx, e: &Ending) {
-    let kind = EventKind::Close {
-        code: e.code,
-        upstream_code: e.upstream_code,
-        reason: crate::events::reason_text(&e.reason),
-        initiator: e.initiator,
-    };
-    ctx.sink.emit(Some(&ctx.info), kind);
-}
-
 /// One direction ended first with `o`; `other` is the still-running opposite direction. `not_held`: why
 /// a restart was not held (resume on), told to the client in its close reason.
 async fn finish_one(
@@ -460,71 +434,4 @@ async fn send_closes(
         send_one(client, codes.0, reason, None, ok.0, ctx),
         send_one(upstream, codes.1, reason, Some(mask()), ok.1, ctx),
     );
-}
-
-/// Sends a close frame (when the stream is at a frame boundary) and waits for the peer's close or EOF.
-pub(super) async fn send_one(
-    s: &TcpStream,
-    code: u16,
-    reason: &str,
-    mask: Option<[u8; 4]>,
-    at_boundary: bool,
-    ctx: &SessionCtx,
-) {
-    if at_boundary {
-        let f = frame::close_frame(code, reason, mask);
-        let flag = std::sync::atomic::AtomicBool::new(false);
-        let sent = tokio::time::timeout(ctx.close_timeout, write_all(s, &f, &flag)).await;
-        if matches!(sent, Ok(Ok(()))) {
-            let _ = tokio::time::timeout(ctx.close_timeout, drain_until_close(s)).await;
-        }
-    }
-    shutdown_write(s);
-}
-
-/// Reads and discards frames until a close frame or EOF.
-async fn drain_until_close(s: &TcpStream) {
-    let mut buf = vec![0u8; 4096];
-    let mut have = 0usize;
-    let mut skip = 0u64;
-    loop {
-        if s.readable().await.is_err() {
-            return;
-        }
-        match s.try_read(&mut buf[have..]) {
-            Ok(0) => return,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        }
-        loop {
-            if skip > 0 {
-                let t = skip.min(have as u64) as usize;
-                buf.copy_within(t..have, 0);
-                have -= t;
-                skip -= t as u64;
-                if skip > 0 {
-                    break;
-                }
-            }
-            match frame::parse_header(&buf[..have]) {
-                frame::Parsed::Header(h) if h.opcode == 0x8 => return,
-                frame::Parsed::Header(h) => {
-                    buf.copy_within(h.header_len..have, 0);
-                    have -= h.header_len;
-                    skip = h.len;
-                }
-                frame::Parsed::Invalid(_) => return,
-                frame::Parsed::Incomplete => break,
-            }
-        }
-        if have == buf.len() {
-            return;
-        }
-    }
-}
-
-/// Half-closes our sending side (FIN) without needing `&mut`.
-pub(super) fn shutdown_write(s: &TcpStream) {
-    let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }

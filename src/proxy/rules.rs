@@ -1,6 +1,7 @@
 //! The RFC 6455 rules a frame header must keep before anything of its frame is forwarded (§5.1 masking,
 //! §5.2 reserved opcodes and bits, §5.4 fragmentation, §5.5 control frames) and the configured frame and
-//! message limits. Pure: the pump (`proxy::pump`) walks the bytes and asks here.
+//! message limits; and which close codes announce a restart (held instead of forwarded when resume is
+//! on). Pure: the pump (`proxy::pump`) walks the bytes and asks here.
 
 use super::frame::FrameHeader;
 use super::SessionCtx;
@@ -53,6 +54,11 @@ pub fn check_header(
         return Err(ProtocolRule::MessageTooLarge);
     }
     Ok(())
+}
+
+/// Whether an upstream close code announces a restart (held instead of forwarded when resume is on).
+pub fn restart_code(code: u16) -> bool {
+    matches!(code, 1001 | 1012)
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+
+use super::head::{header, MAX_HEADERS};
 use super::Shared;
 use crate::config::Upstream;
 use crate::events::{ConnectCause, EventKind, SessionInfo};
@@ -146,5 +150,44 @@ pub async fn send(
         }
         Ok(Err(_)) => Err(UpstreamError::Protocol),
         Ok(Ok(resp)) => Ok(resp),
+    }
+}
+
+/// The upstream's answer to the upgrade.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) len: usize,
+    pub(super) subprotocol: Option<String>,
+    pub(super) extensions: Option<String>,
+    pub(super) accept: Option<String>,
+}
+
+/// Reads the upstream's response head into `buf`.
+pub(super) async fn read_answer(
+    up: &mut TcpStream,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Answer, UpstreamError> {
+    loop {
+        buf.reserve(1024);
+        match up.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(UpstreamError::Connect(ConnectCause::Reset)),
+            Ok(_) => {}
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                return Ok(Answer {
+                    status: resp.code.unwrap_or(0),
+                    len,
+                    subprotocol: header(resp.headers, "sec-websocket-protocol"),
+                    extensions: header(resp.headers, "sec-websocket-extensions"),
+                    accept: header(resp.headers, "sec-websocket-accept"),
+                })
+            }
+            Ok(httparse::Status::Partial) if buf.len() < max => {}
+            _ => return Err(UpstreamError::Protocol),
+        }
     }
 }

@@ -20,10 +20,10 @@ use super::frames::{ClientFrames, Stop};
 use super::reconnect::{self, Connected};
 use super::{gave_up, Lost, LostCause};
 use crate::events::{Direction, EventKind, Initiator, Peer, ResumeGaveUp, SessionInfo};
+use crate::proxy::closing::{emit_close, send_one, shutdown_write, Ending};
 use crate::proxy::frame;
 use crate::proxy::heartbeat::{self, Beat, PeerBeat};
 use crate::proxy::pump::{idx, write_all, Shared};
-use crate::proxy::relay::{emit_close, send_one, shutdown_write, Ending};
 use crate::proxy::SessionCtx;
 
 /// What the hold borrows from the session.

@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::pump::{Outcome, Pump};
+use super::rules::restart_code;
 use super::SessionCtx;
 use crate::config::ResumeConfig;
 use crate::events::{EventKind, ResumeGaveUp};
@@ -117,11 +118,6 @@ pub enum Verdict {
     GiveUp(ResumeGaveUp),
 }
 
-/// Whether an upstream close code announces a restart (held instead of forwarded when resume is on).
-pub fn restart_code(code: u16) -> bool {
-    matches!(code, 1001 | 1012)
-}
-
 /// Decides what to do when the upstream direction `up` ended with `o` (`None`: the upstream missed its
 /// heartbeats); `client` is the client → upstream direction, still running.
 pub fn verdict(ctx: &SessionCtx, o: Option<&Outcome>, up: &Pump<'_>, client: &Pump<'_>) -> Verdict {
@@ -166,15 +162,4 @@ pub fn gave_up(ctx: &SessionCtx, reason: ResumeGaveUp, gap: Duration, attempts: 
         reason,
     };
     ctx.sink.emit(Some(&ctx.info), kind);
-}
-
-/// Where one direction of a session stands, for the decision to hold.
-#[derive(Debug)]
-pub struct Position<'a> {
-    /// Part of a frame was forwarded (or waits in the backlog): the destination is not at a frame boundary.
-    pub mid_frame: bool,
-    /// Inside a fragmented message.
-    pub in_message: bool,
-    /// The start of a frame read but not forwarded (a header cut by a read boundary).
-    pub pending: &'a [u8],
 }

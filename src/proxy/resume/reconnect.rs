@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::deflate::same_extensions;
 use super::Plan;
 use crate::events::ResumeGaveUp;
-use crate::proxy::{handshake, upstream};
+use crate::proxy::upstream;
 
 /// A new upstream connection whose 101 agreed with the first.
 pub struct Connected {
@@ -106,7 +106,7 @@ async fn once(plan: &Plan) -> Result<Connected, Attempt> {
     let mut resp = BytesMut::new();
     let exchange = async {
         up.write_all(&head).await.ok()?;
-        handshake::read_answer(&mut up, &mut resp, max).await.ok()
+        upstream::read_answer(&mut up, &mut resp, max).await.ok()
     };
     let timeout = shared.config.limits.upstream_timeout;
     let a = tokio::time::timeout(timeout, exchange)
