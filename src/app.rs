@@ -115,6 +115,8 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         stdout_logs: !embed.quiet,
         spool_dir: config.spool_dir.clone(),
         spool_max_bytes: config.spool_max_bytes,
+        handshake_max_age: config.limits.handshake_timeout
+            + config.limits.upstream_timeout * (config.backup_upstreams.len() as u32 + 2),
         health_window: config.health_window,
         slo_latency_ms: config.slo_latency_ms,
     };
@@ -156,6 +158,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         };
         tokio::spawn(prober.run(shared.shutdown.clone()));
     }
+    tokio::spawn(give_back_memory(shared.clone()));
     // Readiness needs the upstream reached once: try it now rather than waiting for the first client.
     let probe = shared.clone();
     tokio::spawn(async move {
@@ -190,6 +193,72 @@ impl Running {
             .flush_and_wait(std::time::Duration::from_secs(2))
             .await;
     }
+}
+
+/// After a burst of connections has passed, hands the allocator's free memory back to the system, so
+/// that a flood (of aborted handshakes, say) does not leave the process at its high-water mark. A burst
+/// has passed when, since the last trim, open connections fell by at least 512 to at most half of their
+/// peak, or the accept rate fell to a quarter of a peak of at least 1,000 per 5 s. Checked every 5 s;
+/// glibc only (elsewhere a no-op).
+async fn give_back_memory(shared: Arc<proxy::Shared>) {
+    let (mut peak_open, mut peak_rate, mut last_accepted) = (0i64, 0u64, 0u64);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if *shared.shutdown.borrow() {
+            return;
+        }
+        let open = shared.stats.open_connections.load(Relaxed);
+        let accepted = shared.stats.accepted.load(Relaxed);
+        let rate = accepted - std::mem::replace(&mut last_accepted, accepted);
+        peak_open = peak_open.max(open);
+        peak_rate = peak_rate.max(rate);
+        let fewer_open = peak_open - open >= 512 && open <= peak_open / 2;
+        let calmer = peak_rate >= 1000 && rate <= peak_rate / 4;
+        if fewer_open || calmer {
+            (peak_open, peak_rate) = (open, rate);
+            trim();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim only releases free pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
+
+/// Raises the soft limit on open descriptors to the hard limit (every connection is one, or two with
+/// its upstream; distributions default the soft limit to 1024) and logs both.
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let before = lim.rlim_cur;
+    let raised = lim.rlim_cur < lim.rlim_max && {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 }
+    };
+    let soft = if raised { lim.rlim_max } else { before };
+    log_line(
+        "INFO",
+        "nofile_limit",
+        json!({"soft_before": before, "soft": soft, "hard": lim.rlim_max}),
+    );
 }
 
 /// Prints one structured log line to stdout.
@@ -234,6 +303,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    raise_nofile();
     let running = match start_embedded(config, Embed::default()).await {
         Ok(r) => r,
         Err(e) => {

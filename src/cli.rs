@@ -100,7 +100,7 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Run the seed's chaos scenarios against a running sidecar (whose upstream echoes); a JSON report.
     #[command(
-        after_help = "Examples:\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --scenario server_overload --scenario protocol_violation --json\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --pid $(pidof iskra-ws-sidecar) --cycles 100000 --scenario memory_leak\n\nScenarios: connection_timeout, random_disconnection, server_overload, protocol_violation, memory_leak,\nheartbeat_failure, slowloris, connection_flood (network_partition, collector outage and SIGTERM drain need\nprocess control and run in the test suite). Exit codes: 0 all passed, 1 any failed (or none ran)."
+        after_help = "Examples:\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --scenario server_overload --scenario protocol_violation --json\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --pid $(pidof iskra-ws-sidecar) --cycles 100000 --scenario memory_leak\n  iskra-ws-sidecar chaos ws://127.0.0.1:8000 --admin http://127.0.0.1:8080 --pid $(pidof iskra-ws-sidecar) --scenario aborted_handshakes --scenario pong_flood\n\nScenarios: connection_timeout, random_disconnection, server_overload, protocol_violation, memory_leak,\nheartbeat_failure, slowloris, connection_flood, aborted_handshakes (RSS via --pid), refused_upgrade, pong_flood\n(network_partition, collector outage and SIGTERM drain need\nprocess control and run in the test suite). Exit codes: 0 all passed, 1 any failed (or none ran)."
     )]
     Chaos(ChaosArgs),
     /// Run a demo dashboard: a small WebSocket server streaming JSON updates, with /health and an SSE feed.
@@ -234,9 +234,12 @@ pub struct ChaosArgs {
     /// The sidecar's PID, for the memory_leak scenario's RSS readings.
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Connect/close cycles of memory_leak.
+    /// Connect/close cycles of memory_leak, and aborted handshakes of aborted_handshakes.
     #[arg(long, default_value_t = 100_000)]
     pub cycles: u64,
+    /// Unsolicited heartbeat-shaped pongs pong_flood sends on one session.
+    #[arg(long, default_value_t = 200_000)]
+    pub pongs: u64,
     /// The target's heartbeat interval + timeout × threshold (the seed's: 30s + 10s × 3).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat_budget: std::time::Duration,

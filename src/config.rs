@@ -119,6 +119,11 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long to wait for the peer's close frame after sending one.
     pub close_timeout: Duration,
+    /// Admin server: time allowed for a whole request head (and between requests on a keep-alive
+    /// connection); over it the connection is closed.
+    pub admin_header_timeout: Duration,
+    /// Admin server: connections served at once; over it new ones are closed at once.
+    pub admin_max_connections: usize,
 }
 
 /// The seed's heartbeat settings.
@@ -198,6 +203,10 @@ pub struct Config {
     pub spool_max_bytes: u64,
     /// Emit one event per relayed message (debugging; costs throughput).
     pub frame_events: bool,
+    /// Subprotocols whose name may appear in telemetry (others are reported as `other`).
+    pub record_subprotocols: Vec<String>,
+    /// `X-Forwarded-For` / `X-Forwarded-Proto` toward the upstream.
+    pub forwarded: crate::proxy::forwarded::Forwarding,
     /// Run the active prober against the upstream and its backups.
     pub probe_enabled: bool,
     /// The bearer token `POST /probe/send` requires (`probe.send_token` or the file named by
@@ -277,6 +286,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         max_header_size: r.uint("limits.max_header_size", 1024, 1 << 20) as usize,
         idle_timeout: r.millis("limits.idle_timeout_ms", 0),
         close_timeout: r.millis("limits.close_timeout_ms", 1),
+        admin_header_timeout: r.millis("limits.admin_header_timeout_ms", 1),
+        admin_max_connections: r.uint("limits.admin_max_connections", 1, 1_000_000) as usize,
     };
     let heartbeat = Heartbeat {
         enabled: r.boolean(&format!("{ws}.heartbeat.enabled")),
@@ -330,6 +341,16 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         .map(PathBuf::from);
     let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
     let frame_events = r.boolean("telemetry.frame_events");
+    let record_subprotocols = r.list("telemetry.record_subprotocols").into_iter();
+    let record_subprotocols = record_subprotocols.map(|(_, v)| v).collect();
+    let forwarded = crate::proxy::forwarded::Forwarding {
+        enabled: r.boolean("forwarded.enabled"),
+        trusted_proxies: r
+            .list("forwarded.trusted_proxies")
+            .into_iter()
+            .filter_map(|(key, v)| r.parsed(&key, &v, crate::proxy::forwarded::Cidr::parse))
+            .collect(),
+    };
     let probe_enabled = r.boolean("probe.enabled");
     let probe_send_token = secret::send_token(&mut r);
     let probe = probe::read(&mut r);
@@ -360,6 +381,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         spool_dir,
         spool_max_bytes,
         frame_events,
+        record_subprotocols,
+        forwarded,
         probe_enabled,
         probe_send_token,
         probe,

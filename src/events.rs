@@ -224,6 +224,13 @@ pub enum RejectCause {
     UpstreamStatus,
     /// The sidecar is draining for shutdown (503).
     ShuttingDown,
+    /// The client's upgrade request was not a valid WebSocket handshake (400, or 426 for a version
+    /// other than 13); answered by the sidecar, never forwarded.
+    InvalidRequest,
+    /// The client went away (or could not be written to) before its session started: a reset right
+    /// after the request head, a failed write of the answer, an upgrade that could not be taken over.
+    /// Reported with status 499 (nginx's "client closed request"), which no client ever receives.
+    ClientGone,
 }
 
 /// A probe transport, in downgrade order.
@@ -578,6 +585,16 @@ pub enum EventKind {
     },
 }
 
+/// A close reason as exported: at most 123 bytes (RFC 6455's limit, cut on a character boundary) of
+/// text, with control characters (line breaks, escapes) replaced by spaces.
+pub fn reason_text(reason: &str) -> String {
+    let cut = reason.floor_char_boundary(123);
+    reason[..cut]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// An event with its time and, for proxied sessions, its session identity.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -628,6 +645,38 @@ impl EventSink {
         }
     }
 
+    /// Publishes an event that must never be lost — a session's start and end (HandshakeCompleted,
+    /// HandshakeRejected, SessionEnded), which the span builder and the active-session gauge pair up: when the channel is full it is handed to a task that waits for room (the channel's
+    /// senders are served in order, so it still arrives after the session's earlier events). At most
+    /// one such task per session that ends while telemetry is saturated.
+    pub fn emit_lossless(&self, session: Option<&Arc<SessionInfo>>, kind: EventKind) {
+        let Some(tx) = &self.tx else { return };
+        let ev = Event {
+            at: SystemTime::now(),
+            session: session.cloned(),
+            kind,
+        };
+        match tx.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        let tx = tx.clone();
+                        rt.spawn(async move {
+                            let _ = tx.send(ev).await;
+                        });
+                    }
+                    Err(_) => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Events lost to a full (or closed) channel so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -653,6 +702,28 @@ mod tests {
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_terminal_event_waits_for_room_instead_of_being_lost() {
+        let (sink, mut rx) = EventSink::channel(1);
+        sink.emit(None, EventKind::UpstreamConnectStarted);
+        sink.emit_lossless(None, EventKind::UpstreamConnectStarted);
+        assert_eq!(sink.dropped(), 0);
+        assert!(rx.recv().await.is_some());
+        let late = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
+        assert!(
+            matches!(late, Ok(Some(_))),
+            "the terminal event arrives once there is room"
+        );
+    }
+
+    #[test]
+    fn close_reasons_are_exported_as_at_most_123_bytes_of_text() {
+        assert_eq!(reason_text("bye\r\n\x1b[31mred"), "bye   [31mred");
+        let long = "é".repeat(100);
+        let r = reason_text(&long);
+        assert!(r.len() <= 123 && r.len() == 122, "{}", r.len());
     }
 
     #[test]

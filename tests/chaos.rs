@@ -170,14 +170,13 @@ async fn protocol_violations_get_their_rfc_codes_and_count_as_protocol_errors() 
     assert!(m["protocol_error_metric_delta"].as_f64().unwrap() >= sidecar_detected);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
-    let _serial = SERIAL.lock().await;
-    // A reachable collector: with none, spans and logs pile up in the in-memory spool (bounded by
-    // telemetry.spool_max_bytes), which is RSS growth but not a leak of the relay.
-    let (otlp, rec, _h) = support::otlp::grpc_receiver().await;
+/// The release binary (what users run, see support::release_bin) exporting to a reachable collector:
+/// with none, spans and logs pile up in the in-memory spool (bounded by telemetry.spool_max_bytes),
+/// which is RSS growth but not a leak of the relay.
+async fn release_rig_with_collector() -> (Rig, support::otlp::Received, tokio::task::JoinHandle<()>)
+{
+    let (otlp, rec, h) = support::otlp::grpc_receiver().await;
     let endpoint = format!("http://{otlp}");
-    // The release binary: what users run (see support::release_bin).
     let rig = rig_of(
         &release_bin(),
         &[
@@ -185,6 +184,13 @@ async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
         ],
     );
+    (rig, rec, h)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_leak_rss_returns_within_10_percent_of_the_warm_baseline() {
+    let _serial = SERIAL.lock().await;
+    let (rig, rec, _h) = release_rig_with_collector().await;
     let mut o = opts(&rig.sc, "memory_leak");
     o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
     let r = one(&o).await;
@@ -294,26 +300,83 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         "collector_outage",
         "sigterm_drain",
         "memory_leak",
+        "aborted_handshakes",
+        "pong_flood",
         "bogus",
     ]
     .map(String::from)
     .to_vec();
     let report = chaos::run(&o).await;
     println!("{}", chaos::render_text(&report));
-    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 4));
-    for r in &report.scenarios[..4] {
+    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 6));
+    for r in &report.scenarios[..6] {
         assert!(r.skipped && !r.passed, "{}", r.name);
         assert!(r.why.as_deref().is_some_and(|w| w.len() > 20), "{}", r.name);
     }
-    assert!(report.scenarios[3]
-        .why
-        .as_deref()
-        .unwrap()
-        .contains("--pid"));
-    assert!(report.scenarios[4]
+    for (i, flag) in [(3, "--pid"), (4, "--pid"), (5, "--admin")] {
+        let why = report.scenarios[i].why.as_deref().unwrap();
+        assert!(why.contains(flag), "{why}");
+    }
+    assert!(report.scenarios[6]
         .why
         .as_deref()
         .unwrap()
         .contains("unknown scenario"));
     assert_eq!(chaos::exit_code(&report), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborted_handshakes_leave_rss_within_a_few_mib_and_every_session_ended() {
+    let _serial = SERIAL.lock().await;
+    let (rig, _rec, _h) = release_rig_with_collector().await;
+    let mut o = opts(&rig.sc, "aborted_handshakes");
+    o.cycles = env_u64("ISKRA_CHAOS_CYCLES", 100_000);
+    let r = one(&o).await;
+    let rss = &r.measured["rss_kib"];
+    println!(
+        "aborted_handshakes: {} at {} /s; RSS KiB start {} warm baseline {} peak {} after {} (+{} KiB); sessions tracked after {}",
+        o.cycles, r.measured["cycles_per_s"], rss["start"], rss["warm_baseline"], rss["peak"],
+        rss["after"], r.measured["growth_kib"], r.measured["sessions_tracked_after"]
+    );
+    passed(&r);
+    let admin = rig.sc.admin;
+    let expired = metric(admin, "iskra_sidecar_sessions_expired_total", &[]).await;
+    assert_eq!(
+        expired,
+        Some(0.0),
+        "every end arrived: the backstop found nothing"
+    );
+    assert_eq!(
+        metric(admin, "iskra_sidecar_sessions_tracked", &[]).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(admin, "websocket_server_active_connections", &[]).await,
+        Some(0.0),
+        "every session that started ended in the metrics"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_upgrade_answers_once_and_closes_with_nothing_tunnelled() {
+    let _serial = SERIAL.lock().await;
+    let rig = rig(&[]);
+    let r = one(&opts(&rig.sc, "refused_upgrade")).await;
+    passed(&r);
+    assert_eq!(r.measured["no_key"]["bytes_after_answer"], 0);
+    assert_eq!(r.measured["version_12"]["status"], 426);
+    assert_eq!(r.measured["version_12"]["sec_websocket_version"], "13");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pong_flood_records_no_rtt_samples_and_drops_no_events() {
+    let _serial = SERIAL.lock().await;
+    // The scenario's client does not answer pings while it floods: a longer pong timeout.
+    let rig = rig(&[("ISKRA_SIDECAR_WEBSOCKET__HEARTBEAT__TIMEOUT", "10000")]);
+    let r = one(&opts(&rig.sc, "pong_flood")).await;
+    println!("pong_flood: {}", r.measured);
+    passed(&r);
+    assert_eq!(r.measured["pongs"], 200_000);
+    assert!(r.measured["rtt_samples"].as_f64().unwrap() < 1000.0);
+    assert_eq!(r.measured["events_dropped"], 0.0);
 }

@@ -11,6 +11,9 @@
 //!   dashboard may refuse; unlike them it also needs the upstream's port open, since a sidecar in front
 //!   of a dead dashboard has nothing to serve.
 //! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
+//!
+//! Limits (a hostile or unlucky client of the admin port must not starve the proxy): a request-head
+//! timeout, a cap on connections, and backoff on accept errors — see [`Admin::serve`].
 //! - `POST /probe/send`: queue a message for the prober to deliver to the dashboard ([`send`]); only
 //!   with `Authorization: Bearer <probe.send_token>`, and off (404) while no token is configured.
 
@@ -155,14 +158,38 @@ impl Admin {
         }
     }
 
-    /// Serves until the process ends.
+    /// Serves until the process ends. Every connection must send a whole request head within
+    /// `limits.admin_header_timeout_ms` (also between requests on a keep-alive connection) or is
+    /// closed; at most `limits.admin_max_connections` are served at once, and one over that is closed
+    /// as soon as it is accepted; accept errors (EMFILE, ENFILE, …) back off instead of spinning. A
+    /// flood of the admin port therefore holds a bounded number of descriptors, and the proxy keeps
+    /// the rest.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let limits = &self.proxy.config.limits;
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.admin_max_connections));
+        let header_timeout = limits.admin_header_timeout;
+        let mut backoff = AcceptBackoff::default();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => {
+                    backoff.reset();
+                    s
+                }
+                Err(_) => {
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // Over the cap: closed at once (a reset, so it holds nothing in TIME_WAIT either).
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+                self.proxy.stats.admin_refused.fetch_add(1, Relaxed);
+                drop(stream);
                 continue;
             };
             let me = self.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let svc = hyper::service::service_fn(move |req| {
                     let me = me.clone();
                     async move {
@@ -175,9 +202,33 @@ impl Admin {
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), svc)
                     .await;
             });
         }
+    }
+}
+
+/// Backoff after a failed accept (EMFILE, ENFILE, ENOBUFS…): 5 ms doubling to 1 s, reset by the next
+/// accepted connection. Retrying at once would spin a core while the condition lasts.
+#[derive(Debug, Default)]
+pub struct AcceptBackoff {
+    next: std::time::Duration,
+}
+
+impl AcceptBackoff {
+    /// Sleeps for the current delay and doubles it.
+    pub async fn wait(&mut self) {
+        let min = std::time::Duration::from_millis(5);
+        let max = std::time::Duration::from_secs(1);
+        self.next = (self.next * 2).clamp(min, max);
+        tokio::time::sleep(self.next).await;
+    }
+
+    /// A connection was accepted: back to the shortest delay.
+    pub fn reset(&mut self) {
+        self.next = std::time::Duration::ZERO;
     }
 }

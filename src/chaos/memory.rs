@@ -64,21 +64,69 @@ async fn run_cycles(t: &Target, n: u64, tally: &Arc<Cycles>) {
     while set.join_next().await.is_some() {}
 }
 
+/// The sidecar's PID from the options and its RSS now (KiB); the scenario is skipped without them.
+pub fn pid_and_rss(name: &str, o: &ChaosOptions) -> Result<(u32, u64), ScenarioResult> {
+    let Some(pid) = o.pid else {
+        return Err(ScenarioResult::skipped(
+            name,
+            "needs the sidecar's PID on this host (--pid): RSS is read from /proc/<pid>/status",
+        ));
+    };
+    match wire::rss_kib(pid) {
+        Ok(k) => Ok((pid, k)),
+        Err(e) => Err(ScenarioResult::skipped(
+            name,
+            format!("cannot read the sidecar's memory: {e}"),
+        )),
+    }
+}
+
+/// The highest RSS of a process, sampled every 100 ms while a scenario runs.
+pub struct PeakRss {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Starts sampling `pid`, from `floor`.
+    pub fn start(pid: u32, floor: u64) -> Self {
+        let peak = Arc::new(AtomicU64::new(floor));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(k) = wire::rss_kib(pid) {
+                p.fetch_max(k, Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        PeakRss { peak, task }
+    }
+
+    /// Stops sampling; the peak in KiB.
+    pub fn stop(self) -> u64 {
+        self.task.abort();
+        self.peak.load(Relaxed)
+    }
+}
+
+/// RSS of `pid` once it is at most `limit` KiB, or after `wait`, whichever comes first.
+pub async fn rss_within(pid: u32, limit: u64, wait: Duration) -> u64 {
+    let stop = Instant::now() + wait;
+    loop {
+        let now = wire::rss_kib(pid).unwrap_or(u64::MAX);
+        if now <= limit || Instant::now() > stop {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// `cycles` connect/close cycles; RSS (from `/proc/<pid>/status`) must come back within 10 % of the warm
 /// baseline taken after the first 5000 (or a quarter). Skipped without the sidecar's PID on this host.
 pub async fn memory_leak(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     let name = "memory_leak";
-    let Some(pid) = o.pid else {
-        return ScenarioResult::skipped(
-            name,
-            "needs the sidecar's PID on this host (--pid): RSS is read from /proc/<pid>/status",
-        );
-    };
-    let start = match wire::rss_kib(pid) {
-        Ok(k) => k,
-        Err(e) => {
-            return ScenarioResult::skipped(name, format!("cannot read the sidecar's memory: {e}"))
-        }
+    let (pid, start) = match pid_and_rss(name, o) {
+        Ok(x) => x,
+        Err(skipped) => return skipped,
     };
     let failed_exports = || async {
         match &o.admin {
@@ -95,20 +143,11 @@ pub async fn memory_leak(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     run_cycles(t, warm, &tally).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let baseline = wire::rss_kib(pid).unwrap_or(0);
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            while let Ok(k) = wire::rss_kib(pid) {
-                peak.fetch_max(k, Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(pid, baseline);
     let t1 = Instant::now();
     run_cycles(t, o.cycles - warm, &tally).await;
     let main_s = t1.elapsed().as_secs_f64();
-    sampler.abort();
+    let peak = peak.stop();
     // Telemetry still queued for the collector is bounded memory that is about to be freed, not a leak:
     // with the admin address, wait (up to 30 s) for the spool to empty before judging.
     let drain_start = Instant::now();
@@ -123,14 +162,7 @@ pub async fn memory_leak(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     }
     let drain_s = drain_start.elapsed().as_secs_f64();
     let limit = baseline + baseline / 10;
-    let stop = Instant::now() + Duration::from_secs(5);
-    let after = loop {
-        let now = wire::rss_kib(pid).unwrap_or(u64::MAX);
-        if now <= limit || Instant::now() > stop {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let after = rss_within(pid, limit, Duration::from_secs(5)).await;
     let failed = tally.failed.load(Relaxed);
     let export_failures = match (failed_before, failed_exports().await) {
         (Some(b), Some(a)) => Some(a - b),
@@ -156,7 +188,7 @@ pub async fn memory_leak(t: &Target, o: &ChaosOptions) -> ScenarioResult {
     let measured = json!({
         "pid": pid, "cycles": o.cycles, "warm_cycles": warm, "concurrency": CYCLE_CONCURRENCY,
         "failed_cycles": failed, "telemetry_drain_s": (drain_s * 10.0).round() / 10.0, "cycles_per_s": ((o.cycles - warm) as f64 / main_s.max(1e-9)).round(),
-        "rss_kib": {"start": start, "warm_baseline": baseline, "peak": peak.load(Relaxed), "after": after},
+        "rss_kib": {"start": start, "warm_baseline": baseline, "peak": peak, "after": after},
         "growth_pct": (growth * 10.0).round() / 10.0, "telemetry_export_failures": export_failures, "seconds": t0.elapsed().as_secs_f64(),
     });
     ScenarioResult::judge(name, measured, problems)

@@ -7,11 +7,14 @@
 //!   upstream must echo, like `tests/peers/ws-server.js`).
 //! - [`limits`]: connection_timeout, heartbeat_failure, slowloris, connection_flood.
 //! - [`memory`]: memory_leak (needs the sidecar's PID on this host).
+//! - [`hostile`]: aborted_handshakes (PID), refused_upgrade, pong_flood (admin): what a hostile or
+//!   unlucky client does — resets mid-handshake, pipelines behind a refused upgrade, floods pongs.
 //! - [`wire`]: raw sockets, frames, `/metrics` scraping, RSS.
 //!
 //! network_partition, collector_outage and sigterm_drain need control of iptables, the collector or the
 //! sidecar process; they run in `tests/chaos.rs` and `tests/relay.rs` and are listed here as skipped.
 
+pub mod hostile;
 pub mod limits;
 pub mod memory;
 pub mod protocol;
@@ -36,6 +39,9 @@ pub const SCENARIOS: &[&str] = &[
     "sigterm_drain",
     "slowloris",
     "connection_flood",
+    "aborted_handshakes",
+    "refused_upgrade",
+    "pong_flood",
 ];
 
 /// Scenarios that need control of processes, the network or the collector, with where they do run.
@@ -58,8 +64,10 @@ pub struct ChaosOptions {
     pub heartbeat_budget: Duration,
     /// The sidecar's PID on this host, for memory_leak (RSS from `/proc/<pid>/status`).
     pub pid: Option<u32>,
-    /// Connect/close cycles of memory_leak (the 100,000 by default).
+    /// Connect/close cycles of memory_leak and aborted handshakes of aborted_handshakes (100,000).
     pub cycles: u64,
+    /// Pongs pong_flood sends on one session (200,000).
+    pub pongs: u64,
     /// The target's `limits.handshake_timeout_ms`: slowloris connections must be cut within it.
     pub handshake_timeout: Duration,
     /// The target's `limits.upstream_timeout_ms`: a handshake must be answered within it.
@@ -81,6 +89,7 @@ impl ChaosOptions {
             heartbeat_budget: Duration::from_secs(30 + 10 * 3),
             pid: None,
             cycles: 100_000,
+            pongs: 200_000,
             handshake_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(5),
             flood_cap: 11_000,
@@ -167,7 +176,10 @@ pub fn ms(d: Duration) -> f64 {
 fn hard_limit(name: &str, o: &ChaosOptions) -> Duration {
     let base = Duration::from_secs(120);
     match name {
-        "memory_leak" => base + Duration::from_millis(o.cycles.saturating_mul(20)),
+        "memory_leak" | "aborted_handshakes" => {
+            base + Duration::from_millis(o.cycles.saturating_mul(20))
+        }
+        "pong_flood" => base + Duration::from_millis(o.pongs / 10),
         "heartbeat_failure" => base + o.heartbeat_budget * 2,
         "slowloris" => base + o.handshake_timeout * 2,
         "connection_timeout" => base + o.upstream_timeout * 4,
@@ -225,6 +237,9 @@ async fn run_one(name: &str, t: &wire::Target, o: &ChaosOptions) -> ScenarioResu
         "heartbeat_failure" => limits::heartbeat_failure(t, o).await,
         "slowloris" => limits::slowloris(t, o).await,
         "connection_flood" => limits::connection_flood(t, o).await,
+        "aborted_handshakes" => hostile::aborted_handshakes(t, o).await,
+        "refused_upgrade" => hostile::refused_upgrade(t, o).await,
+        "pong_flood" => hostile::pong_flood(t, o).await,
         other => ScenarioResult::failed(
             other,
             format!("unknown scenario; known: {}", SCENARIOS.join(", ")),
@@ -303,6 +318,7 @@ pub async fn command(a: crate::cli::ChaosArgs) -> u8 {
     o.heartbeat_budget = a.heartbeat_budget;
     o.pid = a.pid;
     o.cycles = a.cycles;
+    o.pongs = a.pongs;
     o.handshake_timeout = a.handshake_timeout;
     o.upstream_timeout = a.upstream_timeout;
     o.flood_cap = a.flood_cap;

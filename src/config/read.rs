@@ -251,6 +251,51 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A list of strings: an array, or one comma-separated string (as from the environment); each
+    /// item with its own key (`KEY.N`) for error messages. Empty items are skipped.
+    pub(super) fn list(&mut self, key: &str) -> Vec<(String, String)> {
+        let v = lookup(self.tree, key);
+        let items: Vec<String> = match v {
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) => out.push(s.trim().to_string()),
+                        None => self.bad(&format!("{key}.{i}"), Some(item), "a string"),
+                    }
+                }
+                out
+            }
+            Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            _ => {
+                self.bad(key, v, "a list of strings (or one comma-separated string)");
+                Vec::new()
+            }
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| (format!("{key}.{i}"), s))
+            .collect()
+    }
+
+    /// `parse(value)`, or the error recorded under `key` with what was expected.
+    pub(super) fn parsed<T>(
+        &mut self,
+        key: &str,
+        value: &str,
+        parse: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        match parse(value) {
+            Ok(t) => Some(t),
+            Err(expected) => {
+                self.bad(key, Some(&Value::String(value.into())), expected);
+                None
+            }
+        }
+    }
+
     pub(super) fn upstream_list(&mut self, key: &str) -> Vec<Upstream> {
         match lookup(self.tree, key) {
             Some(Value::Array(items)) => items

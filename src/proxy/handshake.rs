@@ -1,5 +1,5 @@
-//! The WebSocket handshake: the listener reads each connection's first request head itself (httparse);
-//! an upgrade is forwarded to the dashboard byte for byte, the answer's head is read and relayed, and the
+//! The WebSocket handshake: the listener reads each connection's first request head itself
+//! ([`super::head`]); an upgrade is forwarded to the dashboard byte for byte, the answer's head is read and relayed, and the
 //! session starts on the same task — no HTTP machinery on the hot path. Anything else (plain HTTP, SSE,
 //! heads httparse refuses) goes to hyper with the bytes already read. The steps both paths share —
 //! the session's identity, dialing with its rejection events, the session's context — live here too.
@@ -13,133 +13,44 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use super::head::{
+    check_ws_headers, lists_token, plain_response, read_first, target_path, First, Invalid,
+    UpgradeHead,
+};
+use super::head::{header, MAX_HEADERS};
 use super::upstream::{self, Dialed, UpstreamError};
-use super::{relay, SessionCtx, Shared};
+use super::{refused, relay, SessionCtx, Shared};
 use crate::events::{ConnectCause, EventKind, RejectCause, SessionInfo};
 
-/// Headers httparse looks at; a head with more goes to hyper, which allows up to 100.
-const MAX_HEADERS: usize = 48;
-
-/// What a connection's first request head is.
-pub enum First {
-    /// A WebSocket upgrade, taken on the fast path.
-    Upgrade(UpgradeHead),
-    /// Anything else: hyper serves it, starting from the bytes read so far.
-    Other,
-}
-
-/// What the fast path needs from an upgrade request.
-pub struct UpgradeHead {
-    /// Length of the head in the buffer (bytes after it are the client's first frames).
-    pub len: usize,
-    /// Path without the query string.
-    pub path: String,
-    /// `User-Agent`, if sent.
-    pub user_agent: Option<String>,
-}
-
-/// Whether a comma-separated header value (`Connection`, `Upgrade`) lists `token`, in any case.
-pub fn lists_token(value: &[u8], token: &str) -> bool {
-    std::str::from_utf8(value)
-        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-}
-
-fn has_token(headers: &[httparse::Header], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .any(|h| lists_token(h.value, token))
-}
-
-/// The path of a request target (origin or absolute form), without its query.
-pub fn target_path(target: &str) -> String {
-    if target.starts_with('/') {
-        target.split(['?', '#']).next().unwrap_or("/").to_string()
-    } else {
-        target
-            .parse::<hyper::Uri>()
-            .map(|u| u.path().to_string())
-            .unwrap_or_else(|_| "/".to_string())
-    }
-}
-
-/// Classifies a complete head; `None` while it is incomplete.
-fn classify(buf: &[u8]) -> Option<First> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return None,
-        Err(_) => return Some(First::Other),
-    };
-    let h = &*req.headers;
-    let body = h.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-    });
-    let upgrade = req.method == Some("GET")
-        && req.version == Some(1)
-        && !body
-        && has_token(h, "upgrade", "websocket")
-        && has_token(h, "connection", "upgrade");
-    if !upgrade {
-        return Some(First::Other);
-    }
-    Some(First::Upgrade(UpgradeHead {
-        len,
-        path: target_path(req.path.unwrap_or("/")),
-        user_agent: header(h, "user-agent"),
-    }))
-}
-
-/// Reads the first request head into `buf`. `None`: the client closed, or sent no complete head before
-/// `timeout` (the connection is dropped, as hyper does). A head over `max` goes to hyper, which answers 431.
-pub async fn read_first(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    max: usize,
-    timeout: Duration,
-) -> Option<First> {
-    let read = async {
-        loop {
-            if buf.capacity() - buf.len() < 512 {
-                buf.reserve(1024);
-            }
-            if stream.read_buf(buf).await.ok()? == 0 {
-                return None;
-            }
-            if let Some(first) = classify(buf) {
-                return Some(first);
-            }
-            if buf.len() >= max {
-                return Some(First::Other);
-            }
-        }
-    };
-    tokio::time::timeout(timeout, read).await.ok().flatten()
-}
-
-/// A plain-text answer with `Connection: close`, as raw bytes.
-fn plain_response(status: u16, msg: &str, retry: bool) -> Vec<u8> {
-    let reason = hyper::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
-    let retry = if retry { "retry-after: 1\r\n" } else { "" };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\n{retry}content-length: {}\r\n\
-         connection: close\r\n\r\n{msg}\n",
-        msg.len() + 1
-    )
-    .into_bytes()
-}
-
 /// A session being set up: its identity so far and when its head arrived.
+///
+/// It is also the guard that makes every started session end in telemetry: the only ways to let go of
+/// it are [`Begun::reject`] (HandshakeRejected) and [`Begun::completed`] (HandshakeCompleted, after
+/// which the relay's own guard owns the end); dropping it any other way — a client reset before the
+/// 101, a failed write, an upgrade that cannot be taken over, a cancelled future — emits
+/// HandshakeRejected with [`RejectCause::ClientGone`]. Both go through
+/// [`crate::events::EventSink::emit_lossless`], so a full channel cannot lose them either.
 pub struct Begun {
     /// Identity (the upstream fields change if a backup takes the session).
     pub info: Arc<SessionInfo>,
     /// When the request head was read.
     pub t0: Instant,
+    sink: crate::events::EventSink,
+    ended: bool,
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            let kind = EventKind::HandshakeRejected {
+                duration: self.t0.elapsed(),
+                status: 499,
+                cause: RejectCause::ClientGone,
+            };
+            self.sink.emit_lossless(Some(&self.info), kind);
+        }
+    }
 }
 
 impl Begun {
@@ -170,21 +81,26 @@ impl Begun {
         Begun {
             info,
             t0: Instant::now(),
+            sink: shared.sink.clone(),
+            ended: false,
         }
     }
 
-    /// Emits HandshakeRejected with `status`.
-    pub fn reject(&self, shared: &Shared, status: u16, cause: RejectCause) {
+    /// Emits HandshakeRejected with `status` (once: the session's end).
+    pub fn reject(&mut self, _shared: &Shared, status: u16, cause: RejectCause) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         let kind = EventKind::HandshakeRejected {
             duration: self.t0.elapsed(),
             status,
             cause,
         };
-        shared.sink.emit(Some(&self.info), kind);
+        self.sink.emit_lossless(Some(&self.info), kind);
     }
 
     /// The upstream failed the handshake: emits the rejection and returns the status for the client.
-    pub fn upstream_failed(&self, shared: &Shared, e: UpstreamError) -> u16 {
+    pub fn upstream_failed(&mut self, shared: &Shared, e: UpstreamError) -> u16 {
         let cause = match e {
             UpstreamError::Timeout | UpstreamError::Connect(ConnectCause::TimedOut) => {
                 RejectCause::UpstreamTimeout
@@ -226,23 +142,34 @@ impl Begun {
         }
     }
 
-    /// The upstream answered 101: emits HandshakeCompleted and builds the session's context.
+    /// The upstream answered 101: emits HandshakeCompleted and builds the session's context. The
+    /// subprotocol is named in telemetry only when `telemetry.record_subprotocols` lists it (apps put
+    /// tokens there); any other negotiated value is reported as `other`.
     pub fn completed(
-        self,
+        mut self,
         shared: &Shared,
         subprotocol: Option<String>,
         extensions: Option<String>,
     ) -> SessionCtx {
+        self.ended = true;
         let ext = extensions
             .as_deref()
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let listed = &shared.config.record_subprotocols;
+        let subprotocol = subprotocol.map(|p| {
+            if listed.iter().any(|l| l == p.trim()) {
+                p.trim().to_string()
+            } else {
+                "other".to_string()
+            }
+        });
         let kind = EventKind::HandshakeCompleted {
             duration: self.t0.elapsed(),
             subprotocol,
             extensions,
         };
-        shared.sink.emit(Some(&self.info), kind);
+        self.sink.emit_lossless(Some(&self.info), kind);
         let names: Vec<&str> = ext
             .split(',')
             .filter_map(|e| e.split(';').next())
@@ -252,7 +179,7 @@ impl Begun {
         let limits = &shared.config.limits;
         let hb = &shared.config.heartbeat;
         SessionCtx {
-            info: self.info,
+            info: self.info.clone(),
             sink: shared.sink.clone(),
             stats: shared.stats.clone(),
             deflate: names.contains(&"permessage-deflate"),
@@ -262,6 +189,7 @@ impl Begun {
             close_timeout: limits.close_timeout,
             idle_timeout: limits.idle_timeout,
             frame_events: shared.frame_events,
+            frame_budget: Default::default(),
             heartbeat: super::heartbeat::Heartbeats {
                 enabled: hb.enabled,
                 interval: hb.interval,
@@ -298,14 +226,6 @@ struct Answer {
     extensions: Option<String>,
 }
 
-fn header(headers: &[httparse::Header], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .map(str::to_string)
-}
-
 /// Reads the upstream's response head into `buf`.
 async fn read_answer(
     up: &mut TcpStream,
@@ -336,7 +256,9 @@ async fn read_answer(
 }
 
 /// The fast path: forwards the upgrade in `head` to the dashboard; on 101 the session is ready to run,
-/// `None` when no session follows (an answer was sent instead).
+/// `None` when no session follows (an answer was sent instead). An invalid handshake is answered here
+/// (400 / 426) without dialing; an upstream answer other than 101 is relayed with `Connection: close`
+/// and the connection closed, so nothing the client pipelined behind its head ever reaches the upstream.
 pub async fn open(
     mut client: TcpStream,
     mut head: BytesMut,
@@ -345,12 +267,19 @@ pub async fn open(
     shared: &Shared,
 ) -> Option<Opened> {
     let mut begun = Begun::new(shared, peer, "GET", req.path, req.user_agent);
+    if let Some(bad) = req.invalid {
+        begun.reject(shared, bad.status(), RejectCause::InvalidRequest);
+        return finish(client, &bad.response()).await;
+    }
     let answer = |status: u16, msg: &str| plain_response(status, msg, true);
     let Dialed { stream: mut up, .. } = match begun.dial(shared).await {
         Ok(d) => d,
         Err((status, msg)) => return finish(client, &answer(status, &msg)).await,
     };
     let client_pre = head.split_off(req.len).freeze();
+    if let Some(h) = shared.config.forwarded.rewrite_head(&head, peer.ip()) {
+        head = BytesMut::from(&h[..]);
+    }
     let mut resp = BytesMut::new();
     let max = shared.config.limits.max_header_size.max(8192);
     let exchange = async {
@@ -372,15 +301,16 @@ pub async fn open(
         }
     };
     let upstream_pre = resp.split_off(a.len).freeze();
-    client.write_all(&resp).await.ok()?;
     if a.status != 101 {
-        // Relayed as is; the rest of the connection is a byte stream between the two.
         begun.reject(shared, a.status, RejectCause::UpstreamStatus);
-        let _ = client.write_all(&upstream_pre).await;
-        let _ = up.write_all(&client_pre).await;
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+        drop(client_pre);
+        let limit = shared.config.limits.upstream_timeout;
+        let _ = refused::relay(&mut client, &mut up, &resp, upstream_pre, limit).await;
+        let _ = client.shutdown().await;
         return None;
     }
+    // A client that vanished here drops `begun`, which reports the session as abandoned.
+    client.write_all(&resp).await.ok()?;
     let ctx = begun.completed(shared, a.subprotocol, a.extensions);
     Some(Opened {
         client: (client, client_pre),
@@ -389,50 +319,16 @@ pub async fn open(
     })
 }
 
-/// Writes a final answer and closes the connection.
+/// Writes a final answer and closes the connection (reading what the client still sends for a moment,
+/// so that closing does not reset the connection under the answer).
 async fn finish(mut client: TcpStream, bytes: &[u8]) -> Option<Opened> {
-    let _ = client.write_all(bytes).await;
-    let _ = client.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        client.write_all(bytes).await?;
+        client.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while client.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upgrades_are_told_from_everything_else() {
-        let ws = b"GET /live?token=s3cret HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n\
-                  Connection: keep-alive, Upgrade\r\nUser-Agent: t/1\r\n\r\n\x81\x00";
-        let Some(First::Upgrade(u)) = classify(ws) else {
-            panic!("not an upgrade")
-        };
-        assert_eq!(u.path, "/live");
-        assert_eq!(u.user_agent.as_deref(), Some("t/1"));
-        assert_eq!(u.len, ws.len() - 2);
-        for other in [
-            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-            "POST / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\nContent-Length: 2\r\n\r\nhi",
-            "GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
-            "GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
-            "G\x01T / HTTP/1.1\r\n\r\n",
-        ] {
-            assert!(matches!(classify(other.as_bytes()), Some(First::Other)), "{other:?}");
-        }
-        assert!(classify(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n").is_none());
-    }
-
-    #[test]
-    fn absolute_targets_keep_only_the_path() {
-        assert_eq!(target_path("http://h:1/a/b?x=1"), "/a/b");
-        assert_eq!(target_path("/a#f"), "/a");
-    }
-
-    #[test]
-    fn plain_answers_say_close_and_count_their_body() {
-        let r = String::from_utf8(plain_response(503, "down", true)).unwrap();
-        assert!(r.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{r}");
-        assert!(r.contains("retry-after: 1\r\n") && r.contains("content-length: 5\r\n"));
-        assert!(r.ends_with("\r\n\r\ndown\n"));
-    }
 }

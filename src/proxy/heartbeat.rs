@@ -3,8 +3,10 @@
 //! that misses `failure_threshold` beats in a row declared dead. One timer per session, firing once per
 //! interval (or timeout), so 10,000 idle sessions cost a few hundred wake-ups a second at the seed's 30 s.
 //!
-//! Pings and pongs the peers send each other are not touched: only pongs whose payload carries the
-//! sidecar's prefix are consumed.
+//! Pings and pongs the peers send each other are not touched: only a pong whose payload is exactly
+//! that of the ping the sidecar has outstanding to that peer is consumed (once); every other pong —
+//! unsolicited, repeated, late, or merely shaped like the sidecar's — is forwarded untouched and
+//! records nothing, so a peer cannot poison the RTT histogram or flood the event channel with pongs.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -27,10 +29,13 @@ pub struct Heartbeats {
     pub threshold: u32,
 }
 
-/// Pongs seen per peer (written by the pumps, read by the session's timer).
+/// Pongs seen per peer (written by the pumps, read by the session's timer), and the ping each peer
+/// owes an answer to.
 #[derive(Debug, Default)]
 pub struct Pongs {
     seen: [AtomicU64; 2],
+    /// Send time (µs since session start) + 1 of the outstanding ping per peer; 0 when none.
+    outstanding: [AtomicU64; 2],
 }
 
 fn slot(p: Peer) -> usize {
@@ -44,6 +49,27 @@ impl Pongs {
     /// Counts a pong from `peer`.
     pub fn record(&self, peer: Peer) {
         self.seen[slot(peer)].fetch_add(1, Relaxed);
+    }
+
+    /// A ping with `payload` (from [`ping_payload`]) is being sent to `peer`: only its exact answer
+    /// will be consumed. A ping sent before it and still unanswered is no longer awaited.
+    pub fn expect(&self, peer: Peer, payload: &[u8]) {
+        if let Some(sent) = own_pong(payload) {
+            let v = (sent.as_micros() as u64).saturating_add(1);
+            self.outstanding[slot(peer)].store(v, Relaxed);
+        }
+    }
+
+    /// If `payload` is exactly the answer to the ping outstanding to `peer`, takes it (so a copy of it
+    /// is not consumed again), counts the pong and returns the ping's send time since session start.
+    pub fn answer(&self, peer: Peer, payload: &[u8]) -> Option<Duration> {
+        let sent = own_pong(payload)?;
+        let v = (sent.as_micros() as u64).saturating_add(1);
+        self.outstanding[slot(peer)]
+            .compare_exchange(v, 0, Relaxed, Relaxed)
+            .ok()?;
+        self.record(peer);
+        Some(sent)
     }
 
     /// Pongs seen from `peer` so far.
@@ -160,6 +186,34 @@ mod tests {
         assert_eq!(own_pong(&p), Some(Duration::from_micros(123_456)));
         assert_eq!(own_pong(b"iskra-hb:short"), None);
         assert_eq!(own_pong(b"hello from the client"), None);
+    }
+
+    #[test]
+    fn only_the_exact_answer_to_the_outstanding_ping_is_taken_and_only_once() {
+        let pongs = Pongs::default();
+        let ping = ping_payload(Duration::from_micros(5_000));
+        assert_eq!(
+            pongs.answer(Peer::Client, &ping),
+            None,
+            "nothing outstanding"
+        );
+        pongs.expect(Peer::Client, &ping);
+        let forged = ping_payload(Duration::from_micros(5_001));
+        assert_eq!(pongs.answer(Peer::Client, &forged), None);
+        assert_eq!(
+            pongs.answer(Peer::Upstream, &ping),
+            None,
+            "the other peer's"
+        );
+        assert_eq!(
+            pongs.answer(Peer::Client, &ping),
+            Some(Duration::from_micros(5_000))
+        );
+        assert_eq!(pongs.answer(Peer::Client, &ping), None, "a replay");
+        assert_eq!(
+            (pongs.count(Peer::Client), pongs.count(Peer::Upstream)),
+            (1, 0)
+        );
     }
 
     #[test]

@@ -37,13 +37,14 @@ impl Drop for Permit {
 /// Accepts until shutdown; every connection runs in its own task.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
+    let mut backoff = crate::admin::AcceptBackoff::default();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => { backoff.reset(); x }
                 Err(_) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // EMFILE and friends: back off (5 ms doubling to 1 s) instead of spinning.
+                    backoff.wait().await;
                     continue;
                 }
             },
@@ -128,6 +129,16 @@ async fn handshake_phase(
     .await?;
     match first {
         First::Upgrade(req) => handshake::open(stream, head, req, client, shared).await,
+        First::TooLarge => {
+            let msg = "request header fields too large";
+            let resp = handshake::plain_response(431, msg, false);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                stream.write_all(&resp).await?;
+                stream.shutdown().await
+            })
+            .await;
+            None
+        }
         First::Other => {
             let io = Prefixed::new(head.freeze(), stream);
             serve_http(io, client, permit, shared.clone()).await;
@@ -207,12 +218,37 @@ fn plain(status: u16, msg: &str, retry: bool) -> Response<Body> {
     r
 }
 
+/// The size of a parsed request's head as sent with single spaces and no folding (what hyper keeps of
+/// it): request line, `name: value` lines, the empty line. A head the client padded is larger still,
+/// so a head measured over the limit here is over it on the wire too.
+fn head_size(req: &Request<Incoming>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
 async fn handle(mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let shared = &conn.shared;
     let t0 = Instant::now();
+    // hyper's own limit cannot go below 8 KiB: smaller configured limits are enforced here.
+    if head_size(&req) > shared.config.limits.max_header_size {
+        let mut r = plain(431, "request header fields too large", false);
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
     let upgrade = is_upgrade(&req);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    shared
+        .config
+        .forwarded
+        .apply(req.headers_mut(), conn.client.ip());
     if upgrade {
         return handle_upgrade(req, conn, path).await;
     }
@@ -283,6 +319,18 @@ async fn handle_upgrade(
     let shared = conn.shared.clone();
     let ua = header_str(req.headers(), "user-agent");
     let mut begun = Begun::new(&shared, conn.client, req.method().as_str(), path, ua);
+    let values = |name: &'static str| req.headers().get_all(name).iter().map(|v| v.as_bytes());
+    let invalid =
+        handshake::check_ws_headers(values("sec-websocket-version"), values("sec-websocket-key"));
+    if let Some(bad) = invalid {
+        begun.reject(&shared, bad.status(), RejectCause::InvalidRequest);
+        let mut r = plain(bad.status(), bad.message(), false);
+        if bad == handshake::Invalid::Version {
+            r.headers_mut()
+                .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        }
+        return r;
+    }
     let dialed = match begun.dial(&shared).await {
         Ok(d) => d,
         Err((status, msg)) => return plain(status, &msg, true),

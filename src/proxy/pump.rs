@@ -487,7 +487,10 @@ impl<'a> Pump<'a> {
                 _ => batch.binary += 1,
             }
             batch.observe(self.message_size);
-            if self.ctx.frame_events {
+            if self.ctx.frame_events && !self.ctx.frame_budget.take(self.started.elapsed()) {
+                let suppressed = &self.ctx.stats.events_suppressed;
+                suppressed.fetch_add(1, Relaxed);
+            } else if self.ctx.frame_events {
                 let kind = EventKind::FrameRelayed {
                     direction: self.dir,
                     opcode: self.message_kind,
@@ -523,14 +526,17 @@ impl<'a> Pump<'a> {
                 let (code, reason) = frame::parse_close(p).map_err(Outcome::Violation)?;
                 Ok(Control::Close(code, reason))
             }
-            0xA if self.ctx.heartbeat.enabled && super::heartbeat::own_pong(p).is_some() => {
-                let sent = super::heartbeat::own_pong(p).unwrap_or_default();
+            0xA if self.ctx.heartbeat.enabled => {
                 let peer = if self.dir == Direction::ClientToUpstream {
                     Peer::Client
                 } else {
                     Peer::Upstream
                 };
-                self.shared.pongs.record(peer);
+                // Only the exact answer to the ping outstanding to this peer; any other pong is the
+                // peers' own business and is forwarded.
+                let Some(sent) = self.shared.pongs.answer(peer, p) else {
+                    return Ok(Control::Forward);
+                };
                 let rtt = self.started.elapsed().saturating_sub(sent);
                 self.ctx.sink.emit(
                     Some(&self.ctx.info),
@@ -614,6 +620,7 @@ mod tests {
             close_timeout: Duration::from_secs(1),
             idle_timeout: Duration::ZERO,
             frame_events: false,
+            frame_budget: Default::default(),
             heartbeat: Heartbeats {
                 enabled: true,
                 interval: Duration::from_secs(30),
@@ -662,6 +669,10 @@ mod tests {
             let (sink, _rx) = EventSink::channel(1024);
             let ctx = ctx(sink);
             let shared = Shared::default();
+            let own_ping = ping_payload(Duration::from_millis(5));
+            shared
+                .pongs
+                .expect(crate::events::Peer::Upstream, &own_ping);
             let started = Instant::now();
             let dir = Direction::UpstreamToClient;
             let mut pump = Pump::new(&src, &dst, dir, &ctx, &shared, &started);

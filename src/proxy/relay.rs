@@ -26,7 +26,7 @@ use super::frame;
 use super::heartbeat::{self, Beat, PeerBeat};
 use super::pump::{idx, write_all, Outcome, Pump, Shared};
 use super::SessionCtx;
-use crate::events::{Direction, EventKind, Initiator, Peer, SessionTotals};
+use crate::events::{Direction, EventKind, Initiator, Peer};
 
 type PumpFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
@@ -75,6 +75,8 @@ pub fn run(
         let _active = Active::new(&ctx.stats);
         let started = Instant::now();
         let shared = Shared::default();
+        // Emits SessionEnded however this future stops (dropped mid-session too).
+        let end = super::guard::SessionEnd::new(&ctx, &shared, started);
         // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
         // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
         let c2u = Direction::ClientToUpstream;
@@ -143,6 +145,7 @@ pub fn run(
                                 let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
                                 // Only between frames; a ping skipped here is simply not answered (a missed beat).
                                 if ok {
+                                    shared.pongs.expect(peer, &payload);
                                     let f = frame::build_frame(0x9, &payload, mask);
                                     let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
                                     let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
@@ -161,19 +164,7 @@ pub fn run(
                 }
             }
         };
-        let totals = SessionTotals {
-            messages_in: shared.messages[idx(c2u)].load(Relaxed),
-            messages_out: shared.messages[idx(u2c)].load(Relaxed),
-            bytes_in: shared.bytes[idx(c2u)].load(Relaxed),
-            bytes_out: shared.bytes[idx(u2c)].load(Relaxed),
-        };
-        let kind = EventKind::SessionEnded {
-            duration: started.elapsed(),
-            totals,
-            code: ending.code,
-            initiator: ending.initiator,
-        };
-        ctx.sink.emit(Some(&ctx.info), kind);
+        end.ended(ending.code, ending.initiator);
     }
 }
 
@@ -187,7 +178,7 @@ fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool)
 fn emit_close(ctx: &SessionCtx, e: &Ending) {
     let kind = EventKind::Close {
         code: e.code,
-        reason: e.reason.clone(),
+        reason: crate::events::reason_text(&e.reason),
         initiator: e.initiator,
     };
     ctx.sink.emit(Some(&ctx.info), kind);

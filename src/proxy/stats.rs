@@ -135,6 +135,10 @@ pub struct Stats {
     pub accepted: AtomicU64,
     /// Connections refused over the connection limit.
     pub rejected_limit: AtomicU64,
+    /// Admin connections closed at accept (over `limits.admin_max_connections`).
+    pub admin_refused: AtomicU64,
+    /// Per-message events not emitted: over a session's budget (`FRAME_EVENTS_PER_SEC`).
+    pub events_suppressed: AtomicU64,
     /// Client → upstream.
     pub inbound: Traffic,
     /// Upstream → client.

@@ -141,7 +141,8 @@ pub fn classify_reject(cause: RejectCause, status: u16) -> Option<ErrorClass> {
         RejectCause::UpstreamStatus => {
             Some(classify_status(status).unwrap_or(ErrorClass::ProtocolError))
         }
-        RejectCause::ShuttingDown => None,
+        RejectCause::ShuttingDown | RejectCause::ClientGone => None,
+        RejectCause::InvalidRequest => Some(ErrorClass::ProtocolError),
     }
 }
 

@@ -63,6 +63,10 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
             cause: RejectCause::ShuttingDown,
             ..
         } => other("sidecar_draining", false),
+        K::HandshakeRejected {
+            cause: RejectCause::ClientGone,
+            ..
+        } => other("handshake_abandoned", false),
         K::HandshakeRejected { .. } => failure(classify(kind)),
         K::HttpRelayed { .. } => other("http_relayed", true),
         K::FrameRelayed { .. } => other("frame_relayed", true),
@@ -202,6 +206,8 @@ mod tests {
             (rejected(429, UpstreamStatus),                    T::ServerOverload, "server_overload", false),
             (rejected(503, UpstreamStatus),                    T::ServerOverload, "server_overload", false),
             (rejected(503, ShuttingDown),                      T::Other, "sidecar_draining", false),
+            (rejected(499, ClientGone),                        T::Other, "handshake_abandoned", false),
+            (rejected(400, InvalidRequest),                    T::ConnectionFailed, "connection_failed", false),
             (http,                                             T::Other, "http_relayed", true),
             (frame,                                            T::Other, "frame_relayed", true),
             (ping(Some(D)),                                    T::HeartbeatSuccess, "heartbeat_success", true),

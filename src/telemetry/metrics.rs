@@ -80,6 +80,7 @@ impl MetricsRecorder {
             r.add(&n::SEED_ERRORS, &[d, (attr::SEED_ERROR_TYPE, class)], 0.0);
         }
         r.add(&n::ACTIVE, &[d], 0.0);
+        r.add(&n::SESSIONS_EXPIRED, &[d], 0.0);
         for m in FallbackMode::ALL {
             r.set(
                 &n::FALLBACK_ACTIVE,
@@ -345,6 +346,13 @@ impl MetricsRecorder {
             r.set_histogram(&n::MESSAGE_SIZE, &[d, io], &counts, sum as f64);
         }
         r.set(&n::EVENTS_DROPPED, &[], events_dropped as f64);
+        r.set(
+            &n::ADMIN_REFUSED,
+            &[],
+            stats
+                .admin_refused
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
         let mut q = self.rtts.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh_latency(&mut q);
     }

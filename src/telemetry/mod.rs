@@ -57,6 +57,9 @@ pub struct Options {
     pub spool_dir: Option<PathBuf>,
     /// Spool budget in bytes.
     pub spool_max_bytes: u64,
+    /// The longest a handshake can take (head read, dials, the upstream's answer): the span builder
+    /// ends a session that has had no outcome for longer ([`spans::SpanBuilder::expire`]).
+    pub handshake_max_age: Duration,
     /// The window the health score reads (`health.window_ms`).
     pub health_window: Duration,
     /// The latency SLO the health score grades against.
@@ -282,6 +285,7 @@ impl Telemetry {
         let (mut last_spans, mut last_logs, mut last_metrics) =
             (Instant::now(), Instant::now(), Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_expiry = Instant::now();
         loop {
             tokio::select! {
                 ev = rx.recv() => {
@@ -302,6 +306,18 @@ impl Telemetry {
                 _ = tick.tick() => {}
             }
             let now = Instant::now();
+            if now - last_expiry >= Duration::from_secs(1) {
+                last_expiry = now;
+                let at = spans::nanos(SystemTime::now());
+                let expired = builder.expire(at, self.opts.handshake_max_age, &mut span_buf);
+                let d = [(names::attr::DASHBOARD, self.opts.dashboard.as_str())];
+                if expired > 0 {
+                    self.registry
+                        .add(&names::SESSIONS_EXPIRED, &d, expired as f64);
+                }
+                let tracked = builder.open_sessions() as f64;
+                self.registry.set(&names::SESSIONS_TRACKED, &d, tracked);
+            }
             if span_buf.count >= 512
                 || (!span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay)
             {

@@ -53,6 +53,10 @@ defs! {
     HEALTH_SCORE = "iskra.sidecar.health.score", Kind::Gauge, "1", "The seed's health score (0-100) over the last health.window_ms, as /health shows it.";
     HEALTH_STATUS = "iskra.sidecar.health.status", Kind::Gauge, "1", "The /health status over the last health.window_ms: 0 HEALTHY, 1 WARNING, 2 CRITICAL.";
     EVENTS_DROPPED = "iskra.sidecar.events.dropped", Kind::Counter, "{event}", "Lifecycle events lost to a full channel.";
+    SESSIONS_EXPIRED = "iskra.sidecar.sessions.expired", Kind::Counter, "{session}", "Sessions the span builder ended itself: no handshake outcome arrived within the handshake's time budget (a backstop; 0 when every end arrives).";
+    SESSIONS_TRACKED = "iskra.sidecar.sessions.tracked", Kind::Gauge, "{session}", "Sessions whose spans are being built (open in the span builder).";
+    EVENTS_SUPPRESSED = "iskra.sidecar.events.suppressed", Kind::Counter, "{event}", "Per-message events (telemetry.frame_events) not emitted because their session spent its budget of 100 a second.";
+    ADMIN_REFUSED = "iskra.sidecar.admin.refused", Kind::Counter, "{connection}", "Admin connections closed at accept: limits.admin_max_connections were already being served.";
     TELEMETRY_EXPORTED = "iskra.sidecar.telemetry.exported", Kind::Counter, "{item}", "Spans, logs and metric points exported.";
     TELEMETRY_FAILED = "iskra.sidecar.telemetry.failed", Kind::Counter, "{item}", "Items whose export failed (kept for retry).";
     TELEMETRY_DROPPED = "iskra.sidecar.telemetry.dropped", Kind::Counter, "{item}", "Items dropped beyond the spool budget.";

@@ -86,6 +86,8 @@ struct Open {
     close: Option<Closed>,
     error: Option<ErrorClass>,
     last_kind: Option<EventKind>,
+    /// The handshake completed: the session runs until its SessionEnded.
+    live: bool,
 }
 
 impl Open {
@@ -215,6 +217,31 @@ impl SpanBuilder {
         self.open.len()
     }
 
+    /// The backstop: ends every session whose handshake has had no outcome for longer than `max_age`
+    /// at `now` (ns since the epoch) — its `ws.session` span is written with an error status — and
+    /// returns how many. Every handshake's outcome is emitted losslessly, so this finds none unless
+    /// something upstream of it broke; it keeps the builder's memory bounded all the same.
+    pub fn expire(&mut self, now: u64, max_age: std::time::Duration, out: &mut Encoded) -> u64 {
+        let max = max_age.as_nanos() as u64;
+        let stale: Vec<u64> = self
+            .open
+            .iter()
+            .filter(|(_, o)| !o.live && now.saturating_sub(o.start) > max)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stale {
+            if let Some(o) = self.open.remove(id) {
+                let dashboard = self.dashboard.as_str();
+                let attributes = |a: &mut PbAttrs| {
+                    a.str("iskra.dashboard", dashboard);
+                    a.str("error.type", "handshake_expired");
+                };
+                session_span(out, &o, attributes, now, Some("handshake_expired"));
+            }
+        }
+        stale.len() as u64
+    }
+
     /// Feeds one event; finished spans are written to `out`. Returns the session's ids for logs.
     pub fn on_event(&mut self, ev: &Event, out: &mut Encoded) -> Ids {
         let at = nanos(ev.at);
@@ -264,6 +291,7 @@ impl SpanBuilder {
                 };
                 let what = ("ws.handshake", SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, None);
+                o.live = true;
                 o.subprotocol.clone_from(subprotocol);
                 o.last_kind = Some(ev.kind.clone());
             }
@@ -535,5 +563,45 @@ mod tests {
             Some(Value::DoubleValue(_))
         ));
         assert_eq!(session.status.as_ref().map(|s| s.code), Some(0));
+    }
+
+    #[test]
+    fn handshakes_without_an_outcome_are_ended_by_the_backstop_and_live_sessions_are_not() {
+        let info = |id| {
+            Arc::new(SessionInfo {
+                id,
+                client: "10.0.0.9:5555".parse().unwrap(),
+                path: "/".into(),
+                user_agent: None,
+                upstream_name: "primary".into(),
+                upstream_host: "127.0.0.1".into(),
+                upstream_port: 3001,
+            })
+        };
+        let t0 = SystemTime::now();
+        let head = EventKind::RequestHead {
+            method: "GET".into(),
+            path: "/".into(),
+            upgrade: true,
+        };
+        let done = EventKind::HandshakeCompleted {
+            duration: Duration::ZERO,
+            subprotocol: None,
+            extensions: None,
+        };
+        let mut b = SpanBuilder::new("pulse");
+        let mut out = Encoded::default();
+        for (id, kind) in [(1, head.clone()), (2, head), (2, done)] {
+            let ev = Event {
+                at: t0,
+                session: Some(info(id)),
+                kind,
+            };
+            b.on_event(&ev, &mut out);
+        }
+        let age = Duration::from_secs(15);
+        assert_eq!(b.expire(nanos(t0 + age / 2), age, &mut out), 0);
+        assert_eq!(b.expire(nanos(t0 + age * 2), age, &mut out), 1);
+        assert_eq!(b.open_sessions(), 1, "the live session stays");
     }
 }

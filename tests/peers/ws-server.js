@@ -4,7 +4,8 @@
 // RECORD=FILE appends every text message received, as a JSON string on a line of its own, to FILE (synchronously, before
 // any later frame — a ping included — is processed); NO_PONG=1 never answers pings (a dashboard that reads but never confirms).
 // WebSocket: echoes every message; a text message "close:CODE:REASON" makes it close with CODE/REASON;
-// "hello?" gets the request headers it saw back as JSON; "stream:N" makes it send N numbered messages.
+// "hello?" gets the request headers it saw back as JSON; "pongs?" gets the number of pongs it received on
+// that connection; "stream:N" makes it send N numbered messages.
 // HTTP: /health (JSON), /sse (5 events, 200 ms apart), /echo (echoes method, headers and body),
 // /status/NNN (answers NNN), /forbidden-ws (upgrade refused with 401).
 'use strict';
@@ -66,6 +67,8 @@ server.on('upgrade', (req, socket, head) => {
 
 wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
+  let pongs = 0;
+  ws.on('pong', () => { pongs += 1; });
   ws.on('message', (data, isBinary) => {
     if (!isBinary && process.env.RECORD) fs.appendFileSync(process.env.RECORD, JSON.stringify(data.toString()) + '\n');
     if (!isBinary && process.env.PLAIN_ECHO !== '1') {
@@ -73,6 +76,10 @@ wss.on('connection', (ws, req) => {
       if (s.startsWith('close:')) {
         const [, code, ...reason] = s.split(':');
         ws.close(parseInt(code, 10), reason.join(':'));
+        return;
+      }
+      if (s === 'pongs?') {
+        ws.send(JSON.stringify({ pongs }));
         return;
       }
       if (s === 'hello?') {

@@ -252,8 +252,14 @@ def test_sidecars_front_their_dashboards():
         assert env[f"WEBSOCKET_{dashboard.upper()}_URL"] == env["ISKRA_SIDECAR_UPSTREAM"]
         assert env["OTEL_SERVICE_NAME"] == f"iskra-ws-sidecar-{dashboard}"
         assert svc["command"] == ["run"]
-        published = {(p["published"], p["target"]) for p in svc["ports"]}
+        # docker-compose 1.29 prints a port bound to a host address in the short form.
+        short = [p for p in svc["ports"] if isinstance(p, str)]
+        published = {(p["published"], p["target"]) for p in svc["ports"] if isinstance(p, dict)}
         assert (port, 8000) in published, "clients keep the seed's ws://localhost:300x"
+        assert all(p["target"] != 8080 for p in svc["ports"] if isinstance(p, dict)), \
+            f"{name}: the admin port is published on every address"
+        assert len(short) == 1 and re.fullmatch(r"127\.0\.0\.1:808[123]:8080(/tcp)?", short[0]), \
+            f"{name}: the admin port is published on 127.0.0.1 only: {short}"
         assert svc["depends_on"][f"dashboard-{dashboard}"]["condition"] == "service_healthy"
         dash = services()[f"dashboard-{dashboard}"]
         assert dash["command"][:3] == ["demo-dashboard", "--name", dashboard]

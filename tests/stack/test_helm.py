@@ -421,14 +421,61 @@ def test_services_send_the_dashboard_port_to_the_sidecar(scenario):
         assert ports["ws"]["port"] == dash_port, "clients keep the dashboard's port"
         assert ports["ws"]["targetPort"] == sidecar_ports["proxy"] == SIDECAR_PROXY_PORT
         assert ports["ws"]["targetPort"] != dash_port, "the Service must not bypass the sidecar"
+        assert set(ports) == {"ws"}, "the admin port is not on the clients' Service"
+        admin = services[svc["metadata"]["name"] + "-admin"]
+        assert admin["spec"]["type"] == "ClusterIP", "the admin Service is never exposed"
+        assert admin["spec"]["selector"] == svc["spec"]["selector"]
+        ports = {p["name"]: p for p in admin["spec"]["ports"]}
+        assert set(ports) == {"admin"}
         assert ports["admin"]["port"] == ports["admin"]["targetPort"] == sidecar_ports["admin"] == 8080
+
+
+def test_the_admin_service_stays_cluster_ip_when_the_dashboards_are_exposed():
+    helm = _need_helm()
+    values = {**scenario_values("default"), "service": {"type": "LoadBalancer"}}
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    docs = [d for path, text in rendered.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    services = of_kind(docs, "Service")
+    assert services
+    for svc in services:
+        want = "ClusterIP" if svc["metadata"]["name"].endswith("-admin") else "LoadBalancer"
+        assert svc["spec"]["type"] == want, svc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_network_policy_admits_the_proxy_port_from_anywhere_and_admin_only_from_named_namespaces(scenario):
+    docs = manifests(scenario)
+    policies = of_kind(docs, "NetworkPolicy")
+    values = scenario_values(scenario)
+    if not values.get("networkPolicy", {}).get("enabled"):
+        assert policies == [], "off unless networkPolicy.enabled"
+        return
+    deploys = dashboard_deployments(docs)
+    assert len(policies) == len(deploys)
+    for deploy in deploys:
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        sidecar_ports = {p["name"]: p["containerPort"] for p in container(deploy, "sidecar")["ports"]}
+        pol = next(p for p in policies
+                   if p["spec"]["podSelector"]["matchLabels"].get("iskra.io/dashboard") == labels["iskra.io/dashboard"])
+        assert all(labels.get(k) == v for k, v in pol["spec"]["podSelector"]["matchLabels"].items())
+        assert pol["spec"]["policyTypes"] == ["Ingress"]
+        proxy_rule, admin_rule = pol["spec"]["ingress"]
+        assert [p["port"] for p in proxy_rule["ports"]] == [sidecar_ports["proxy"]]
+        assert "from" not in proxy_rule, "the dashboard's port is open to every client"
+        assert [p["port"] for p in admin_rule["ports"]] == [sidecar_ports["admin"]]
+        (peer,) = admin_rule["from"]
+        (expr,) = peer["namespaceSelector"]["matchExpressions"]
+        assert expr == {"key": "kubernetes.io/metadata.name", "operator": "In",
+                        "values": values["networkPolicy"]["adminNamespaces"]}
 
 
 def test_single_dashboard_scenario_uses_the_seed_service_name_and_backups():
     docs = manifests("single-dashboard-backups")
     deploys = dashboard_deployments(docs)
     assert len(deploys) == 1 and deploys[0]["spec"]["replicas"] == 2
-    assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == ["pulse-service"]
+    assert [s["metadata"]["name"] for s in of_kind(docs, "Service")] == ["pulse-service", "pulse-service-admin"]
     backups = ["ws://backup-pulse.iskra.local:3001", "ws://backup-pulse-2.iskra.local:3001"]
     cfg = _sidecar_config(docs, deploys[0])
     assert cfg["dashboard"] == "pulse"
@@ -517,8 +564,11 @@ SIDECAR_KEYS = {
     "limits.handshake_timeout_ms", "limits.upstream_timeout_ms", "limits.max_connections",
     "limits.max_frame_size", "limits.max_message_size", "limits.max_header_size",
     "limits.idle_timeout_ms", "limits.close_timeout_ms",
+    "limits.admin_header_timeout_ms", "limits.admin_max_connections",
     "shutdown.grace_ms",
+    "forwarded.enabled", "forwarded.trusted_proxies",
     "telemetry.events_channel_capacity", "telemetry.spool_dir", "telemetry.spool_max_bytes",
+    "telemetry.record_subprotocols",
     "websocket.reconnection.max_attempts", "websocket.reconnection.initial_delay",
     "websocket.reconnection.backoff_multiplier", "websocket.reconnection.max_delay",
     "websocket.reconnection.jitter",

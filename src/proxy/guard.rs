@@ -1,0 +1,61 @@
+//! The end of a running session, made unforgeable: [`SessionEnd`] is created as the relay starts and
+//! emits SessionEnded when it is dropped — with the ending the relay decided, or, if the session's
+//! future stopped any other way (cancelled, a panic unwinding), as an abnormal 1006 closed by the
+//! sidecar. Together with [`super::handshake::Begun`] (the handshake's end) every session that starts
+//! ends in the span builder, the metrics and the logs, through the lossless path of the event sink.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::pump::{idx, Shared};
+use super::SessionCtx;
+use crate::events::{Direction, EventKind, Initiator, SessionTotals};
+
+/// Emits the session's SessionEnded when dropped.
+pub struct SessionEnd<'a> {
+    ctx: &'a SessionCtx,
+    shared: &'a Shared,
+    started: Instant,
+    ending: Option<(u16, Initiator)>,
+}
+
+impl<'a> SessionEnd<'a> {
+    /// Armed for the session of `ctx`, whose counters are in `shared`.
+    pub fn new(ctx: &'a SessionCtx, shared: &'a Shared, started: Instant) -> Self {
+        SessionEnd {
+            ctx,
+            shared,
+            started,
+            ending: None,
+        }
+    }
+
+    /// How the session ended (close code and initiator); SessionEnded is emitted as the guard drops.
+    pub fn ended(mut self, code: u16, initiator: Initiator) {
+        self.ending = Some((code, initiator));
+    }
+}
+
+impl Drop for SessionEnd<'_> {
+    fn drop(&mut self) {
+        let (code, initiator) = self.ending.unwrap_or((1006, Initiator::Sidecar));
+        let (c2u, u2c) = (
+            idx(Direction::ClientToUpstream),
+            idx(Direction::UpstreamToClient),
+        );
+        let s = self.shared;
+        let totals = SessionTotals {
+            messages_in: s.messages[c2u].load(Relaxed),
+            messages_out: s.messages[u2c].load(Relaxed),
+            bytes_in: s.bytes[c2u].load(Relaxed),
+            bytes_out: s.bytes[u2c].load(Relaxed),
+        };
+        let kind = EventKind::SessionEnded {
+            duration: self.started.elapsed(),
+            totals,
+            code,
+            initiator,
+        };
+        self.ctx.sink.emit_lossless(Some(&self.ctx.info), kind);
+    }
+}
