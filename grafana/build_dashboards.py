@@ -245,6 +245,16 @@ def overview():
                       (f"sum by (iskra_dashboard, signal) (rate(iskra_sidecar_telemetry_exported_total{{{SEL}}}[$__rate_interval]))",
                        "{{iskra_dashboard}} {{signal}} exported")),
               w=6, h=8, unit="reqps", min_=0),
+        panel(13, "timeseries", "Dashboard restarts: sessions resumed vs given up",
+              "Sessions whose dashboard connection went away at a restart (resume.hold_ms > 0): resumed = "
+              "held and carried on by a new connection, the browser saw nothing; gave up = the client got "
+              "1012 (or 1001 on shutdown), by reason (hold_timeout: the restart outlasted the window, "
+              "buffer_full, mid_frame, …). WebSocketResumesGivingUp warns when more than 10 % give up.",
+              targets((f'sum by (iskra_dashboard) (increase(websocket_resumes_total{{outcome="resumed", {SEL}}}[$__rate_interval]))',
+                       "{{iskra_dashboard}} resumed"),
+                      (f'sum by (iskra_dashboard, reason) (increase(websocket_resumes_total{{outcome="gave_up", {SEL}}}[$__rate_interval]))',
+                       "{{iskra_dashboard}} gave up: {{reason}}")),
+              w=24, h=8, unit="short", min_=0),
     ]
     return dashboard("iskra-ws-overview", "WebSocket overview",
                      "The seed's WebSocket dashboard for Pulse, Seams and Voices, as the sidecar sees it.",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, idempotently, every outside tool the test suite talks to: node `ws` (dashboards and clients),
 # Python `websockets` and kosoku (Autobahn cases), Debian's prometheus/alertmanager/nginx/haproxy,
-# docker-compose (offline validation), iptables, and the Python tools of the stack checks.
+# docker-compose (offline validation), iptables, Debian's chromium (the browser of the resume test), and
+# the Python tools of the stack checks.
 # Safe to run again: each step checks first.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,6 +15,7 @@ command -v haproxy      >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v iptables     >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 command -v tmux         >/dev/null 2>&1 || need_apt+=(tmux)
+command -v chromium     >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

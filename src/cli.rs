@@ -255,4 +255,11 @@ pub struct ChaosArgs {
     /// Random seed, for a repeatable run.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// dashboard_restart: a shell command that restarts the dashboard behind the target and returns
+    /// once it was started again (e.g. `kubectl rollout restart deploy/pulse && sleep 2`).
+    #[arg(long, value_name = "CMD")]
+    pub restart_command: Option<String>,
+    /// dashboard_restart: clients holding sessions through the restart.
+    #[arg(long, default_value_t = 20)]
+    pub restart_clients: usize,
 }

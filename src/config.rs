@@ -195,6 +195,8 @@ pub struct Config {
     pub limits: Limits,
     /// Grace period for draining on SIGTERM.
     pub shutdown_grace: Duration,
+    /// Holding sessions through an upstream restart (`resume.*`; off when `hold_ms` is 0).
+    pub resume: crate::proxy::resume::Settings,
     /// Capacity of the lifecycle event channel.
     pub events_capacity: usize,
     /// Where unsent spans and logs wait (None: in memory).
@@ -335,6 +337,12 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
     let connections = r.endpoints(&format!("{ws}.connections"));
     let events_capacity = r.uint("telemetry.events_channel_capacity", 16, 1 << 24) as usize;
     let shutdown_grace = r.millis("shutdown.grace_ms", 0);
+    let resume = crate::proxy::resume::Settings {
+        hold: r.millis("resume.hold_ms", 0),
+        buffer_bytes: r.uint("resume.buffer_bytes", 0, 1 << 30),
+        replay_messages: r.uint("resume.replay_messages", 0, 1000) as u32,
+        replay_bytes: r.uint("resume.replay_bytes", 0, 16 << 20),
+    };
     let spool_dir = r
         .text("telemetry.spool_dir")
         .filter(|d| !d.is_empty())
@@ -377,6 +385,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         backup_upstreams,
         limits,
         shutdown_grace,
+        resume,
         events_capacity,
         spool_dir,
         spool_max_bytes,

@@ -335,6 +335,56 @@ impl DropReason {
     }
 }
 
+/// Why the sidecar did not hold a session through the loss of its upstream (`reason` on
+/// `websocket.resumes{outcome="gave_up"}`): the client got the close it gets without resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResumeGaveUp {
+    /// The upstream went away in the middle of a frame to the client (part of it was forwarded).
+    MidFrame,
+    /// The upstream went away inside a fragmented message to the client.
+    MidMessage,
+    /// The client was in the middle of a frame or fragmented message to the old upstream.
+    ClientMidMessage,
+    /// No upstream answered a matching 101 within `resume.hold_ms`.
+    Timeout,
+    /// The client sent more than `resume.buffer_bytes` during the hold.
+    BufferFull,
+    /// The new 101 named another subprotocol or other extensions.
+    Mismatch,
+    /// The first `resume.replay_messages` messages were larger than `resume.replay_bytes`.
+    ReplayTooLarge,
+    /// The sidecar is shutting down (the client got 1001).
+    Shutdown,
+}
+
+impl ResumeGaveUp {
+    /// Every reason (telemetry-schema.yaml lists the same values; tests/schema.rs keeps them equal).
+    pub const ALL: [ResumeGaveUp; 8] = [
+        ResumeGaveUp::MidFrame,
+        ResumeGaveUp::MidMessage,
+        ResumeGaveUp::ClientMidMessage,
+        ResumeGaveUp::Timeout,
+        ResumeGaveUp::BufferFull,
+        ResumeGaveUp::Mismatch,
+        ResumeGaveUp::ReplayTooLarge,
+        ResumeGaveUp::Shutdown,
+    ];
+
+    /// The `reason` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeGaveUp::MidFrame => "mid_frame",
+            ResumeGaveUp::MidMessage => "mid_message",
+            ResumeGaveUp::ClientMidMessage => "client_mid_message",
+            ResumeGaveUp::Timeout => "hold_timeout",
+            ResumeGaveUp::BufferFull => "buffer_full",
+            ResumeGaveUp::Mismatch => "handshake_mismatch",
+            ResumeGaveUp::ReplayTooLarge => "replay_too_large",
+            ResumeGaveUp::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Per-session identity shared by every event of one proxied connection.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -465,6 +515,26 @@ pub enum EventKind {
         peer: Peer,
         /// Which rule.
         rule: ProtocolRule,
+    },
+    /// The upstream connection was lost and the session was held and resumed on a new one: the client
+    /// saw no close and no second handshake.
+    Resumed {
+        /// From the loss to the first byte relayed on the new connection.
+        gap: Duration,
+        /// Reconnect rounds (each dials the primary, then the backups).
+        attempts: u32,
+        /// The upstream that took the session (`primary` or `backup-N`).
+        upstream: String,
+    },
+    /// The upstream connection was lost and the session could not be held: the client got the close it
+    /// gets without resume (1012; 1001 on shutdown).
+    ResumeGaveUp {
+        /// Time held before giving up (zero when not held at all).
+        gap: Duration,
+        /// Reconnect rounds tried.
+        attempts: u32,
+        /// Why.
+        reason: ResumeGaveUp,
     },
     /// The session is over.
     SessionEnded {

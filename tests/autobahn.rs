@@ -1,5 +1,5 @@
 //! The Autobahn|Testsuite server cases (via kosoku; 9.*, 12.*, 13.* excluded) against a node `ws` server
-//! directly and through the sidecar: the same cases must pass both ways.
+//! directly and through the sidecar (with `resume.hold_ms` on): the same cases must pass both ways.
 
 mod support;
 
@@ -37,7 +37,9 @@ fn kosoku(addr: &str, out: &std::path::Path) -> BTreeMap<String, bool> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_autobahn_cases_pass_direct_and_through_the_sidecar() {
     let up = node_ws(&[("PLAIN_ECHO", "1")]);
-    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &[]);
+    // With sessions held through restarts (resume.hold_ms): the relay path with the most to get wrong.
+    let resume = [("ISKRA_SIDECAR_RESUME__HOLD_MS", "5000")];
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &resume);
     let tmp = tempfile::tempdir().unwrap();
     let (d, s) = (tmp.path().join("direct"), tmp.path().join("sidecar"));
     std::fs::create_dir_all(&d).unwrap();

@@ -303,13 +303,14 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         "aborted_handshakes",
         "pong_flood",
         "bogus",
+        "dashboard_restart",
     ]
     .map(String::from)
     .to_vec();
     let report = chaos::run(&o).await;
     println!("{}", chaos::render_text(&report));
-    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 6));
-    for r in &report.scenarios[..6] {
+    assert_eq!((report.passed, report.failed, report.skipped), (0, 1, 7));
+    for r in report.scenarios[..6].iter().chain(&report.scenarios[7..]) {
         assert!(r.skipped && !r.passed, "{}", r.name);
         assert!(r.why.as_deref().is_some_and(|w| w.len() > 20), "{}", r.name);
     }
@@ -322,7 +323,74 @@ async fn scenarios_that_need_the_host_are_reported_skipped_with_reasons() {
         .as_deref()
         .unwrap()
         .contains("unknown scenario"));
+    let why = report.scenarios[7].why.as_deref().unwrap();
+    assert!(why.contains("--restart-command"), "{why}");
     assert_eq!(chaos::exit_code(&report), 1);
+}
+
+/// A command restarting `dash` (SIGKILL, 1.5 s down, the same port again); the new dashboard's PID is
+/// written to `pidfile`, for the test to end it.
+fn restart_command(dash: &NodeWs, pidfile: &std::path::Path) -> String {
+    let peers = root().join("tests/peers");
+    format!(
+        "kill -KILL {pid} && sleep 1.5 && cd {dir} && (node ws-server.js {port} >/dev/null 2>&1 & echo $! > {file}) && sleep 0.5",
+        pid = dash.proc.child.id(),
+        dir = peers.display(),
+        port = dash.port,
+        file = pidfile.display()
+    )
+}
+
+/// Ends the dashboard a restart command started (by its PID).
+fn end_restarted(pidfile: &std::path::Path) {
+    if let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_restart_every_session_survives_and_no_handshake_is_caused() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut figures = Vec::new();
+    for hold in ["0", "5000"] {
+        let dash = node_ws(&[]);
+        let pidfile = dir.path().join(format!("dash-{hold}.pid"));
+        let env = [
+            ("ISKRA_SIDECAR_RESUME__HOLD_MS", hold),
+            ("ISKRA_SIDECAR_PROBE__ENABLED", "false"),
+        ];
+        let sc = sidecar_drained(&format!("ws://127.0.0.1:{}", dash.port), &env);
+        let mut o = opts(&sc, "dashboard_restart");
+        o.restart_command = Some(restart_command(&dash, &pidfile));
+        o.restart_clients = 20;
+        let r = one(&o).await;
+        end_restarted(&pidfile);
+        let m = r.measured.clone();
+        figures.push((hold, m.clone()));
+        if hold == "0" {
+            // Without resume the scenario fails, and says why: every session closed, handshakes caused.
+            assert!(!r.passed && !r.skipped, "{r:?}");
+            assert_eq!(m["survived"], 0, "{m}");
+            assert!(m["handshakes_caused"].as_u64().unwrap() >= 20, "{m}");
+            assert_eq!(m["closes_seen"]["1012"], 20, "{m}");
+        } else {
+            passed(&r);
+            assert_eq!(
+                (m["survived"].as_u64(), m["handshakes_caused"].as_u64()),
+                (Some(20), Some(0)),
+                "{m}"
+            );
+        }
+    }
+    for (hold, m) in figures {
+        println!("resume.hold_ms={hold}: {m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

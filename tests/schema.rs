@@ -132,28 +132,48 @@ fn every_attribute_key_the_code_builds_is_listed() {
 #[test]
 fn the_outbox_drop_reasons_in_code_and_schema_are_the_same() {
     use iskra_ws_sidecar::events::DropReason;
-    let listed: BTreeSet<String> = schema()["attributes"]["reason"]["values"]
-        .as_array()
-        .expect("attributes.reason.values lists every reason")
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    let code: BTreeSet<String> = DropReason::ALL
-        .iter()
-        .map(|r| r.as_str().to_string())
-        .collect();
-    assert_eq!(code, listed, "DropReason::ALL vs telemetry-schema.yaml");
+    let code = DropReason::ALL.iter().map(|r| r.as_str().to_string());
+    let listed = &schema()["attributes"]["reason"]["values"];
+    same_reasons(listed, code.collect(), "websocket.buffer.dropped");
     // ALL really is every variant: a new one must be added there (and so here).
     for r in DropReason::ALL {
         match r {
             DropReason::Full | DropReason::FullBytes | DropReason::SpoolError => {}
         }
     }
-    let meaning = schema()["metrics"]["websocket.buffer.dropped"]["meaning"]
+}
+
+/// The reasons the code has (`code`) are the schema's list (`listed`), and the meaning of `metric`
+/// explains each.
+fn same_reasons(listed: &Value, code: BTreeSet<String>, metric: &str) {
+    let listed: BTreeSet<String> = listed
+        .as_array()
+        .expect("the schema lists every reason")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(code, listed, "{metric}: code vs telemetry-schema.yaml");
+    let meaning = schema()["metrics"][metric]["meaning"]
         .as_str()
         .unwrap()
         .to_string();
     for reason in &code {
         assert!(meaning.contains(reason.as_str()), "{reason}: {meaning}");
+    }
+}
+
+#[test]
+fn the_resume_reasons_in_code_and_schema_are_the_same() {
+    use iskra_ws_sidecar::events::ResumeGaveUp;
+    let code = ResumeGaveUp::ALL.iter().map(|r| r.as_str().to_string());
+    let listed = &schema()["metrics"]["websocket.resumes"]["reasons"];
+    same_reasons(listed, code.collect(), "websocket.resumes");
+    // ALL really is every variant: a new one must be added there (and so here).
+    for r in ResumeGaveUp::ALL {
+        use ResumeGaveUp::*;
+        match r {
+            MidFrame | MidMessage | ClientMidMessage | Timeout | BufferFull | Mismatch
+            | ReplayTooLarge | Shutdown => {}
+        }
     }
 }

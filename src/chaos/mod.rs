@@ -7,6 +7,7 @@
 //!   upstream must echo, like `tests/peers/ws-server.js`).
 //! - [`limits`]: connection_timeout, heartbeat_failure, slowloris, connection_flood.
 //! - [`memory`]: memory_leak (needs the sidecar's PID on this host).
+//! - [`restart`]: dashboard_restart (needs a command that restarts the dashboard: `--restart-command`).
 //! - [`hostile`]: aborted_handshakes (PID), refused_upgrade, pong_flood (admin): what a hostile or
 //!   unlucky client does — resets mid-handshake, pipelines behind a refused upgrade, floods pongs.
 //! - [`wire`]: raw sockets, frames, `/metrics` scraping, RSS.
@@ -18,6 +19,7 @@ pub mod hostile;
 pub mod limits;
 pub mod memory;
 pub mod protocol;
+pub mod restart;
 pub mod traffic;
 pub mod wire;
 
@@ -39,6 +41,7 @@ pub const SCENARIOS: &[&str] = &[
     "sigterm_drain",
     "slowloris",
     "connection_flood",
+    "dashboard_restart",
     "aborted_handshakes",
     "refused_upgrade",
     "pong_flood",
@@ -76,6 +79,10 @@ pub struct ChaosOptions {
     pub flood_cap: usize,
     /// Seed of random_disconnection's cut points (random when `None`; the report says which was used).
     pub seed: Option<u64>,
+    /// A shell command that restarts the dashboard behind the target (dashboard_restart; skipped without).
+    pub restart_command: Option<String>,
+    /// Clients holding sessions through the restart.
+    pub restart_clients: usize,
 }
 
 impl ChaosOptions {
@@ -94,6 +101,8 @@ impl ChaosOptions {
             upstream_timeout: Duration::from_secs(5),
             flood_cap: 11_000,
             seed: None,
+            restart_command: None,
+            restart_clients: 20,
         }
     }
 }
@@ -237,6 +246,7 @@ async fn run_one(name: &str, t: &wire::Target, o: &ChaosOptions) -> ScenarioResu
         "heartbeat_failure" => limits::heartbeat_failure(t, o).await,
         "slowloris" => limits::slowloris(t, o).await,
         "connection_flood" => limits::connection_flood(t, o).await,
+        "dashboard_restart" => restart::dashboard_restart(t, o).await,
         "aborted_handshakes" => hostile::aborted_handshakes(t, o).await,
         "refused_upgrade" => hostile::refused_upgrade(t, o).await,
         "pong_flood" => hostile::pong_flood(t, o).await,
@@ -323,6 +333,8 @@ pub async fn command(a: crate::cli::ChaosArgs) -> u8 {
     o.upstream_timeout = a.upstream_timeout;
     o.flood_cap = a.flood_cap;
     o.seed = a.seed;
+    o.restart_command = a.restart_command;
+    o.restart_clients = a.restart_clients;
     let r = run(&o).await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -70,6 +70,7 @@ pub fn defaults() -> Value {
                    "admin_header_timeout_ms": 5000, "admin_max_connections": 64},
         "forwarded": {"enabled": true, "trusted_proxies": []},
         "shutdown": {"grace_ms": 10000},
+        "resume": {"hold_ms": 0, "buffer_bytes": 1u64 << 20, "replay_messages": 0, "replay_bytes": 64u64 << 10},
         "telemetry": {"events_channel_capacity": 65536, "spool_dir": "", "spool_max_bytes": 64u64 << 20,
                       "frame_events": false, "record_subprotocols": []},
         "probe": {"enabled": true, "sse_path": "/events", "long_poll_path": "/poll", "poll_path": "/health",

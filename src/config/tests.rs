@@ -156,6 +156,41 @@ fn upstream_urls_parse() {
 }
 
 #[test]
+fn resume_is_off_by_default_and_its_keys_are_checked() {
+    let c = from_tree(&defaults()).unwrap();
+    assert!(!c.resume.enabled(), "a bare binary stays transparent");
+    assert_eq!(
+        (c.resume.buffer_bytes, c.resume.replay_messages),
+        (1 << 20, 0)
+    );
+    let bad = "resume: {hold_ms: -5, buffer_bytes: lots, replay_messages: 5000}\n";
+    let errs = load_file(".yaml", bad).unwrap_err();
+    let text = errs.to_string();
+    for k in [
+        "resume.hold_ms",
+        "resume.buffer_bytes",
+        "resume.replay_messages",
+    ] {
+        assert!(text.contains(&format!("`{k}`")), "{k}: {text}");
+    }
+    assert!(
+        text.contains("`resume.replay_messages` = 5000: expected a whole number from 0 to 1000"),
+        "{text}"
+    );
+    let c = load_file(".toml", "[resume]\nhold_ms = 5000\n").unwrap();
+    assert_eq!(c.resume.hold, std::time::Duration::from_secs(5));
+}
+
+/// Loads a config file with extension `ext` holding `text`.
+fn load_file(ext: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let f = write(ext, text);
+    load(&Sources {
+        file: Some(f.path().into()),
+        ..Default::default()
+    })
+}
+
+#[test]
 fn the_probe_path_defaults_to_the_upstream_urls_path_and_query() {
     let u = |s: &str| Upstream::parse(s).unwrap().path_and_query();
     assert_eq!(u("ws://127.0.0.1:3001"), "/");

@@ -151,6 +151,8 @@ pub async fn command(args: DemoArgs) -> u8 {
         tree["websocket"]["heartbeat"] = serde_json::json!({"enabled": true, "interval": 1000, "timeout": 500, "failure_threshold": 3});
         tree["websocket"]["reconnection"] = serde_json::json!({"max_attempts": 5, "initial_delay": 200, "backoff_multiplier": 1.5, "max_delay": 2000, "jitter": true});
         tree["limits"]["upstream_timeout_ms"] = 1000.into();
+        // Sessions are held through the Seams restart below (as the Helm chart and compose stack do).
+        tree["resume"]["hold_ms"] = 5000.into();
         // The live view's status reads the last 15 s: what the synthetic clients did a minute ago
         // should not colour it now.
         tree["health"]["window_ms"] = 15000.into();
@@ -230,7 +232,8 @@ pub async fn command(args: DemoArgs) -> u8 {
             _ = tick.tick() => {}
         }
         let t = started.elapsed().as_secs();
-        // The seed's chaos: the Seams dashboard restarts at 4 s (down for 2 s).
+        // The seed's chaos: the Seams dashboard restarts at 4 s (down for 2 s); its clients' sessions
+        // are held and resumed (RESUMED), the prober still sees it down.
         if t == 4 && !restarted {
             restarted = true;
             dashes[1].server.stop();
@@ -285,8 +288,8 @@ fn short(s: &str, room: usize) -> String {
 fn summary(dashes: &[Dash], took: Duration, where_to: &str) {
     println!("\nSUMMARY after {:.1}s", took.as_secs_f64());
     println!(
-        "{:<7}{:>9}{:>10}  {:<13}{:<13}ERRORS BY CLASS",
-        "DASH", "SESSIONS", "MESSAGES", "HS p50/p99", "PING p50/99"
+        "{:<7}{:>9}{:>10}{:>8}  {:<13}{:<13}ERRORS BY CLASS",
+        "DASH", "SESSIONS", "MESSAGES", "RESUMED", "HS p50/p99", "PING p50/99"
     );
     for d in dashes {
         let seen = d.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,10 +297,11 @@ fn summary(dashes: &[Dash], took: Duration, where_to: &str) {
         let (p50, p99) = view::p50_p99(seen.all_pings.iter().copied());
         let (errs, _) = view::errors(&d.running);
         println!(
-            "{:<7}{:>9}{:>10}  {:<13}{:<13}{}",
+            "{:<7}{:>9}{:>10}{:>8}  {:<13}{:<13}{}",
             d.name,
             seen.sessions,
             view::messages(&d.running),
+            seen.resumed,
             format!("{h50:.1}/{h99:.1}ms"),
             format!("{p50:.1}/{p99:.1}ms"),
             errs

@@ -20,6 +20,8 @@ pub struct Seen {
     pub voice: Option<(&'static str, &'static str)>,
     /// Sessions that completed a handshake.
     pub sessions: u64,
+    /// Sessions held through a dashboard restart and resumed.
+    pub resumed: u64,
     /// All handshake and ping samples (for the summary).
     pub all_handshakes: Vec<f64>,
     /// All ping samples.
@@ -37,6 +39,7 @@ impl Seen {
                 self.all_handshakes.push(ms);
                 self.sessions += 1;
             }
+            EventKind::Resumed { .. } => self.resumed += 1,
             EventKind::PingPong { rtt: Some(r), .. } if ev.session.is_some() => {
                 let ms = r.as_secs_f64() * 1e3;
                 self.pings.push_back((now, ms));
@@ -116,7 +119,7 @@ pub fn row(name: &str, r: &Running, seen: &Seen, msgs_per_s: f64) -> String {
     let health = r.telemetry.health();
     let voice = seen.voice.map_or("-", |v| v.0);
     format!(
-        "{:<7}{:>5}{:>7.0} {:>5.1}/{:<6.1}{:>5.1}/{:<6.1} {:<14.14} {:<11} {:<8}",
+        "{:<7}{:>5}{:>6.0} {:>5.1}/{:<5.1}{:>5.1}/{:<5.1} {:<9.9} {:>7} {:<11} {:<8}",
         name,
         conn,
         msgs_per_s,
@@ -125,6 +128,7 @@ pub fn row(name: &str, r: &Running, seen: &Seen, msgs_per_s: f64) -> String {
         p50,
         p99,
         errs,
+        seen.resumed,
         voice,
         health["status"].as_str().unwrap_or("?")
     )
@@ -132,4 +136,4 @@ pub fn row(name: &str, r: &Running, seen: &Seen, msgs_per_s: f64) -> String {
 
 /// The table header.
 pub const HEADER: &str =
-    "DASH    CONN  MSG/s  HS p50/p99   PING p50/p99 ERRORS         VOICE       HEALTH";
+    "DASH    CONN MSG/s HS p50/p99 PING p50/99 ERRORS    RESUMED VOICE       HEALTH";

@@ -7,27 +7,41 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use super::pump::{idx, Shared};
-use super::SessionCtx;
-use crate::events::{Direction, EventKind, Initiator, SessionTotals};
+use crate::events::{Direction, EventKind, EventSink, Initiator, SessionInfo, SessionTotals};
 
 /// Emits the session's SessionEnded when dropped.
 pub struct SessionEnd<'a> {
-    ctx: &'a SessionCtx,
+    sink: &'a EventSink,
+    info: Arc<SessionInfo>,
     shared: &'a Shared,
     started: Instant,
     ending: Option<(u16, Initiator)>,
 }
 
 impl<'a> SessionEnd<'a> {
-    /// Armed for the session of `ctx`, whose counters are in `shared`.
-    pub fn new(ctx: &'a SessionCtx, shared: &'a Shared, started: Instant) -> Self {
+    /// Armed for the session `info` (events to `sink`), whose counters are in `shared`. It borrows the
+    /// sink alone, not the whole context, so that a resumed session can rename its upstream.
+    pub fn new(
+        sink: &'a EventSink,
+        info: Arc<SessionInfo>,
+        shared: &'a Shared,
+        started: Instant,
+    ) -> Self {
         SessionEnd {
-            ctx,
+            sink,
+            info,
             shared,
             started,
             ending: None,
         }
+    }
+
+    /// The session now names another upstream (a resume took it to a backup).
+    pub fn retarget(&mut self, info: Arc<SessionInfo>) {
+        self.info = info;
     }
 
     /// How the session ended (close code and initiator); SessionEnded is emitted as the guard drops.
@@ -56,6 +70,6 @@ impl Drop for SessionEnd<'_> {
             code,
             initiator,
         };
-        self.ctx.sink.emit_lossless(Some(&self.ctx.info), kind);
+        self.sink.emit_lossless(Some(&self.info), kind);
     }
 }

@@ -19,7 +19,7 @@ pub use super::head::{
 };
 use super::head::{header, MAX_HEADERS};
 use super::upstream::{self, Dialed, UpstreamError};
-use super::{refused, relay, SessionCtx, Shared};
+use super::{refused, relay, resume, SessionCtx, Shared};
 use crate::events::{ConnectCause, EventKind, RejectCause, SessionInfo};
 
 /// A session being set up: its identity so far and when its head arrived.
@@ -121,13 +121,7 @@ impl Begun {
         let known_down = shared.upstream_known_down();
         match upstream::dial(shared, Some(&self.info)).await {
             Ok(d) => {
-                if d.name != self.info.upstream_name {
-                    let mut info = (*self.info).clone();
-                    info.upstream_name = d.name.clone();
-                    info.upstream_host = d.upstream.host.clone();
-                    info.upstream_port = d.upstream.port;
-                    self.info = Arc::new(info);
-                }
+                upstream::retarget(&mut self.info, &d.name, &d.upstream);
                 Ok(d)
             }
             Err(e) => {
@@ -189,6 +183,7 @@ impl Begun {
             close_timeout: limits.close_timeout,
             idle_timeout: limits.idle_timeout,
             frame_events: shared.frame_events,
+            resume: None,
             frame_budget: Default::default(),
             heartbeat: super::heartbeat::Heartbeats {
                 enabled: hb.enabled,
@@ -208,26 +203,33 @@ pub struct Opened {
     pub upstream: (TcpStream, Bytes),
     /// The session's context.
     pub ctx: SessionCtx,
+    /// The handshake as the upstream saw it, kept when sessions are held through restarts.
+    pub resume: Option<resume::Head>,
 }
 
 impl Opened {
     /// Runs the session to its end (the relay's own future, nothing around it).
-    pub fn run(self, shared: &Shared) -> impl std::future::Future<Output = ()> + Send {
+    pub fn run(mut self, shared: &Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
+        self.ctx.resume = self.resume.map(|head| {
+            let settings = shared.config.resume;
+            Box::new(resume::Plan::new(settings, head, shared.clone()))
+        });
         let (c, u) = (self.client, self.upstream);
         relay::run(c.0, c.1, u.0, u.1, self.ctx, shared.shutdown.clone())
     }
 }
 
 /// The upstream's answer to the upgrade.
-struct Answer {
-    status: u16,
-    len: usize,
-    subprotocol: Option<String>,
-    extensions: Option<String>,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) len: usize,
+    pub(super) subprotocol: Option<String>,
+    pub(super) extensions: Option<String>,
+    pub(super) accept: Option<String>,
 }
 
 /// Reads the upstream's response head into `buf`.
-async fn read_answer(
+pub(super) async fn read_answer(
     up: &mut TcpStream,
     buf: &mut BytesMut,
     max: usize,
@@ -247,6 +249,7 @@ async fn read_answer(
                     len,
                     subprotocol: header(resp.headers, "sec-websocket-protocol"),
                     extensions: header(resp.headers, "sec-websocket-extensions"),
+                    accept: header(resp.headers, "sec-websocket-accept"),
                 })
             }
             Ok(httparse::Status::Partial) if buf.len() < max => {}
@@ -292,6 +295,12 @@ pub async fn open(
         Ok(r) => r,
         Err(_) => Err(UpstreamError::Timeout),
     };
+    // Copied out, so that the session keeps the head's few hundred bytes and not the read buffer.
+    let held = shared
+        .config
+        .resume
+        .enabled()
+        .then(|| Bytes::copy_from_slice(&head));
     drop(head);
     let a = match got {
         Ok(a) => a,
@@ -309,13 +318,26 @@ pub async fn open(
         let _ = client.shutdown().await;
         return None;
     }
+    let resume = held.map(|request| resume::Head {
+        request,
+        subprotocol: a.subprotocol.clone(),
+        extensions: a.extensions.clone(),
+    });
+    // With resume on and deflate negotiated, the client is told client_no_context_takeover.
+    let rewritten = resume
+        .as_ref()
+        .and_then(|_| resume::deflate::rewrite_101(&resp));
     // A client that vanished here drops `begun`, which reports the session as abandoned.
-    client.write_all(&resp).await.ok()?;
+    client
+        .write_all(rewritten.as_deref().unwrap_or(&resp))
+        .await
+        .ok()?;
     let ctx = begun.completed(shared, a.subprotocol, a.extensions);
     Some(Opened {
         client: (client, client_pre),
         upstream: (up, upstream_pre),
         ctx,
+        resume,
     })
 }
 

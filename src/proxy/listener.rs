@@ -336,6 +336,7 @@ async fn handle_upgrade(
         Err((status, msg)) => return plain(status, &msg, true),
     };
     let on_client = hyper::upgrade::on(&mut req);
+    let held = shared.config.resume.enabled().then(|| request_head(&req));
     let timeout = shared.config.limits.upstream_timeout;
     let resp = match upstream::handshake(dialed.stream).await {
         Ok(mut sender) => upstream::send(&mut sender, req, timeout).await,
@@ -352,7 +353,20 @@ async fn handle_upgrade(
     let on_upstream = hyper::upgrade::on(&mut resp);
     let subprotocol = header_str(resp.headers(), "sec-websocket-protocol");
     let extensions = header_str(resp.headers(), "sec-websocket-extensions");
-    let (parts, _) = resp.into_parts();
+    let (mut parts, _) = resp.into_parts();
+    let no_takeover = extensions
+        .as_deref()
+        .filter(|_| held.is_some())
+        .and_then(super::resume::deflate::with_client_no_context_takeover)
+        .and_then(|v| HeaderValue::from_str(&v).ok());
+    if let Some(v) = no_takeover {
+        parts.headers.insert("sec-websocket-extensions", v);
+    }
+    let resume = held.map(|request| super::resume::Head {
+        request,
+        subprotocol: subprotocol.clone(),
+        extensions: extensions.clone(),
+    });
     let client_resp = Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
     let permit = conn.permit.clone();
     tokio::spawn(async move {
@@ -368,10 +382,25 @@ async fn handle_upgrade(
             client,
             upstream,
             ctx,
+            resume,
         };
         opened.run(&shared).await;
     });
     client_resp
+}
+
+/// The request head hyper will send upstream, as bytes (kept to dial again on a resume).
+fn request_head(req: &Request<Incoming>) -> Bytes {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut head = format!("{} {target} HTTP/1.1\r\n", req.method()).into_bytes();
+    for (name, value) in req.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head.into()
 }
 
 type Upgrade = hyper::Result<hyper::upgrade::Upgraded>;

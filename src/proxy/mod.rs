@@ -10,6 +10,7 @@
 //!   upstream's non-101 answer on the fast path and closing (no tunnel).
 //! - [`guard`]: the session's end, emitted by a guard whatever way the session stops.
 //! - [`pump`], [`relay`], [`frame`]: the WebSocket session after the upgrade.
+//! - [`resume`]: holding a session through an upstream restart (`resume.hold_ms`).
 //! - [`stats`]: hot-path counters read by telemetry.
 
 pub mod forwarded;
@@ -23,6 +24,7 @@ pub mod prefixed;
 pub mod pump;
 pub mod refused;
 pub mod relay;
+pub mod resume;
 pub mod stats;
 pub mod upstream;
 
@@ -62,6 +64,8 @@ pub struct SessionCtx {
     pub frame_budget: EventBudget,
     /// The sidecar's own pings on this session.
     pub heartbeat: heartbeat::Heartbeats,
+    /// Holding the session through an upstream restart (None: `resume.hold_ms` is 0).
+    pub resume: Option<Box<resume::Plan>>,
 }
 
 /// Per-message events one session may emit in a second (`telemetry.frame_events`); beyond it they are

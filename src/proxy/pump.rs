@@ -72,6 +72,8 @@ pub struct Shared {
     pub last_activity_ms: AtomicU64,
     /// Answers to the sidecar's own pings.
     pub pongs: super::heartbeat::Pongs,
+    /// The client sent a close frame: an upstream close after it answers it, and is never a restart.
+    pub client_closed: AtomicBool,
 }
 
 impl Shared {
@@ -184,6 +186,8 @@ pub struct Pump<'a> {
     backlog: Vec<u8>,
     /// How the direction ended, reported once the backlog is written.
     ended: Option<Outcome>,
+    /// An upstream close announcing a restart was kept from the client, for a resume.
+    close_held: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -211,7 +215,33 @@ impl<'a> Pump<'a> {
             pending_len: 0,
             backlog: Vec::new(),
             ended: None,
+            close_held: false,
         }
+    }
+
+    /// Where the direction stands (for the decision to hold a session through a restart).
+    pub fn position(&self) -> super::resume::Position<'_> {
+        super::resume::Position {
+            mid_frame: self.remaining > 0 || !self.backlog.is_empty(),
+            in_message: self.in_message,
+            pending: match &self.pending {
+                Some(p) => &p[..self.pending_len],
+                None => &[],
+            },
+        }
+    }
+
+    /// Whether the upstream's close (1001 / 1012) was kept from the client for a resume.
+    pub fn close_held(&self) -> bool {
+        self.close_held
+    }
+
+    /// Whether the first client messages, kept for a resume, passed `resume.replay_bytes`.
+    pub fn replay_overflowed(&self) -> bool {
+        self.ctx
+            .resume
+            .as_ref()
+            .is_some_and(|p| p.replay.overflowed())
     }
 
     /// Starts relaying: `initial` (bytes read before the upgrade completed) is walked now; the pump,
@@ -274,6 +304,9 @@ impl<'a> Pump<'a> {
     fn write(&mut self, mut data: &[u8]) -> Result<(), Outcome> {
         if data.is_empty() {
             return Ok(());
+        }
+        if let (Direction::ClientToUpstream, Some(plan)) = (self.dir, &self.ctx.resume) {
+            plan.replay.tee(data);
         }
         if !self.backlog.is_empty() {
             self.backlog.extend_from_slice(data);
@@ -424,49 +457,13 @@ impl<'a> Pump<'a> {
 
     /// RFC 6455 checks on a header, before anything of its frame is forwarded.
     fn check(&self, h: &FrameHeader) -> Result<(), ProtocolRule> {
-        let kind = h.kind()?;
         let from_client = self.dir == Direction::ClientToUpstream;
-        match (from_client, h.mask.is_some()) {
-            (true, false) => return Err(ProtocolRule::UnmaskedClientFrame),
-            (false, true) => return Err(ProtocolRule::MaskedServerFrame),
-            _ => {}
-        }
-        if !self.ctx.any_extension {
-            let rsv1_ok = self.ctx.deflate
-                && matches!(kind, OpcodeKind::Text | OpcodeKind::Binary)
-                && h.rsv == 0b100;
-            if h.rsv != 0 && !rsv1_ok {
-                return Err(ProtocolRule::ReservedBits);
-            }
-        }
-        if h.is_control() {
-            if !h.fin {
-                return Err(ProtocolRule::FragmentedControlFrame);
-            }
-            if h.len > 125 {
-                return Err(ProtocolRule::ControlFrameTooLong);
-            }
-            return Ok(());
-        }
-        match (kind, self.in_message) {
-            (OpcodeKind::Continuation, false) => return Err(ProtocolRule::BadContinuation),
-            (OpcodeKind::Text | OpcodeKind::Binary, true) => {
-                return Err(ProtocolRule::BadContinuation)
-            }
-            _ => {}
-        }
-        if h.len > self.ctx.max_frame_size {
-            return Err(ProtocolRule::FrameTooLarge);
-        }
-        let so_far = if kind == OpcodeKind::Continuation {
-            self.message_size
-        } else {
-            0
-        };
-        if so_far + h.len > self.ctx.max_message_size {
-            return Err(ProtocolRule::MessageTooLarge);
-        }
-        Ok(())
+        check_header(
+            self.ctx,
+            from_client,
+            (self.in_message, self.message_size),
+            h,
+        )
     }
 
     fn start_data_frame(&mut self, h: &FrameHeader, batch: &mut Batch) {
@@ -506,7 +503,20 @@ impl<'a> Pump<'a> {
         match self.inspect_control(frame, h)? {
             Control::Forward => self.write(frame),
             Control::Close(code, reason) => {
-                self.write(frame)?;
+                // A restart announced while resume is on: the client does not see it (the relay holds
+                // the session, or sends it this close itself if it cannot).
+                let from_client = self.dir == Direction::ClientToUpstream;
+                if from_client {
+                    self.shared.client_closed.store(true, Relaxed);
+                }
+                self.close_held = !from_client
+                    && self.ctx.resume.is_some()
+                    && !self.in_message
+                    && !self.shared.client_closed.load(Relaxed)
+                    && super::resume::restart_code(code);
+                if !self.close_held {
+                    self.write(frame)?;
+                }
                 Err(Outcome::Closed { code, reason })
             }
             Control::Consume => Ok(()),
@@ -552,6 +562,55 @@ impl<'a> Pump<'a> {
     }
 }
 
+/// RFC 6455 checks on a header from the client (`from_client`) or the upstream, given whether a
+/// fragmented message is in progress and its size so far.
+pub fn check_header(
+    ctx: &SessionCtx,
+    from_client: bool,
+    (in_message, message_size): (bool, u64),
+    h: &FrameHeader,
+) -> Result<(), ProtocolRule> {
+    let kind = h.kind()?;
+    match (from_client, h.mask.is_some()) {
+        (true, false) => return Err(ProtocolRule::UnmaskedClientFrame),
+        (false, true) => return Err(ProtocolRule::MaskedServerFrame),
+        _ => {}
+    }
+    if !ctx.any_extension {
+        let rsv1_ok =
+            ctx.deflate && matches!(kind, OpcodeKind::Text | OpcodeKind::Binary) && h.rsv == 0b100;
+        if h.rsv != 0 && !rsv1_ok {
+            return Err(ProtocolRule::ReservedBits);
+        }
+    }
+    if h.is_control() {
+        if !h.fin {
+            return Err(ProtocolRule::FragmentedControlFrame);
+        }
+        if h.len > 125 {
+            return Err(ProtocolRule::ControlFrameTooLong);
+        }
+        return Ok(());
+    }
+    match (kind, in_message) {
+        (OpcodeKind::Continuation, false) => return Err(ProtocolRule::BadContinuation),
+        (OpcodeKind::Text | OpcodeKind::Binary, true) => return Err(ProtocolRule::BadContinuation),
+        _ => {}
+    }
+    if h.len > ctx.max_frame_size {
+        return Err(ProtocolRule::FrameTooLarge);
+    }
+    let so_far = if kind == OpcodeKind::Continuation {
+        message_size
+    } else {
+        0
+    };
+    if so_far + h.len > ctx.max_message_size {
+        return Err(ProtocolRule::MessageTooLarge);
+    }
+    Ok(())
+}
+
 impl Future for Pump<'_> {
     type Output = Outcome;
 
@@ -581,7 +640,7 @@ impl Future for Pump<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -600,7 +659,8 @@ mod tests {
         (a, b)
     }
 
-    fn ctx(sink: EventSink) -> SessionCtx {
+    /// A session context for unit tests (heartbeats on, no deflate, no resume).
+    pub(crate) fn ctx(sink: EventSink) -> SessionCtx {
         SessionCtx {
             info: Arc::new(SessionInfo {
                 id: 1,
@@ -620,6 +680,7 @@ mod tests {
             close_timeout: Duration::from_secs(1),
             idle_timeout: Duration::ZERO,
             frame_events: false,
+            resume: None,
             frame_budget: Default::default(),
             heartbeat: Heartbeats {
                 enabled: true,

@@ -25,10 +25,10 @@ use tokio::sync::watch;
 use super::frame;
 use super::heartbeat::{self, Beat, PeerBeat};
 use super::pump::{idx, write_all, Outcome, Pump, Shared};
-use super::SessionCtx;
+use super::{resume, SessionCtx};
 use crate::events::{Direction, EventKind, Initiator, Peer};
 
-type PumpFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+type PumpFuture<'a> = Pin<Box<Pump<'a>>>;
 
 /// Counts the session in `active_sessions` while it runs.
 struct Active<'a>(&'a super::Stats);
@@ -47,21 +47,33 @@ impl Drop for Active<'_> {
 }
 
 /// How the session ended, for the Close event.
-struct Ending {
-    code: u16,
-    reason: String,
-    initiator: Initiator,
+pub struct Ending {
+    /// The close code.
+    pub code: u16,
+    /// The close reason.
+    pub reason: String,
+    /// Who closed.
+    pub initiator: Initiator,
 }
 
-fn mask() -> [u8; 4] {
+pub(super) fn mask() -> [u8; 4] {
     rand::random()
+}
+
+/// How one relaying phase (one upstream connection) ended.
+enum Phase {
+    /// The session is over.
+    Ended(Ending),
+    /// The upstream is gone at a message boundary: hold the session (`resume`).
+    Lost(resume::Lost),
 }
 
 /// Runs a session to its end. `*_pre` are bytes already read past the HTTP heads.
 ///
 /// An async block rather than an `async fn`, so that the arguments are stored once in the session's
 /// future (an `async fn` keeps them twice); the ways a session ends are boxed futures, allocated only
-/// when it ends, so that an idle session's future holds just what relaying needs.
+/// when it ends, so that an idle session's future holds just what relaying needs. With resume on, a
+/// lost upstream is replaced by a new one and relaying goes on with the same client connection.
 pub fn run(
     client: TcpStream,
     client_pre: Bytes,
@@ -71,97 +83,167 @@ pub fn run(
     shutdown: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send {
     let mut shutdown = shutdown;
+    let mut ctx = ctx;
+    let mut upstream = upstream;
+    let (mut client_pre, mut upstream_pre) = (client_pre, upstream_pre);
     async move {
         let _active = Active::new(&ctx.stats);
         let started = Instant::now();
         let shared = Shared::default();
         // Emits SessionEnded however this future stops (dropped mid-session too).
-        let end = super::guard::SessionEnd::new(&ctx, &shared, started);
-        // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
-        // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
-        let c2u = Direction::ClientToUpstream;
-        let u2c = Direction::UpstreamToClient;
-        let mut a: PumpFuture =
-            Box::pin(Pump::new(&client, &upstream, c2u, &ctx, &shared, &started).run(client_pre));
-        let mut b: PumpFuture =
-            Box::pin(Pump::new(&upstream, &client, u2c, &ctx, &shared, &started).run(upstream_pre));
-
-        let idle = ctx.idle_timeout;
-        // Boxed only when an idle timeout is configured (a pending `Box` of nothing does not allocate).
-        let mut idle_check: Pin<Box<dyn Future<Output = ()> + Send + '_>> = if idle.is_zero() {
-            Box::pin(std::future::pending::<()>())
-        } else {
-            Box::pin(async {
-                loop {
-                    let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
-                    let due = started + last + idle;
-                    if Instant::now() >= due {
-                        return;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
-                }
-            })
-        };
-        let stop = async {
-            while !*shutdown.borrow_and_update() {
-                if shutdown.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        tokio::pin!(stop);
-
+        let mut end = super::guard::SessionEnd::new(&ctx.sink, ctx.info.clone(), &shared, started);
         let hb = ctx.heartbeat;
         let mut beats = [PeerBeat::new(started, &hb), PeerBeat::new(started, &hb)];
-        let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let next = |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
-        let hb_sleep = tokio::time::sleep_until(if hb.enabled {
-            next(&beats).into()
-        } else {
-            far()
-        });
-        tokio::pin!(hb_sleep);
-
+        // Boxed: a session holds 8 bytes for it, and only a resumed one allocates.
+        let mut resumed: Option<Box<resume::hold::Resumed>> = None;
         let ending = loop {
-            tokio::select! {
-                o = &mut a => break Box::pin(finish_one(c2u, o, b, &client, &upstream, &ctx, &shared)).await,
-                o = &mut b => break Box::pin(finish_one(u2c, o, a, &client, &upstream, &ctx, &shared)).await,
-                _ = &mut stop => {
-                    let (ca, cb) = cancel(a, b, &shared);
-                    break Box::pin(sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx)).await;
-                }
-                _ = &mut idle_check => {
-                    let (ca, cb) = cancel(a, b, &shared);
-                    break Box::pin(sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx)).await;
-                }
-                _ = &mut hb_sleep => {
-                    let now = Instant::now();
-                    let (client_ok, upstream_ok) = shared.at_boundary();
-                    let mut dead = None;
-                    for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
-                        match beats[i].tick(now, shared.pongs.count(peer), &hb) {
-                            Beat::Ping => {
-                                let payload = heartbeat::ping_payload(started.elapsed());
-                                let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
-                                // Only between frames; a ping skipped here is simply not answered (a missed beat).
-                                if ok {
-                                    shared.pongs.expect(peer, &payload);
-                                    let f = frame::build_frame(0x9, &payload, mask);
-                                    let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
-                                    let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
-                                }
+            // The relay phase is written inline (not a future of its own), so that an idle session's
+            // future holds its state once.
+            // The first phase walks the bytes read past the handshake; a resumed one, those of the hold.
+            let (client_pre, upstream_pre) = match resumed.take() {
+                Some(r) => (r.client_pre, r.upstream_pre),
+                None => (
+                    std::mem::take(&mut client_pre),
+                    std::mem::take(&mut upstream_pre),
+                ),
+            };
+            let phase = 'relay: {
+                // Both sockets already have TCP_NODELAY: the listener sets it on accepted clients and
+                // `upstream::dial` on the upstream; setting it again here cost two system calls per session.
+                let c2u = Direction::ClientToUpstream;
+                let u2c = Direction::UpstreamToClient;
+                let mut a: PumpFuture = Box::pin(
+                    Pump::new(&client, &upstream, c2u, &ctx, &shared, &started).run(client_pre),
+                );
+                let mut b: PumpFuture = Box::pin(
+                    Pump::new(&upstream, &client, u2c, &ctx, &shared, &started).run(upstream_pre),
+                );
+
+                let idle = ctx.idle_timeout;
+                // Boxed only when an idle timeout is configured (a pending `Box` of nothing does not allocate).
+                let mut idle_check: Pin<Box<dyn Future<Output = ()> + Send + '_>> = if idle
+                    .is_zero()
+                {
+                    Box::pin(std::future::pending::<()>())
+                } else {
+                    Box::pin(async {
+                        loop {
+                            let last = Duration::from_millis(shared.last_activity_ms.load(Relaxed));
+                            let due = started + last + idle;
+                            if Instant::now() >= due {
+                                return;
                             }
-                            Beat::Dead(missed) => dead = Some((peer, missed)),
-                            Beat::Wait => {}
+                            tokio::time::sleep_until(due.into()).await;
+                        }
+                    })
+                };
+                let stop = async {
+                    while !*shutdown.borrow_and_update() {
+                        if shutdown.changed().await.is_err() {
+                            std::future::pending::<()>().await;
                         }
                     }
-                    if let Some((peer, missed)) = dead {
-                        ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
-                        let (client_ok, upstream_ok) = cancel(a, b, &shared);
-                        break Box::pin(heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx)).await;
+                };
+                tokio::pin!(stop);
+
+                let hb = ctx.heartbeat;
+                let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                let next =
+                    |beats: &[PeerBeat; 2]| beats[0].deadline(&hb).min(beats[1].deadline(&hb));
+                let hb_sleep = tokio::time::sleep_until(if hb.enabled {
+                    next(&beats).into()
+                } else {
+                    far()
+                });
+                tokio::pin!(hb_sleep);
+
+                let ending = loop {
+                    tokio::select! {
+                        o = &mut a => break Box::pin(finish_one(c2u, o, b, (&client, &upstream), &ctx, &shared, None)).await,
+                        o = &mut b => {
+                            let mut not_held = None;
+                            match resume::verdict(&ctx, Some(&o), &b, &a) {
+                                resume::Verdict::Hold(lost) => break 'relay Phase::Lost(lost),
+                                resume::Verdict::GiveUp(reason) => {
+                                    resume::gave_up(&ctx, reason, Duration::ZERO, 0);
+                                    not_held = Some(reason);
+                                    if let (true, Outcome::Closed { code, reason }) = (b.close_held(), &o) {
+                                        // The restart's close was kept from the client: it gets it now, as it would have.
+                                        let f = frame::close_frame(*code, reason, None);
+                                        let _ = Box::pin(write_all(&client, &f, &shared.writing[idx(u2c)])).await;
+                                    }
+                                }
+                                resume::Verdict::NotMine => {}
+                            }
+                            break Box::pin(finish_one(u2c, o, a, (&client, &upstream), &ctx, &shared, not_held)).await
+                        }
+                        _ = &mut stop => {
+                            let (ca, cb) = cancel(a, b, &shared);
+                            break Box::pin(sidecar_close(&client, &upstream, 1001, "sidecar shutting down", ca, cb, &ctx)).await;
+                        }
+                        _ = &mut idle_check => {
+                            let (ca, cb) = cancel(a, b, &shared);
+                            break Box::pin(sidecar_close(&client, &upstream, 1001, "idle timeout", ca, cb, &ctx)).await;
+                        }
+                        _ = &mut hb_sleep => {
+                            let now = Instant::now();
+                            let (client_ok, upstream_ok) = shared.at_boundary();
+                            let mut dead = None;
+                            for (i, peer) in [Peer::Client, Peer::Upstream].into_iter().enumerate() {
+                                match beats[i].tick(now, shared.pongs.count(peer), &hb) {
+                                    Beat::Ping => {
+                                        let payload = heartbeat::ping_payload(started.elapsed());
+                                        let (stream, ok, mask) = if peer == Peer::Client { (&client, client_ok, None) } else { (&upstream, upstream_ok, Some(mask())) };
+                                        // Only between frames; a ping skipped here is simply not answered (a missed beat).
+                                        if ok {
+                                            shared.pongs.expect(peer, &payload);
+                                            let f = frame::build_frame(0x9, &payload, mask);
+                                            let flag = &shared.writing[idx(if peer == Peer::Client { u2c } else { c2u })];
+                                            let _ = Box::pin(tokio::time::timeout(hb.timeout, write_all(stream, &f, flag))).await;
+                                        }
+                                    }
+                                    Beat::Dead(missed) => dead = Some((peer, missed)),
+                                    Beat::Wait => {}
+                                }
+                            }
+                            if let Some((peer, missed)) = dead {
+                                ctx.sink.emit(Some(&ctx.info), EventKind::HeartbeatTimeout { peer, missed });
+                                if peer == Peer::Upstream {
+                                    match resume::verdict(&ctx, None, &b, &a) {
+                                        resume::Verdict::Hold(lost) => break 'relay Phase::Lost(lost),
+                                        resume::Verdict::GiveUp(r) => resume::gave_up(&ctx, r, Duration::ZERO, 0),
+                                        resume::Verdict::NotMine => {}
+                                    }
+                                }
+                                let (client_ok, upstream_ok) = cancel(a, b, &shared);
+                                break Box::pin(heartbeat_close(peer, &client, &upstream, (client_ok, upstream_ok), &ctx)).await;
+                            }
+                            hb_sleep.as_mut().reset(next(&beats).into());
+                        }
                     }
-                    hb_sleep.as_mut().reset(next(&beats).into());
+                };
+                Phase::Ended(ending)
+            };
+            let lost = match phase {
+                Phase::Ended(ending) => break ending,
+                Phase::Lost(lost) => lost,
+            };
+            let state = resume::hold::State {
+                client: &client,
+                shared: &shared,
+                started,
+                beats: &mut beats,
+                shutdown: &mut shutdown,
+            };
+            match Box::pin(resume::hold::hold(state, lost, &ctx)).await {
+                resume::hold::Held::Resumed(mut r) => {
+                    upstream = std::mem::replace(&mut r.upstream, upstream);
+                    ctx.info = r.info.clone();
+                    end.retarget(r.info.clone());
+                    resumed = Some(r);
+                    beats[1] = PeerBeat::new(Instant::now(), &hb);
                 }
+                resume::hold::Held::Ended(ending) => break ending,
             }
         };
         end.ended(ending.code, ending.initiator);
@@ -175,7 +257,7 @@ fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool)
     shared.at_boundary()
 }
 
-fn emit_close(ctx: &SessionCtx, e: &Ending) {
+pub(super) fn emit_close(ctx: &SessionCtx, e: &Ending) {
     let kind = EventKind::Close {
         code: e.code,
         reason: crate::events::reason_text(&e.reason),
@@ -184,15 +266,16 @@ fn emit_close(ctx: &SessionCtx, e: &Ending) {
     ctx.sink.emit(Some(&ctx.info), kind);
 }
 
-/// One direction ended first with `o`; `other` is the still-running opposite direction.
+/// One direction ended first with `o`; `other` is the still-running opposite direction. `not_held`: why
+/// a restart was not held (resume on), told to the client in its close reason.
 async fn finish_one(
     dir: Direction,
     o: Outcome,
     other: PumpFuture<'_>,
-    client: &TcpStream,
-    upstream: &TcpStream,
+    (client, upstream): (&TcpStream, &TcpStream),
     ctx: &SessionCtx,
     shared: &Shared,
+    not_held: Option<crate::events::ResumeGaveUp>,
 ) -> Ending {
     let from_client = dir == Direction::ClientToUpstream;
     let source = if from_client {
@@ -262,7 +345,11 @@ async fn finish_one(
     emit_close(ctx, &ending);
     match gone {
         Initiator::Upstream => {
-            send_one(client, 1012, "upstream went away", None, client_ok, ctx).await
+            let told = match not_held {
+                Some(r) => format!("upstream went away (not resumed: {})", r.as_str()),
+                None => "upstream went away".to_string(),
+            };
+            send_one(client, 1012, &told, None, client_ok, ctx).await
         }
         _ => {
             send_one(
@@ -359,7 +446,7 @@ async fn send_closes(
 }
 
 /// Sends a close frame (when the stream is at a frame boundary) and waits for the peer's close or EOF.
-async fn send_one(
+pub(super) async fn send_one(
     s: &TcpStream,
     code: u16,
     reason: &str,
@@ -421,6 +508,6 @@ async fn drain_until_close(s: &TcpStream) {
 }
 
 /// Half-closes our sending side (FIN) without needing `&mut`.
-fn shutdown_write(s: &TcpStream) {
+pub(super) fn shutdown_write(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }

@@ -59,24 +59,46 @@ pub struct Dialed {
     pub upstream: Upstream,
 }
 
+/// `info` now naming the upstream `name` at `up` (unchanged when it already does).
+pub fn retarget(info: &mut Arc<SessionInfo>, name: &str, up: &Upstream) {
+    if info.upstream_name != name {
+        let mut i = (**info).clone();
+        i.upstream_name = name.to_string();
+        i.upstream_host = up.host.clone();
+        i.upstream_port = up.port;
+        *info = Arc::new(i);
+    }
+}
+
 /// Dials the primary, then each backup, until one connects; emits an event for every attempt.
 pub async fn dial(
     shared: &Shared,
     session: Option<&Arc<SessionInfo>>,
 ) -> Result<Dialed, UpstreamError> {
+    dial_reporting(shared, |kind| shared.sink.emit(session, kind)).await
+}
+
+/// [`dial`] without events: a held session dials many times while its dashboard restarts, and only the
+/// resume (or giving up) is reported.
+pub async fn dial_quietly(shared: &Shared) -> Result<Dialed, UpstreamError> {
+    dial_reporting(shared, |_| {}).await
+}
+
+async fn dial_reporting(
+    shared: &Shared,
+    report: impl Fn(EventKind),
+) -> Result<Dialed, UpstreamError> {
     let timeout = shared.config.limits.upstream_timeout;
     let mut last = UpstreamError::Connect(ConnectCause::Refused);
     for (i, (name, up)) in shared.upstreams.iter().enumerate() {
-        shared.sink.emit(session, EventKind::UpstreamConnectStarted);
+        report(EventKind::UpstreamConnectStarted);
         let t0 = Instant::now();
         let res = tokio::time::timeout(timeout, TcpStream::connect(up.authority())).await;
         let duration = t0.elapsed();
         let cause = match res {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                shared
-                    .sink
-                    .emit(session, EventKind::UpstreamConnected { duration });
+                report(EventKind::UpstreamConnected { duration });
                 if i == 0 {
                     shared.upstream_up.store(true, Relaxed);
                     shared.upstream_seen.store(true, Relaxed);
@@ -93,10 +115,7 @@ pub async fn dial(
         if i == 0 {
             shared.upstream_up.store(false, Relaxed);
         }
-        shared.sink.emit(
-            session,
-            EventKind::UpstreamConnectFailed { duration, cause },
-        );
+        report(EventKind::UpstreamConnectFailed { duration, cause });
         last = UpstreamError::Connect(cause);
     }
     Err(last)

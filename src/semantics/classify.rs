@@ -192,6 +192,9 @@ pub fn classify(kind: &EventKind) -> Option<ErrorClass> {
         | EventKind::FallbackActivated { .. }
         | EventKind::MissingHeartbeat { .. }
         | EventKind::BufferFlushed { .. } => None,
+        // A resume is the system working; a resume given up is followed by the Close that says what
+        // the client got, classified there.
+        EventKind::Resumed { .. } | EventKind::ResumeGaveUp { .. } => None,
     }
 }
 
@@ -315,6 +318,7 @@ mod tests {
             (ended, None),     // the close was classified already
             (EventKind::MissingHeartbeat { endpoint: "pulse".into(), silence: d }, None),
             (EventKind::BufferFlushed { endpoint: "pulse".into(), messages: 10, queued: 0 }, None),
+            (EventKind::Resumed { gap: Duration::from_millis(1500), attempts: 3, upstream: "primary".into() }, None),
             (EventKind::BufferRejected { endpoint: "pulse".into(), reason: crate::events::DropReason::Full, capacity: 3, queued: 3 }, Some(ServerOverload)),
         ];
         for (kind, class) in cases {

@@ -50,6 +50,8 @@ pub enum EventType {
     DegradedServiceActivated,
     /// The offline buffer was flushed (Ω 0.8).
     BufferFlushed,
+    /// A session held through an upstream restart resumed on a new connection (this crate's own).
+    ConnectionResumed,
 }
 
 /// One row of the event tables.
@@ -116,6 +118,11 @@ pub const EVENT_TABLE: &[EventRow] = &[
 /// - `degraded_service_activated`: the seed emits it with ∆ `fallback_activated`, so it takes that
 ///   row's Λ, seam and impact (voice courage); its Ω stays the seed's 0.3. (The seed's own Λ,
 ///   `websocket_fallback`, names a category, not a next step, and its logger overwrites it anyway.)
+/// - `connection_resumed` (this crate's own event, not the seed's): a dashboard restart the user never
+///   saw is the system working, so it reads like `reconnection_success` — Ω 0.9 (the sidecar saw the
+///   new 101 agree), Λ `monitor_stability` (the dashboard just restarted: watch that it stays up), seam
+///   `resilience_mechanisms` (the mechanism that absorbed it), impact {pain 0.1, trust 0.8, chaos 0.1}:
+///   the celebration voice, no alarm.
 #[rustfmt::skip]
 pub const EXTRA_EVENT_TABLE: &[EventRow] = &[
     row(EventType::HeartbeatSent,            "heartbeat_sent",             1.0, DEFAULT_LAMBDA,                GENERAL_OPERATION,      DEFAULT),
@@ -123,6 +130,7 @@ pub const EXTRA_EVENT_TABLE: &[EventRow] = &[
     row(EventType::MissingHeartbeat,         "missing_heartbeat",          0.1, "validate_connection_health",  COMMUNICATION_PROTOCOL, imp(0.4, 0.2, 0.6)),
     row(EventType::DegradedServiceActivated, "degraded_service_activated", 0.3, "investigate_primary_failure", RESILIENCE_MECHANISMS,  imp(0.6, 0.4, 0.8)),
     row(EventType::BufferFlushed,            "buffer_flushed",             0.8, DEFAULT_LAMBDA,                GENERAL_OPERATION,      DEFAULT),
+    row(EventType::ConnectionResumed,        "connection_resumed",         0.9, "monitor_stability",           RESILIENCE_MECHANISMS,  imp(0.1, 0.8, 0.1)),
 ];
 
 impl EventType {
@@ -231,6 +239,7 @@ mod tests {
             (MissingHeartbeat,         "missing_heartbeat",          0.1, "validate_connection_health",  "communication_protocol", (0.4, 0.2, 0.6)),
             (DegradedServiceActivated, "degraded_service_activated", 0.3, "investigate_primary_failure", "resilience_mechanisms",  (0.6, 0.4, 0.8)),
             (BufferFlushed,            "buffer_flushed",             0.8, "continue_monitoring",         "general_operation",      D),
+            (ConnectionResumed,        "connection_resumed",         0.9, "monitor_stability",           "resilience_mechanisms",  (0.1, 0.8, 0.1)),
         ];
         assert_eq!(EXTRA_EVENT_TABLE.len(), expected.len());
         check(&expected);

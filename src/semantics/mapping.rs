@@ -83,6 +83,8 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
         K::Close { .. } => other("connection_closed", false),
         K::ProtocolError { .. } => named(T::ProtocolViolation, false),
         K::SessionEnded { .. } => other("session_ended", false),
+        K::Resumed { .. } => named(T::ConnectionResumed, false),
+        K::ResumeGaveUp { .. } => other("resume_gave_up", false),
         K::ProbeAttempt { attempt: 0, .. } => other("connection_attempt", true),
         K::ProbeAttempt { .. } => other("reconnection_attempt", false),
         K::ProbeSucceeded {
@@ -234,6 +236,8 @@ mod tests {
             (EventKind::MissingHeartbeat { endpoint: "p".into(), silence: D }, T::MissingHeartbeat, "missing_heartbeat", false),
             (EventKind::BufferFlushed { endpoint: "p".into(), messages: 10, queued: 0 }, T::BufferFlushed, "buffer_flushed", false),
             (EventKind::BufferRejected { endpoint: "p".into(), reason: crate::events::DropReason::Full, capacity: 3, queued: 3 }, T::ServerOverload, "buffer_message_rejected", false),
+            (EventKind::Resumed { gap: D, attempts: 2, upstream: "primary".into() }, T::ConnectionResumed, "connection_resumed", false),
+            (EventKind::ResumeGaveUp { gap: D, attempts: 9, reason: crate::events::ResumeGaveUp::Timeout }, T::Other, "resume_gave_up", false),
         ];
         for (kind, event_type, delta, routine) in cases {
             assert_eq!(map_kind(&kind), Mapped { event_type, delta, routine }, "{kind:?}");

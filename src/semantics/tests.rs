@@ -257,6 +257,7 @@ fn the_voice_and_level_of_every_event_type() {
         (MissingHeartbeat,         Some(Voice::Curiosity),   Info),
         (DegradedServiceActivated, Some(Voice::Courage),     Info),
         (BufferFlushed,            None,                     Info),
+        (ConnectionResumed,        Some(Voice::Celebration), Info),
     ];
     // without an error class: only alert voices follow Ω (connection_failed Ω 0.8 → WARN, ...)
     for (ty, voice, level) in cases {

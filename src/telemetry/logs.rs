@@ -57,6 +57,20 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         EventKind::HeartbeatTimeout { peer, missed } => {
             json!({"websocket.peer": peer.as_str(), "missed": missed})
         }
+        EventKind::Resumed {
+            gap,
+            attempts,
+            upstream,
+        } => {
+            json!({"gap_ms": gap.as_secs_f64() * 1e3, "attempts": attempts, "websocket.upstream.name": upstream})
+        }
+        EventKind::ResumeGaveUp {
+            gap,
+            attempts,
+            reason,
+        } => {
+            json!({"gap_ms": gap.as_secs_f64() * 1e3, "attempts": attempts, "reason": reason.as_str()})
+        }
         EventKind::Close {
             code,
             reason,

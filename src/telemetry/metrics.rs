@@ -80,6 +80,19 @@ impl MetricsRecorder {
             r.add(&n::SEED_ERRORS, &[d, (attr::SEED_ERROR_TYPE, class)], 0.0);
         }
         r.add(&n::ACTIVE, &[d], 0.0);
+        r.add(
+            &n::RESUMES,
+            &[d, (attr::OUTCOME, "resumed"), (attr::REASON, "")],
+            0.0,
+        );
+        for reason in crate::events::ResumeGaveUp::ALL {
+            let l = [
+                d,
+                (attr::OUTCOME, "gave_up"),
+                (attr::REASON, reason.as_str()),
+            ];
+            r.add(&n::RESUMES, &l, 0.0);
+        }
         r.add(&n::SESSIONS_EXPIRED, &[d], 0.0);
         for m in FallbackMode::ALL {
             r.set(
@@ -176,6 +189,18 @@ impl MetricsRecorder {
             }
             EventKind::HeartbeatTimeout { peer, .. } => {
                 r.add(&n::HEARTBEAT_MISSED, &[d, (attr::PEER, peer.as_str())], 1.0);
+            }
+            EventKind::Resumed { .. } => {
+                let l = [d, (attr::OUTCOME, "resumed"), (attr::REASON, "")];
+                r.add(&n::RESUMES, &l, 1.0);
+            }
+            EventKind::ResumeGaveUp { reason, .. } => {
+                let l = [
+                    d,
+                    (attr::OUTCOME, "gave_up"),
+                    (attr::REASON, reason.as_str()),
+                ];
+                r.add(&n::RESUMES, &l, 1.0);
             }
             EventKind::ProbeAttempt {
                 endpoint, attempt, ..

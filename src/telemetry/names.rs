@@ -41,6 +41,7 @@ defs! {
     BUFFER_QUEUED = "websocket.buffer.queued", Kind::Gauge, "{message}", "Messages waiting in the prober's offline buffer.";
     BUFFER_DROPPED = "websocket.buffer.dropped", Kind::Counter, "{message}", "Messages the prober's offline buffer refused, by reason.";
     BUFFER_DELIVERED = "websocket.buffer.delivered", Kind::Counter, "{message}", "Messages of the prober's offline buffer the dashboard confirmed.";
+    RESUMES = "websocket.resumes", Kind::Counter, "{session}", "Sessions held through an upstream restart: resumed, or gave up (by reason).";
     PROTOCOL_ERRORS = "websocket.protocol_errors", Kind::Counter, "{error}", "RFC 6455 violations seen, by rule.";
     SEED_CONNECTIONS = "websocket_connections_total", Kind::Counter, "", "Seed dashboard: connections by state (connected, disconnected, failed).";
     SEED_ERRORS = "websocket_errors_total", Kind::Counter, "", "Seed dashboard: errors by Iskra error class.";
@@ -85,5 +86,6 @@ pub mod attr {
     pub const VOICE: &str = "voice";
     pub const SIGNAL: &str = "signal";
     pub const REASON: &str = "reason";
+    pub const OUTCOME: &str = "outcome";
     pub const FALLBACK_MODE: &str = "websocket.fallback.mode";
 }

@@ -99,6 +99,11 @@ impl<'a> PbAttrs<'a> {
         PbAttrs { buf, field }
     }
 
+    /// The message being written, for its other repeated fields (a span's events).
+    pub fn message_buf(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+
     /// One KeyValue { key = 1; value = 2: AnyValue }, its lengths computed up front (no shifting);
     /// `any_len` is the length of the AnyValue's content, which `value` writes.
     fn kv(&mut self, key: &str, any_len: usize, value: impl FnOnce(&mut Vec<u8>)) {

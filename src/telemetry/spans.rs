@@ -74,6 +74,60 @@ impl Closed {
     }
 }
 
+/// A span event of a session: a resume, or a resume given up.
+#[derive(Debug)]
+struct Resume {
+    at: u64,
+    gap_ms: f64,
+    attempts: u32,
+    /// The upstream that took the session, or why it was not held.
+    detail: Result<String, &'static str>,
+}
+
+impl Resume {
+    /// The span event of a `Resumed` or `ResumeGaveUp` event.
+    fn of(at: u64, kind: &EventKind) -> Option<Resume> {
+        let (gap, attempts, detail) = match kind {
+            EventKind::Resumed {
+                gap,
+                attempts,
+                upstream,
+            } => (gap, attempts, Ok(upstream.clone())),
+            EventKind::ResumeGaveUp {
+                gap,
+                attempts,
+                reason,
+            } => (gap, attempts, Err(reason.as_str())),
+            _ => return None,
+        };
+        Some(Resume {
+            at,
+            gap_ms: gap.as_secs_f64() * 1e3,
+            attempts: *attempts,
+            detail,
+        })
+    }
+
+    /// Writes it as Span.events (11): Event { time_unix_nano 1, name 2, attributes 3 }.
+    fn write(&self, a: &mut PbAttrs) {
+        pb::message(a.message_buf(), 11, |e| {
+            pb::fixed64(e, 1, self.at);
+            let name = match self.detail {
+                Ok(_) => "websocket.resumed",
+                Err(_) => "websocket.resume_gave_up",
+            };
+            pb::bytes(e, 2, name.as_bytes());
+            let mut ea = PbAttrs::new(e, 3);
+            ea.float("websocket.resume.gap_ms", self.gap_ms);
+            ea.int("websocket.resume.attempts", self.attempts as i64);
+            match &self.detail {
+                Ok(upstream) => ea.str("websocket.upstream.name", upstream),
+                Err(reason) => ea.str("websocket.resume.reason", reason),
+            }
+        });
+    }
+}
+
 #[derive(Debug, Default)]
 struct Open {
     trace: [u8; 16],
@@ -86,6 +140,8 @@ struct Open {
     close: Option<Closed>,
     error: Option<ErrorClass>,
     last_kind: Option<EventKind>,
+    /// Resumes (and resumes given up) through upstream restarts, as span events.
+    resumes: Vec<Resume>,
     /// The handshake completed: the session runs until its SessionEnded.
     live: bool,
 }
@@ -321,6 +377,9 @@ impl SpanBuilder {
             EventKind::HeartbeatTimeout { .. } => {
                 o.error = o.error.or(semantics::classify(&ev.kind))
             }
+            EventKind::Resumed { .. } | EventKind::ResumeGaveUp { .. } => {
+                o.resumes.extend(Resume::of(at, &ev.kind))
+            }
             EventKind::Close {
                 code,
                 reason,
@@ -359,6 +418,13 @@ impl SpanBuilder {
                     a.int("websocket.messages.sent", totals.messages_out as i64);
                     a.int("websocket.bytes.received", totals.bytes_in as i64);
                     a.int("websocket.bytes.sent", totals.bytes_out as i64);
+                    let resumed = o.resumes.iter().filter(|r| r.detail.is_ok()).count();
+                    if !o.resumes.is_empty() {
+                        a.int("websocket.upstream.resumes", resumed as i64);
+                    }
+                    for r in &o.resumes {
+                        r.write(a);
+                    }
                     attrs::iskra(&sm, dashboard, a);
                     if let (Some(e), None) = (err, sm.error) {
                         attrs::error_class(e, a);

@@ -7,7 +7,7 @@
 // "hello?" gets the request headers it saw back as JSON; "pongs?" gets the number of pongs it received on
 // that connection; "stream:N" makes it send N numbered messages.
 // HTTP: /health (JSON), /sse (5 events, 200 ms apart), /echo (echoes method, headers and body),
-// /status/NNN (answers NNN), /forbidden-ws (upgrade refused with 401).
+// /status/NNN (answers NNN), /forbidden-ws (upgrade refused with 401), /resume-page (tests/peers/resume-page.html).
 'use strict';
 const fs = require('fs');
 const http = require('http');
@@ -36,6 +36,9 @@ const server = http.createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'node-ws' });
       res.end(JSON.stringify({ method: req.method, headers: req.headers, body: Buffer.concat(chunks).toString() }));
     });
+  } else if (url.pathname === '/resume-page') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(fs.readFileSync(require('path').join(__dirname, 'resume-page.html')));
   } else if (url.pathname.startsWith('/status/')) {
     res.writeHead(parseInt(url.pathname.slice(8), 10), { 'content-type': 'text/plain' });
     res.end('status\n');

@@ -296,6 +296,8 @@ SYNTHETIC_LABEL_VALUES = {
     "websocket_protocol_error_rule": ["unmasked_client_frame"],
     "voice": ["alarm", "concern"],
     "signal": ["traces", "metrics", "logs"],
+    "outcome": ["resumed", "gave_up"],
+    "reason": ["full", "hold_timeout"],
 }
 DEFAULT_BUCKETS = [0.005, 0.05, 0.185, 0.5, 1, 5, 60, 3600, 100000]
 

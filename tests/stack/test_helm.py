@@ -566,6 +566,7 @@ SIDECAR_KEYS = {
     "limits.idle_timeout_ms", "limits.close_timeout_ms",
     "limits.admin_header_timeout_ms", "limits.admin_max_connections",
     "shutdown.grace_ms",
+    "resume.hold_ms", "resume.buffer_bytes", "resume.replay_messages", "resume.replay_bytes",
     "forwarded.enabled", "forwarded.trusted_proxies",
     "telemetry.events_channel_capacity", "telemetry.spool_dir", "telemetry.spool_max_bytes",
     "telemetry.record_subprotocols",
@@ -632,6 +633,8 @@ def test_sidecar_config_uses_only_known_keys_and_fits_the_pod(scenario):
         assert mount["mountPath"] == "/etc/iskra-ws-sidecar" and mount["readOnly"] is True
         annotations = deploy["spec"]["template"]["metadata"]["annotations"]
         assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
+        # the chart holds clients through a dashboard restart (the binary's default is off)
+        assert cfg["resume"]["hold_ms"] == 5000
 
 
 # ---- collector, images, secrets --------------------------------------------------------------------------

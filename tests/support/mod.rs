@@ -57,6 +57,23 @@ impl Proc {
     }
 }
 
+/// Starts `cmd` with `env` added, stdout piped (for [`Proc::wait_json`]) and stderr inherited.
+pub fn spawn_piped(mut cmd: Command, env: &[(&str, &str)]) -> Proc {
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start (is it installed?): {e}"));
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    Proc {
+        child,
+        stdout: Some(stdout),
+    }
+}
+
 /// node `ws` must be installed by scripts/install-test-deps.sh; fail loudly if not.
 fn node_modules() -> PathBuf {
     let nm = root().join("tests/peers/node_modules/ws");
@@ -83,19 +100,7 @@ pub fn node_ws_on(port: u16, env: &[(&str, &str)]) -> NodeWs {
     cmd.arg(dir.join("ws-server.js"))
         .arg(port.to_string())
         .current_dir(&dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node is required");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut proc = spawn_piped(cmd, env);
     let v = proc.wait_json(|v| v.get("port").is_some());
     let port = v["port"].as_u64().unwrap() as u16;
     NodeWs { proc, port }
@@ -196,19 +201,7 @@ fn spawn_sidecar(
         upstream,
     ]);
     cmd.args(extra);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut proc = spawn_piped(cmd, env);
     let v = proc.wait_json(|v| v["event_type"] == "sidecar_started");
     let addr = v["listen"].as_str().unwrap().parse().unwrap();
     let admin = v["admin"].as_str().unwrap().parse().unwrap();

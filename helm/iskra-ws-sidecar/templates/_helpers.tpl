@@ -155,6 +155,7 @@ The values' sidecar.config plus what follows from the dashboard and the ports.
     "backup_upstreams" ($dash.backupUrls | default list)
     "limits" $root.Values.sidecar.config.limits
     "shutdown" $root.Values.sidecar.config.shutdown
+    "resume" $root.Values.sidecar.config.resume
     "forwarded" $root.Values.sidecar.config.forwarded
     "telemetry" $telemetry
     "probe" $probe
