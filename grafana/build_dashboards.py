@@ -475,10 +475,12 @@ def probes():
                        "{{iskra_dashboard}} {{endpoint}} max")),
               w=12, h=8, unit="s", min_=0, steps=((0.5, "orange"), (1, "red"))),
         panel(8, "timeseries", "Upstream connect p95 by upstream",
-              "p95 of the upstream connect (primary and backups), with the error class of failures.",
+              "p95 of the upstream connect (primary and backups), with the error class of failures. "
+              "Exemplars link to the session's trace in Tempo.",
               targets((hq("0.95", "websocket_upstream_connect_duration_seconds",
                           by="iskra_dashboard, websocket_upstream_name, error_type"),
-                       "{{iskra_dashboard}} {{websocket_upstream_name}} {{error_type}}")),
+                       "{{iskra_dashboard}} {{websocket_upstream_name}} {{error_type}}"),
+                      exemplar=True),
               w=12, h=8, unit="s", min_=0),
     ]
     return dashboard("iskra-ws-probes", "WebSocket probes",

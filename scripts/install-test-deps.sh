@@ -16,6 +16,8 @@ command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v iptables     >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 command -v tmux         >/dev/null 2>&1 || need_apt+=(tmux)
 command -v chromium     >/dev/null 2>&1 || need_apt+=(chromium)
+command -v openssl      >/dev/null 2>&1 || need_apt+=(openssl)   # tests/webhooks.rs: a test CA
+command -v amtool       >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)   # test_helm.py: amtool check-config
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

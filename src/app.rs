@@ -119,6 +119,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             + config.limits.upstream_timeout * (config.backup_upstreams.len() as u32 + 2),
         health_window: config.health_window,
         slo_latency_ms: config.slo_latency_ms,
+        switches: config.switches,
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));

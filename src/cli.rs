@@ -187,7 +187,8 @@ pub struct CheckArgs {
     /// The prober's target options.
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// POST a Slack-style {"text": …} alert here when anything failed.
+    /// POST a Slack-format alert here (http:// or https://) when anything failed; default
+    /// `alerts.slack_webhook_url` (SLACK_WEBHOOK_URL). PagerDuty too when PAGERDUTY_API_KEY is set.
     #[arg(long)]
     pub webhook: Option<String>,
 }

@@ -178,6 +178,23 @@ pub struct Slo {
     pub critical: f64,
 }
 
+/// The seed's switches over what telemetry and the commands produce
+/// (`websocket.monitoring.{metrics_enabled,alerting_enabled}`, `iskra.*`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Switches {
+    /// Metrics are exported: OTLP metrics and `/metrics` (off: neither; `/metrics` holds no series).
+    pub metrics: bool,
+    /// `check` sends its alert (webhook, Slack, PagerDuty) when an endpoint fails.
+    pub alerting: bool,
+    /// The ∆DΩΛ fields (`iskra.delta`, `.dimension`, `.omega`, `.lambda`, `.seam.id`,
+    /// `fractal_metadata`) are written on spans and logs.
+    pub fractal_logging: bool,
+    /// `check` and `monitor` judge latency against the SLO thresholds (`sloViolation`).
+    pub slo_monitoring: bool,
+    /// The voice fields (`iskra.voice.*`, `voice_lambda`) are written and voice activations counted.
+    pub voice_system: bool,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -236,6 +253,10 @@ pub struct Config {
     pub slo_availability: Slo,
     /// SLO: error rate (%).
     pub slo_error_rate: Slo,
+    /// The seed's on/off switches.
+    pub switches: Switches,
+    /// Where `check` sends its alerts.
+    pub alerts: crate::probe::alert::Settings,
 }
 
 /// Where a config comes from besides the defaults.
@@ -304,13 +325,9 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         max_delay: r.millis(&format!("{ws}.reconnection.max_delay"), 1),
         jitter: r.boolean(&format!("{ws}.reconnection.jitter")),
     };
-    for key in [
-        "metrics_enabled",
-        "alerting_enabled",
-        "performance_tracking",
-    ] {
-        r.boolean(&format!("{ws}.monitoring.{key}"));
-    }
+    let metrics = r.boolean(&format!("{ws}.monitoring.metrics_enabled"));
+    let alerting = r.boolean(&format!("{ws}.monitoring.alerting_enabled"));
+    r.boolean(&format!("{ws}.monitoring.performance_tracking"));
     let log_level = r.one_of(
         &format!("{ws}.monitoring.log_level"),
         &["trace", "debug", "info", "warn", "error"],
@@ -323,9 +340,21 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         flush_interval: r.millis(&format!("{ws}.fallback.flush_interval"), 10),
         flush_batch: r.uint(&format!("{ws}.fallback.flush_batch"), 1, 10_000_000) as usize,
     };
-    for key in ["fractal_logging", "slo_monitoring", "voice_system"] {
-        r.boolean(&format!("iskra.{key}"));
-    }
+    let switches = Switches {
+        metrics,
+        alerting,
+        fractal_logging: r.boolean("iskra.fractal_logging"),
+        slo_monitoring: r.boolean("iskra.slo_monitoring"),
+        voice_system: r.boolean("iskra.voice_system"),
+    };
+    let hidden = crate::probe::alert::Hidden::new;
+    let alerts = crate::probe::alert::Settings {
+        slack_webhook_url: r.alert_url("alerts.slack_webhook_url").map(hidden),
+        pagerduty_api_key: r.optional_text("alerts.pagerduty_api_key").map(hidden),
+        pagerduty_events_url: r
+            .alert_url("alerts.pagerduty_events_url")
+            .unwrap_or_else(|| crate::probe::alert::PAGERDUTY_EVENTS_URL.into()),
+    };
     let slo = |r: &mut Reader, name: &str| Slo {
         target: r.float(&format!("{ws}.slo_thresholds.{name}.target"), 0.0, 1e9),
         warning: r.float(&format!("{ws}.slo_thresholds.{name}.warning"), 0.0, 1e9),
@@ -405,6 +434,8 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         slo_latency_ms,
         slo_availability,
         slo_error_rate,
+        switches,
+        alerts,
     })
 }
 

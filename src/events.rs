@@ -502,8 +502,12 @@ pub enum EventKind {
     },
     /// The first close frame of a session (or the sidecar's own close).
     Close {
-        /// Close code (1005 when none, 1006 when the TCP connection vanished).
+        /// The close code the client received or sent (1005 when none, 1006 when the client's TCP
+        /// connection vanished): what the browser console shows.
         code: u16,
+        /// The close code the upstream sent or received (1006 when its TCP connection vanished); equal
+        /// to `code` when a close frame was relayed as is.
+        upstream_code: u16,
         /// Close reason.
         reason: String,
         /// Who closed.
@@ -542,8 +546,10 @@ pub enum EventKind {
         duration: Duration,
         /// Totals.
         totals: SessionTotals,
-        /// Close code seen.
+        /// The close code the client received or sent.
         code: u16,
+        /// The close code the upstream sent or received.
+        upstream_code: u16,
         /// Who closed.
         initiator: Initiator,
     },

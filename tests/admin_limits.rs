@@ -114,6 +114,11 @@ async fn an_admin_flood_under_1024_descriptors_leaves_the_proxy_serving() {
         }
     }
     let opened = idle.len();
+    // On a busy machine the flood can outlast the header timeout: each slot the timeout frees is taken
+    // again, so the sidecar admits at most the cap once per timeout that passed during the flood.
+    let flood_took = t0.elapsed();
+    // (One window more for timers firing a little late.)
+    let admitted_at_most = 64 * (flood_took.as_millis() / HEADER_TIMEOUT.as_millis() + 2) as usize;
     // The proxy completes sessions while the admin port is flooded.
     let mut ok = 0;
     for i in 0..20 {
@@ -140,7 +145,7 @@ async fn an_admin_flood_under_1024_descriptors_leaves_the_proxy_serving() {
         }
     }
     // Every idle admin connection is closed (EOF or reset) within the header timeout (+ slack).
-    let deadline = t0 + HEADER_TIMEOUT + Duration::from_secs(3);
+    let deadline = t0 + flood_took + HEADER_TIMEOUT + Duration::from_secs(3);
     let mut closed = 0;
     let mut last_close = Duration::ZERO;
     for s in &mut idle {
@@ -168,7 +173,10 @@ async fn an_admin_flood_under_1024_descriptors_leaves_the_proxy_serving() {
         "the proxy keeps serving while the admin port is flooded"
     );
     assert_eq!(closed, opened, "idle admin connections are closed");
-    assert!(last_close <= HEADER_TIMEOUT + Duration::from_secs(3));
+    assert!(last_close <= flood_took + HEADER_TIMEOUT + Duration::from_secs(3));
     assert_eq!(status, 200, "the admin port recovers");
-    assert!(refused.unwrap() >= (FLOOD - 64) as f64);
+    assert!(
+        refused.unwrap() >= FLOOD.saturating_sub(admitted_at_most) as f64,
+        "over the cap of 64 connections, the rest are refused at accept (flood took {flood_took:?})"
+    );
 }

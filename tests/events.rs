@@ -107,6 +107,7 @@ async fn a_scripted_session_yields_exactly_these_events() {
     );
     let EventKind::Close {
         code,
+        upstream_code,
         reason,
         initiator,
     } = &evs[5]
@@ -114,8 +115,8 @@ async fn a_scripted_session_yields_exactly_these_events() {
         unreachable!()
     };
     assert_eq!(
-        (*code, reason.as_str(), *initiator),
-        (1000, "done", Initiator::Client)
+        (*code, *upstream_code, reason.as_str(), *initiator),
+        (1000, 1000, "done", Initiator::Client)
     );
     let EventKind::SessionEnded { totals, code, .. } = &evs[6] else {
         unreachable!()

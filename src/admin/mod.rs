@@ -10,7 +10,9 @@
 //!   once the proxy can route), it does not depend on an application-level handshake that a third-party
 //!   dashboard may refuse; unlike them it also needs the upstream's port open, since a sidecar in front
 //!   of a dead dashboard has nothing to serve.
-//! - `GET /metrics`: Prometheus text, the same names, labels and units as the OTLP stream.
+//! - `GET /metrics`: Prometheus text 0.0.4, the same names, labels and units as the OTLP stream; or
+//!   OpenMetrics 1.0 with exemplars when the scraper's `Accept` asks for `application/openmetrics-text`;
+//!   no series at all while `websocket.monitoring.metrics_enabled` is false.
 //!
 //! Limits (a hostile or unlucky client of the admin port must not starve the proxy): a request-head
 //! timeout, a cap on connections, and backoff on accept errors — see [`Admin::serve`].
@@ -31,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::proxy::Shared;
+use crate::telemetry::exposition::{self, Format};
 use crate::telemetry::Telemetry;
 
 /// What the admin endpoints read.
@@ -146,9 +149,16 @@ impl Admin {
                 ),
             },
             "/metrics" => {
-                self.telemetry.sync();
-                let body = self.telemetry.registry.render_prometheus(&[]);
-                reply(StatusCode::OK, "text/plain; version=0.0.4", body)
+                let accept = req.headers().get(hyper::header::ACCEPT);
+                let format = Format::negotiate(accept.and_then(|a| a.to_str().ok()));
+                let body = if self.telemetry.metrics_enabled() {
+                    self.telemetry.sync();
+                    self.telemetry.registry.render(format, &[])
+                } else {
+                    // No series, but a valid answer: the target stays up (no SidecarDown alert).
+                    exposition::switched_off(format)
+                };
+                reply(StatusCode::OK, format.content_type(), body)
             }
             _ => reply(
                 StatusCode::NOT_FOUND,

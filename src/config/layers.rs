@@ -79,7 +79,7 @@ pub fn defaults() -> Value {
                   "gates_readiness": false},
         "health": {"window_ms": 300000},
         "iskra": {"fractal_logging": true, "slo_monitoring": true, "voice_system": true},
-        "alerts": {},
+        "alerts": {"pagerduty_events_url": crate::probe::alert::PAGERDUTY_EVENTS_URL},
         "websocket": {
             "connections": {"pulse": conn("pulse", 3001, 1, "Pulse Dashboard"),
                             "seams": conn("seams", 3002, 2, "Seams Dashboard"),

@@ -205,6 +205,24 @@ impl<'a> Reader<'a> {
         self.string(key)
     }
 
+    /// A string that may be absent (absent or empty: None).
+    pub(super) fn optional_text(&mut self, key: &str) -> Option<String> {
+        lookup(self.tree, key)?;
+        self.string(key).filter(|s| !s.is_empty())
+    }
+
+    /// An optional http:// or https:// URL an alert can be posted to.
+    pub(super) fn alert_url(&mut self, key: &str) -> Option<String> {
+        let url = self.optional_text(key)?;
+        if crate::probe::alert::valid_url(&url) {
+            Some(url)
+        } else {
+            let v = lookup(self.tree, key);
+            self.bad(key, v, "an http:// or https:// URL with a host");
+            None
+        }
+    }
+
     pub(super) fn one_of(&mut self, key: &str, allowed: &[&str]) -> String {
         let v = lookup(self.tree, key);
         match self.string(key) {

@@ -63,14 +63,15 @@ pub struct CheckResult {
     /// The seed's app-level JSON ping → any reply within 2 s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_ping: Option<Step>,
-    /// Latency judged against the SLO: ok / warning / critical.
+    /// Latency judged against the SLO: ok / warning / critical (off: SLO monitoring is off).
     pub latency_slo: &'static str,
     /// All required steps passed and latency is not critical.
     pub healthy: bool,
 }
 
-/// Grades a latency against the seed's SLO thresholds.
-pub fn grade(latency_ms: f64, slo: &Slo) -> &'static str {
+/// Grades a latency against the seed's SLO thresholds; `off` when SLO monitoring is off (None).
+pub fn grade(latency_ms: f64, slo: Option<&Slo>) -> &'static str {
+    let Some(slo) = slo else { return "off" };
     if latency_ms > slo.critical {
         "critical"
     } else if latency_ms > slo.warning {
@@ -126,8 +127,13 @@ async fn round_trip(
 
 /// Checks one URL: `http://…` is a plain GET; `ws://…` is GET /health, then the upgrade the prober
 /// makes (`probe.path` or the URL's own path, `probe.headers`, subprotocols, origin, init messages),
-/// ping, app ping.
-pub async fn check(url: &str, timeout: Duration, slo: &Slo, probe: &ProbeSettings) -> CheckResult {
+/// ping, app ping. Latency is graded against `slo` (None: `iskra.slo_monitoring` is off).
+pub async fn check(
+    url: &str,
+    timeout: Duration,
+    slo: Option<&Slo>,
+    probe: &ProbeSettings,
+) -> CheckResult {
     let shown = if url.starts_with("http://") {
         super::redact(url)
     } else {

@@ -30,38 +30,16 @@ fn targets(cfg: &Config, urls: &[String]) -> Vec<String> {
     eps.into_iter().map(|e| e.url.clone()).collect()
 }
 
+/// The latency SLO to judge against, unless `iskra.slo_monitoring` is off.
+fn slo(cfg: &Config) -> Option<&config::Slo> {
+    cfg.switches.slo_monitoring.then_some(&cfg.slo_latency_ms)
+}
+
 fn step_text(s: Option<&super::check::Step>) -> String {
     match s {
         None => "-".into(),
         Some(s) if s.ok => format!("ok {:.0}ms", s.ms),
         Some(s) => format!("FAIL {}", s.error.unwrap_or("?")),
-    }
-}
-
-async fn post_webhook(url: &str, text: &str) -> Result<(), String> {
-    let Some((host, port)) = super::transports::host_port(url) else {
-        return Err(format!("bad webhook URL {url}"));
-    };
-    let path = url
-        .splitn(4, '/')
-        .nth(3)
-        .map_or("/".to_string(), |p| format!("/{p}"));
-    let body = json!({"text": text}).to_string();
-    let raw = format!("POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(raw.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-    let head = String::from_utf8_lossy(&buf[..n]);
-    if head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2") {
-        Ok(())
-    } else {
-        Err(head.lines().next().unwrap_or("").to_string())
     }
 }
 
@@ -71,6 +49,15 @@ pub async fn check_command(args: CheckArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(hook) = args
+        .webhook
+        .as_deref()
+        .filter(|h| !super::alert::valid_url(h))
+    {
+        let shown = super::redact(hook);
+        eprintln!("--webhook {shown:?}: expected an http:// or https:// URL with a host");
+        return EXIT_CONFIG;
+    }
     let urls = targets(&cfg, &args.urls);
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!(
@@ -81,7 +68,7 @@ pub async fn check_command(args: CheckArgs) -> u8 {
     }
     let results: Vec<CheckResult> = futures_util::future::join_all(
         urls.iter()
-            .map(|u| check(u, args.timeout, &cfg.slo_latency_ms, &cfg.probe)),
+            .map(|u| check(u, args.timeout, slo(&cfg), &cfg.probe)),
     )
     .await;
     let healthy = results.iter().all(|r| r.healthy);
@@ -109,22 +96,22 @@ pub async fn check_command(args: CheckArgs) -> u8 {
         }
     }
     if !healthy {
-        if let Some(hook) = &args.webhook {
-            let failed: Vec<&str> = results
-                .iter()
-                .filter(|r| !r.healthy)
-                .map(|r| r.url.as_str())
-                .collect();
-            if let Err(e) = post_webhook(
-                hook,
-                &format!(
-                    "[concern] iskra-ws-sidecar check: unhealthy: {}",
-                    failed.join(", ")
-                ),
+        let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.healthy).collect();
+        if !cfg.switches.alerting {
+            eprintln!("alerts are off (websocket.monitoring.alerting_enabled = false): none sent");
+        } else {
+            let sent = super::alert::send_alerts(
+                &cfg.alerts,
+                args.webhook.as_deref(),
+                &failed,
+                args.timeout,
             )
-            .await
-            {
-                eprintln!("warning: webhook alert failed: {e}");
+            .await;
+            for line in sent {
+                match line {
+                    Ok(l) => eprintln!("{l}"),
+                    Err(l) => eprintln!("warning: {l}"),
+                }
             }
         }
     }
@@ -165,7 +152,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
         round += 1;
         let results = futures_util::future::join_all(
             urls.iter()
-                .map(|u| check(u, Duration::from_secs(5), &cfg.slo_latency_ms, &cfg.probe)),
+                .map(|u| check(u, Duration::from_secs(5), slo(&cfg), &cfg.probe)),
         )
         .await;
         for (i, r) in results.iter().enumerate() {
@@ -187,7 +174,7 @@ pub async fn monitor_command(args: MonitorArgs) -> u8 {
             } else {
                 lat[i].iter().sum::<f64>() / lat[i].len() as f64
             };
-            if avg > cfg.slo_latency_ms.warning {
+            if cfg.switches.slo_monitoring && avg > cfg.slo_latency_ms.warning {
                 violations[i] += 1;
                 if args.json {
                     println!(

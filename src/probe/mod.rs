@@ -12,6 +12,7 @@
 //! - [`outbox`]: the messages the prober delivers to the dashboard (the seed's offline buffer), flushed
 //!   by the connection loop in `hold.rs`; [`send`]: `monitor --send`.
 
+pub mod alert;
 pub mod backoff;
 pub mod check;
 pub mod cmd;

@@ -18,7 +18,8 @@ pub struct SessionEnd<'a> {
     info: Arc<SessionInfo>,
     shared: &'a Shared,
     started: Instant,
-    ending: Option<(u16, Initiator)>,
+    /// (code the client got, code the upstream got, who closed).
+    ending: Option<(u16, u16, Initiator)>,
 }
 
 impl<'a> SessionEnd<'a> {
@@ -44,15 +45,17 @@ impl<'a> SessionEnd<'a> {
         self.info = info;
     }
 
-    /// How the session ended (close code and initiator); SessionEnded is emitted as the guard drops.
-    pub fn ended(mut self, code: u16, initiator: Initiator) {
-        self.ending = Some((code, initiator));
+    /// How the session ended (the close code the client got or sent, the upstream's, and who closed);
+    /// SessionEnded is emitted as the guard drops.
+    pub fn ended(mut self, code: u16, upstream_code: u16, initiator: Initiator) {
+        self.ending = Some((code, upstream_code, initiator));
     }
 }
 
 impl Drop for SessionEnd<'_> {
     fn drop(&mut self) {
-        let (code, initiator) = self.ending.unwrap_or((1006, Initiator::Sidecar));
+        let (code, upstream_code, initiator) =
+            self.ending.unwrap_or((1006, 1006, Initiator::Sidecar));
         let (c2u, u2c) = (
             idx(Direction::ClientToUpstream),
             idx(Direction::UpstreamToClient),
@@ -68,6 +71,7 @@ impl Drop for SessionEnd<'_> {
             duration: self.started.elapsed(),
             totals,
             code,
+            upstream_code,
             initiator,
         };
         self.sink.emit_lossless(Some(&self.info), kind);

@@ -46,10 +46,13 @@ impl Drop for Active<'_> {
     }
 }
 
-/// How the session ended, for the Close event.
+/// How the session ended, for the Close event: the code the client got (or sent) and the one the
+/// upstream got (or sent).
 pub struct Ending {
-    /// The close code.
+    /// The close code the client received or sent.
     pub code: u16,
+    /// The close code the upstream received or sent.
+    pub upstream_code: u16,
     /// The close reason.
     pub reason: String,
     /// Who closed.
@@ -246,7 +249,7 @@ pub fn run(
                 resume::hold::Held::Ended(ending) => break ending,
             }
         };
-        end.ended(ending.code, ending.initiator);
+        end.ended(ending.code, ending.upstream_code, ending.initiator);
     }
 }
 
@@ -260,6 +263,7 @@ fn cancel(a: PumpFuture<'_>, b: PumpFuture<'_>, shared: &Shared) -> (bool, bool)
 pub(super) fn emit_close(ctx: &SessionCtx, e: &Ending) {
     let kind = EventKind::Close {
         code: e.code,
+        upstream_code: e.upstream_code,
         reason: crate::events::reason_text(&e.reason),
         initiator: e.initiator,
     };
@@ -284,8 +288,10 @@ async fn finish_one(
         Initiator::Upstream
     };
     if let Outcome::Closed { code, reason } = o {
+        // Relayed as is: both sides see the same code.
         let ending = Ending {
             code,
+            upstream_code: code,
             reason,
             initiator: source,
         };
@@ -310,7 +316,8 @@ async fn finish_one(
             let to_client = if from_client { rule.close_code() } else { 1014 };
             let codes = (to_client, rule.close_code());
             let ending = Ending {
-                code: rule.close_code(),
+                code: codes.0,
+                upstream_code: codes.1,
                 reason,
                 initiator: Initiator::Sidecar,
             };
@@ -337,8 +344,16 @@ async fn finish_one(
     } else {
         "upstream connection lost"
     };
+    // The vanished side's code is 1006; the live side gets the sidecar's close (1012 to a client whose
+    // upstream went away, 1001 to an upstream whose client did).
+    let (code, upstream_code) = if gone == Initiator::Upstream {
+        (1012, 1006)
+    } else {
+        (1006, 1001)
+    };
     let ending = Ending {
-        code: 1006,
+        code,
+        upstream_code,
         reason: reason.into(),
         initiator: gone,
     };
@@ -349,12 +364,12 @@ async fn finish_one(
                 Some(r) => format!("upstream went away (not resumed: {})", r.as_str()),
                 None => "upstream went away".to_string(),
             };
-            send_one(client, 1012, &told, None, client_ok, ctx).await
+            send_one(client, code, &told, None, client_ok, ctx).await
         }
         _ => {
             send_one(
                 upstream,
-                1001,
+                upstream_code,
                 "client went away",
                 Some(mask()),
                 upstream_ok,
@@ -378,6 +393,7 @@ async fn heartbeat_close(
     let reason = format!("{} heartbeat timeout", dead.as_str());
     let ending = Ending {
         code: if dead == Peer::Client { 1001 } else { 1011 },
+        upstream_code: 1001,
         reason: reason.clone(),
         initiator: Initiator::Sidecar,
     };
@@ -415,6 +431,7 @@ async fn sidecar_close(
 ) -> Ending {
     let ending = Ending {
         code,
+        upstream_code: code,
         reason: reason.into(),
         initiator: Initiator::Sidecar,
     };

@@ -297,14 +297,14 @@ mod tests {
     #[rustfmt::skip]
     fn events() {
         let d = Duration::from_millis(5);
-        let close = |code, initiator| EventKind::Close { code, reason: String::new(), initiator };
+        let close = |code, initiator| EventKind::Close { code, upstream_code: code, reason: String::new(), initiator };
         let probe_failed = EventKind::ProbeFailed {
             endpoint: "pulse".into(), transport: Transport::WebSocket, duration: d,
             cause: ConnectCause::TimedOut, status: None,
         };
         let http = EventKind::HttpRelayed { method: "GET".into(), path: "/".into(), status: 503, duration: d };
         let ended = EventKind::SessionEnded {
-            duration: d, totals: Default::default(), code: 1006, initiator: Initiator::Upstream,
+            duration: d, totals: Default::default(), code: 1006, upstream_code: 1006, initiator: Initiator::Upstream,
         };
         let cases = [
             (EventKind::UpstreamConnectFailed { duration: d, cause: ConnectCause::Reset }, Some(NetworkError)),

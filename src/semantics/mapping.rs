@@ -156,6 +156,7 @@ mod tests {
     fn close(code: u16, initiator: Initiator) -> EventKind {
         EventKind::Close {
             code,
+            upstream_code: code,
             reason: String::new(),
             initiator,
         }
@@ -191,7 +192,7 @@ mod tests {
         let head = |upgrade| EventKind::RequestHead { method: "GET".into(), path: "/".into(), upgrade };
         let http = EventKind::HttpRelayed { method: "GET".into(), path: "/".into(), status: 200, duration: D };
         let frame = EventKind::FrameRelayed { direction: Direction::ClientToUpstream, opcode: OpcodeKind::Text, size: 3 };
-        let ended = EventKind::SessionEnded { duration: D, totals: Default::default(), code: 1000, initiator: Initiator::Client };
+        let ended = EventKind::SessionEnded { duration: D, totals: Default::default(), code: 1000, upstream_code: 1000, initiator: Initiator::Client };
         let failover = EventKind::Failover { endpoint: "p".into(), from: "ws://a".into(), to: "ws://b".into() };
         let cases: Vec<(EventKind, EventType, &str, bool)> = vec![
             (EventKind::Accepted { client },                   T::Other, "connection_accepted", true),
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!(measured_latency(&probe_failed(ConnectCause::TimedOut, None)), None);
         assert_eq!(measured_latency(&rejected(504, RejectCause::UpstreamTimeout)), None);
         let ended = EventKind::SessionEnded {
-            duration: Duration::from_secs(3600), totals: Default::default(), code: 1000, initiator: Initiator::Client,
+            duration: Duration::from_secs(3600), totals: Default::default(), code: 1000, upstream_code: 1000, initiator: Initiator::Client,
         };
         assert_eq!(measured_latency(&ended), None);
     }

@@ -14,7 +14,7 @@ fn ctx() -> Context {
 
 #[rustfmt::skip]
 fn close(code: u16, initiator: Initiator) -> EventKind {
-    EventKind::Close { code, reason: String::new(), initiator }
+    EventKind::Close { code, upstream_code: code, reason: String::new(), initiator }
 }
 
 #[rustfmt::skip]

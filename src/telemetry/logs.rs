@@ -73,10 +73,11 @@ fn details(kind: &EventKind) -> Map<String, Value> {
         }
         EventKind::Close {
             code,
+            upstream_code,
             reason,
             initiator,
         } => {
-            json!({"websocket.close.code": code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
+            json!({"websocket.close.code": code, "websocket.upstream.close.code": upstream_code, "websocket.close.reason": reason, "websocket.close.initiator": initiator.as_str()})
         }
         EventKind::ProtocolError { peer, rule } => {
             json!({"websocket.peer": peer.as_str(), "websocket.protocol_error.rule": rule.as_str(), "websocket.close.code": rule.close_code()})
@@ -85,9 +86,10 @@ fn details(kind: &EventKind) -> Map<String, Value> {
             duration,
             totals,
             code,
+            upstream_code,
             initiator,
         } => {
-            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.close.initiator": initiator.as_str()})
+            json!({"duration_s": duration.as_secs_f64(), "messages_in": totals.messages_in, "messages_out": totals.messages_out, "bytes_in": totals.bytes_in, "bytes_out": totals.bytes_out, "websocket.close.code": code, "websocket.upstream.close.code": upstream_code, "websocket.close.initiator": initiator.as_str()})
         }
         EventKind::ProbeAttempt {
             endpoint,
@@ -216,7 +218,7 @@ pub struct Entry {
 }
 
 /// Builds the log entry of `ev`.
-pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
+pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Entry {
     let component = if ev.session.is_some() {
         "iskra-ws-sidecar.proxy"
     } else if matches!(
@@ -243,21 +245,35 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
         "level": sem.level.as_str(),
         "component": component,
         "event_type": sem.event_type.as_str(),
-        "delta": sem.delta,
-        "dimension": sem.dimension,
-        "omega": sem.omega,
-        "lambda": sem.lambda,
-        "fractal_metadata": {"voice_pain": f.voice_pain, "voice_chaos": f.voice_chaos, "voice_trust": f.voice_trust, "seam_id": f.seam_id},
-        "iskra.dashboard": dashboard,
-        "iskra.seam.id": sem.seam,
-        "iskra.voice.active": sem.voice.map_or("none", |v| v.as_str()),
+        "iskra.dashboard": scope.dashboard,
     });
     let o = j.as_object_mut().expect("object");
+    // The seed's switches: ∆DΩΛ and fractal metadata (iskra.fractal_logging), voices (iskra.voice_system).
+    if scope.ddol {
+        let mut fractal = json!({"seam_id": f.seam_id});
+        if scope.voices {
+            fractal["voice_pain"] = f.voice_pain.into();
+            fractal["voice_chaos"] = f.voice_chaos.into();
+            fractal["voice_trust"] = f.voice_trust.into();
+        }
+        o.extend([
+            ("delta".into(), sem.delta.into()),
+            ("dimension".into(), sem.dimension.into()),
+            ("omega".into(), sem.omega.into()),
+            ("lambda".into(), json!(sem.lambda)),
+            ("fractal_metadata".into(), fractal),
+            ("iskra.seam.id".into(), sem.seam.into()),
+        ]);
+    }
+    if scope.voices {
+        let voice = sem.voice.map_or("none", |v| v.as_str());
+        o.insert("iskra.voice.active".into(), voice.into());
+    }
     if let Some(e) = sem.error {
         o.insert("error.type".into(), e.as_str().into());
         o.insert("severity".into(), e.severity().as_str().into());
     }
-    if let Some(l) = sem.voice_lambda() {
+    if let Some(l) = sem.voice_lambda().filter(|_| scope.voices) {
         o.insert("voice_lambda".into(), l.into());
     }
     if let Some(info) = &ev.session {
@@ -269,7 +285,7 @@ pub fn entry(ev: &Event, sem: &Semantics, dashboard: &str, ids: Ids) -> Entry {
     }
     let details = details(&ev.kind);
     let mut attributes = Vec::new();
-    attrs::iskra(sem, dashboard, &mut attributes);
+    attrs::iskra(sem, scope, &mut attributes);
     attributes.push(s("event_type", sem.event_type.as_str()));
     attributes.push(s("component", component));
     for (k, v) in &details {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::names::{self as n, attr};
-use super::registry::Registry;
+use super::registry::{Def, Registry, TraceRef};
 use crate::events::{Direction, Event, EventKind, FallbackMode, Initiator};
 use crate::proxy::Stats;
 use crate::semantics;
@@ -17,6 +17,8 @@ pub struct MetricsRecorder {
     pub registry: Arc<Registry>,
     dashboard: String,
     rtts: Mutex<VecDeque<(Instant, f64)>>,
+    /// Count voice activations (`iskra.voice_system`).
+    voices: bool,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -24,7 +26,8 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// The semantics of an event that can activate a voice (routine steps — accepts, request heads,
-/// frames — never do), when a voice answers it.
+/// frames — never do), when a voice answers it. Only the voice and Δ are read from it, and the D rule's
+/// context changes neither, so none is passed (the D of spans and logs gets it: telemetry/context.rs).
 pub fn voiced(kind: &EventKind) -> Option<semantics::Semantics> {
     if matches!(
         kind,
@@ -54,9 +57,16 @@ impl MetricsRecorder {
             registry,
             dashboard: dashboard.to_string(),
             rtts: Mutex::new(VecDeque::new()),
+            voices: true,
         };
         me.zero_known_series();
         me
+    }
+
+    /// Whether voice activations are counted (`websocket_voice_alerts_total`); the voice system's switch.
+    pub fn counting_voices(mut self, on: bool) -> Self {
+        self.voices = on;
+        self
     }
 
     /// Creates at 0 the series that alerts compute `increase()` over, so their first increment counts.
@@ -116,7 +126,16 @@ impl MetricsRecorder {
 
     /// Applies one event.
     pub fn record(&self, ev: &Event) {
+        self.record_traced(ev, None);
+    }
+
+    /// Applies one event; the histogram values it adds carry `trace` (its session's trace and span)
+    /// as their exemplar.
+    pub fn record_traced(&self, ev: &Event, trace: TraceRef) {
         let r = &self.registry;
+        let at = super::spans::nanos(ev.at);
+        let observe =
+            |def: &Def, l: &[(&'static str, &str)], v: f64| r.observe_traced(def, l, v, trace, at);
         let d = (attr::DASHBOARD, self.dashboard.as_str());
         let upstream = ev
             .session
@@ -124,7 +143,7 @@ impl MetricsRecorder {
             .map_or("primary", |s| s.upstream_name.as_str());
         match &ev.kind {
             EventKind::HandshakeCompleted { duration, .. } => {
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, "101")], secs(*duration));
                 r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "connected")], 1.0);
                 r.add(&n::ACTIVE, &[d], 1.0);
             }
@@ -132,14 +151,14 @@ impl MetricsRecorder {
                 duration, status, ..
             } => {
                 let st = status.to_string();
-                r.observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
+                observe(&n::HANDSHAKE, &[d, (attr::STATUS, &st)], secs(*duration));
                 if *status >= 500 {
                     r.add(&n::SEED_CONNECTIONS, &[d, (attr::STATE, "failed")], 1.0);
                 }
             }
             EventKind::UpstreamConnected { duration } => {
                 let l = [d, (attr::UPSTREAM_NAME, upstream), (attr::ERROR_TYPE, "")];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::UpstreamConnectFailed { duration, cause } => {
                 let l = [
@@ -147,7 +166,7 @@ impl MetricsRecorder {
                     (attr::UPSTREAM_NAME, upstream),
                     (attr::ERROR_TYPE, cause.as_str()),
                 ];
-                r.observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
+                observe(&n::UPSTREAM_CONNECT, &l, secs(*duration));
             }
             EventKind::SessionEnded {
                 duration,
@@ -155,7 +174,7 @@ impl MetricsRecorder {
                 ..
             } => {
                 let l = [d, (attr::CLOSE_INITIATOR, initiator.as_str())];
-                r.observe(&n::SESSION_DURATION, &l, secs(*duration));
+                observe(&n::SESSION_DURATION, &l, secs(*duration));
                 r.add(
                     &n::SEED_CONNECTIONS,
                     &[d, (attr::STATE, "disconnected")],
@@ -164,12 +183,16 @@ impl MetricsRecorder {
                 r.add(&n::ACTIVE, &[d], -1.0);
             }
             EventKind::Close {
-                code, initiator, ..
+                code,
+                upstream_code,
+                initiator,
+                ..
             } => {
-                let c = code.to_string();
+                let (c, u) = (code.to_string(), upstream_code.to_string());
                 let l = [
                     d,
                     (attr::CLOSE_CODE, c.as_str()),
+                    (attr::UPSTREAM_CLOSE_CODE, u.as_str()),
                     (attr::CLOSE_INITIATOR, initiator.as_str()),
                 ];
                 r.add(&n::CLOSES, &l, 1.0);
@@ -181,7 +204,7 @@ impl MetricsRecorder {
                 peer,
                 rtt: Some(rtt),
             } => {
-                r.observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
+                observe(&n::PING_RTT, &[d, (attr::PEER, peer.as_str())], secs(*rtt));
                 if ev.session.is_none() {
                     // The prober's round trips are the seed monitor's per-endpoint latency.
                     self.note_rtt(secs(*rtt));
@@ -308,7 +331,7 @@ impl MetricsRecorder {
                 );
             }
         }
-        if let Some(s) = voiced(&ev.kind) {
+        if let Some(s) = voiced(&ev.kind).filter(|_| self.voices) {
             if let Some(voice) = s.voice {
                 r.add(
                     &n::SEED_VOICE_ALERTS,

@@ -2,16 +2,20 @@
 //! exported over OTLP by a sender task with a spool.
 //!
 //! - [`names`]: every metric definition and attribute key, once.
-//! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP.
+//! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
+//!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).
 //! - [`metrics`]: events and hot-path counters → registry.
 //! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
-//! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines).
+//! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines);
+//!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events.
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
 //!   re-encoding); [`spool`]: the queue.
 
 pub mod attrs;
+pub mod context;
 pub mod env;
 pub mod export;
+pub mod exposition;
 pub mod health;
 pub mod logs;
 pub mod metrics;
@@ -64,6 +68,8 @@ pub struct Options {
     pub health_window: Duration,
     /// The latency SLO the health score grades against.
     pub slo_latency_ms: crate::config::Slo,
+    /// The seed's switches (metrics export, ∆DΩΛ and voice fields).
+    pub switches: crate::config::Switches,
 }
 
 /// The telemetry side of one sidecar.
@@ -101,18 +107,22 @@ pub fn parse_level(s: &str) -> LogLevel {
     }
 }
 
-/// What the consumer builds between exports: open sessions' span state, finished spans, log records.
+/// What the consumer builds between exports: open sessions' span state, finished spans, log records,
+/// and the D rule's context.
 type Bufs<'a> = (
     &'a mut spans::SpanBuilder,
     &'a mut spans::Encoded,
     &'a mut Vec<LogRecord>,
+    &'a mut context::Tracker,
 );
 
 impl Telemetry {
     /// Creates the registry, recorder and (unless disabled) the OTLP sender.
     pub fn new(opts: Options, stats: Arc<Stats>, sink: EventSink) -> Arc<Telemetry> {
         let registry = Arc::new(Registry::default());
-        let recorder = Arc::new(MetricsRecorder::new(registry.clone(), &opts.dashboard));
+        let recorder = MetricsRecorder::new(registry.clone(), &opts.dashboard)
+            .counting_voices(opts.switches.voice_system);
+        let recorder = Arc::new(recorder);
         let resource = export::resource(&opts.env);
         let drained = Arc::new(Notify::new());
         let mut export_tx = None;
@@ -187,9 +197,29 @@ impl Telemetry {
         }
     }
 
-    /// Whether `signal` goes anywhere.
+    /// Whether `signal` goes anywhere (metrics only while `metrics_enabled`).
     fn exports(&self, signal: Signal) -> bool {
-        self.export_tx.is_some() && self.opts.env.targets.contains_key(&signal)
+        let switched_off = signal == Signal::Metrics && !self.opts.switches.metrics;
+        self.export_tx.is_some() && self.opts.env.targets.contains_key(&signal) && !switched_off
+    }
+
+    /// Whether metrics are exported at all (`websocket.monitoring.metrics_enabled`): OTLP and `/metrics`.
+    pub fn metrics_enabled(&self) -> bool {
+        self.opts.switches.metrics
+    }
+
+    /// The spans' and logs' dashboard and vocabularies (the `iskra.*` switches).
+    fn scope(&self) -> attrs::Scope {
+        attrs::Scope {
+            dashboard: self.opts.dashboard.clone(),
+            ddol: self.opts.switches.fractal_logging,
+            voices: self.opts.switches.voice_system,
+        }
+    }
+
+    /// Whether `websocket.fallback.active` is set on any series.
+    fn fallback_active(&self) -> bool {
+        self.registry.any_nonzero(names::FALLBACK_ACTIVE.name)
     }
 
     fn ship_metrics(&self) {
@@ -240,18 +270,23 @@ impl Telemetry {
     fn on_event(
         &self,
         ev: Event,
-        (builder, span_buf, log_buf): &mut Bufs,
+        (builder, span_buf, log_buf, tracker): &mut Bufs,
         tap: Option<&mpsc::UnboundedSender<Event>>,
     ) {
-        self.recorder.record(&ev);
+        tracker.observe(&ev);
+        // The session's trace becomes the exemplar of the histogram points the event adds (when traces
+        // are exported: an exemplar must lead to a trace).
+        let traced = builder.session_ids(&ev).filter(|_| !span_buf.off);
+        self.recorder.record_traced(&ev, traced);
         self.window.record(&ev);
-        let ids = builder.on_event(&ev, span_buf);
-        let mut sem = semantics::describe(&ev.kind, &semantics::Context::default());
+        let ctx = tracker.context(self.fallback_active());
+        let ids = builder.on_event(&ev, &ctx, span_buf);
+        let mut sem = semantics::describe(&ev.kind, &ctx);
         if let EventKind::ProbeRejected { .. } = ev.kind {
             sem.level = LogLevel::Warn; // a setting to change, said once per change
         }
         if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
-            let entry = logs::entry(&ev, &sem, &self.opts.dashboard, ids);
+            let entry = logs::entry(&ev, &sem, builder.scope(), ids);
             if self.opts.stdout_logs {
                 let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);
             }
@@ -276,7 +311,8 @@ impl Telemetry {
             .ok()
             .and_then(|mut f| f.take())
             .expect("consume runs once");
-        let mut builder = spans::SpanBuilder::new(&self.opts.dashboard);
+        let mut builder = spans::SpanBuilder::scoped(self.scope());
+        let mut tracker = context::Tracker::default();
         let mut span_buf = spans::Encoded {
             off: !self.exports(Signal::Traces),
             ..Default::default()
@@ -290,7 +326,7 @@ impl Telemetry {
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break };
-                    let mut bufs = (&mut builder, &mut span_buf, &mut log_buf);
+                    let mut bufs = (&mut builder, &mut span_buf, &mut log_buf, &mut tracker);
                     self.on_event(ev, &mut bufs, tap.as_ref());
                     // Whatever else is queued is taken now: the checks below run once per batch.
                     for _ in 0..256 {

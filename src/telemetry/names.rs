@@ -72,6 +72,7 @@ pub mod attr {
     pub const DIRECTION: &str = "network.io.direction";
     pub const FRAME_TYPE: &str = "websocket.frame.type";
     pub const CLOSE_CODE: &str = "websocket.close.code";
+    pub const UPSTREAM_CLOSE_CODE: &str = "websocket.upstream.close.code";
     pub const CLOSE_REASON: &str = "websocket.close.reason";
     pub const CLOSE_INITIATOR: &str = "websocket.close.initiator";
     pub const STATUS: &str = "http.response.status_code";

@@ -1,10 +1,11 @@
 //! The metric registry as an OTLP metrics request: cumulative sums, gauges and explicit-bucket
-//! histograms, with the same names, label keys and units `/metrics` shows after translation.
+//! histograms, with the same names, label keys and units `/metrics` shows after translation. Histogram
+//! points carry their buckets' exemplars (trace and span id of the session behind a value).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -38,7 +39,26 @@ pub fn request(
             (Kind::Gauge, Sample::Value(v)) => metric::Data::Gauge(Gauge {
                 data_points: vec![number(v)],
             }),
-            (Kind::Histogram(bounds), Sample::Histogram { counts, sum, count }) => {
+            (
+                Kind::Histogram(bounds),
+                Sample::Histogram {
+                    counts,
+                    sum,
+                    count,
+                    exemplars,
+                },
+            ) => {
+                let exemplars = exemplars
+                    .into_iter()
+                    .flatten()
+                    .map(|e| Exemplar {
+                        time_unix_nano: e.time_unix_nano,
+                        value: Some(exemplar::Value::AsDouble(e.value)),
+                        span_id: e.span_id.to_vec(),
+                        trace_id: e.trace_id.to_vec(),
+                        ..Default::default()
+                    })
+                    .collect();
                 metric::Data::Histogram(Histogram {
                     data_points: vec![HistogramDataPoint {
                         attributes: attributes.clone(),
@@ -48,6 +68,7 @@ pub fn request(
                         sum: Some(sum),
                         bucket_counts: counts,
                         explicit_bounds: bounds.to_vec(),
+                        exemplars,
                         ..Default::default()
                     }],
                     aggregation_temporality: AggregationTemporality::Cumulative as i32,

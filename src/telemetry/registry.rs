@@ -2,11 +2,14 @@
 //! read, so scrape-only users see exactly what the collector's Prometheus exporter would produce.
 //!
 //! Names and label keys are OTel's; [`prom_name`] applies the OTel → Prometheus translation (dots to
-//! underscores, a unit suffix, `_total` on monotonic counters).
+//! underscores, a unit suffix, `_total` on monotonic counters). Histogram buckets keep the latest
+//! [`Exemplar`] observed into them (trace and span id of the session behind the value); the text
+//! formats are written by [`super::exposition`].
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
+
+pub use super::exposition::{prom_label, prom_name};
 
 /// Instrument kinds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +40,22 @@ pub struct Def {
 /// Sorted label pairs.
 pub type Labels = Vec<(&'static str, String)>;
 
+/// A measurement kept beside a histogram bucket, pointing at the trace it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    /// The value observed.
+    pub value: f64,
+    /// When (nanoseconds since the epoch).
+    pub time_unix_nano: u64,
+    /// The trace of the session it belongs to.
+    pub trace_id: [u8; 16],
+    /// The session's span.
+    pub span_id: [u8; 8],
+}
+
+/// Trace and span ids of the session behind a measurement.
+pub type TraceRef = Option<([u8; 16], [u8; 8])>;
+
 #[derive(Debug, Clone)]
 enum Point {
     Value(f64),
@@ -44,6 +63,8 @@ enum Point {
         counts: Vec<u64>,
         sum: f64,
         count: u64,
+        /// The latest exemplar per bucket (empty until the first traced observation).
+        exemplars: Vec<Option<Exemplar>>,
     },
 }
 
@@ -77,6 +98,8 @@ pub enum Sample {
         sum: f64,
         /// Count.
         count: u64,
+        /// The latest exemplar of each bucket, if any (empty: none at all).
+        exemplars: Vec<Option<Exemplar>>,
     },
 }
 
@@ -122,6 +145,7 @@ impl Registry {
                 counts: vec![0; b.len() + 1],
                 sum: 0.0,
                 count: 0,
+                exemplars: Vec::new(),
             },
             _ => Point::Value(0.0),
         };
@@ -152,15 +176,43 @@ impl Registry {
 
     /// Records one histogram value.
     pub fn observe(&self, def: &Def, labels: &[(&'static str, &str)], v: f64) {
+        self.observe_traced(def, labels, v, None, 0);
+    }
+
+    /// Records one histogram value; with `trace`, it becomes its bucket's exemplar (observed at
+    /// `at_nanos`).
+    pub fn observe_traced(
+        &self,
+        def: &Def,
+        labels: &[(&'static str, &str)],
+        v: f64,
+        trace: TraceRef,
+        at_nanos: u64,
+    ) {
         let Kind::Histogram(bounds) = def.kind else {
             return;
         };
         self.with(def, labels, |p| {
-            if let Point::Hist { counts, sum, count } = p {
+            if let Point::Hist {
+                counts,
+                sum,
+                count,
+                exemplars,
+            } = p
+            {
                 let i = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
                 counts[i] += 1;
                 *sum += v;
                 *count += 1;
+                if let Some((trace_id, span_id)) = trace {
+                    exemplars.resize(counts.len(), None);
+                    exemplars[i] = Some(Exemplar {
+                        value: v,
+                        time_unix_nano: at_nanos,
+                        trace_id,
+                        span_id,
+                    });
+                }
             }
         });
     }
@@ -178,6 +230,7 @@ impl Registry {
                 counts: c,
                 sum: s,
                 count,
+                ..
             } = p
             {
                 c.clear();
@@ -196,10 +249,16 @@ impl Registry {
             for (labels, p) in series.values() {
                 let s = match p {
                     Point::Value(v) => Sample::Value(*v),
-                    Point::Hist { counts, sum, count } => Sample::Histogram {
+                    Point::Hist {
+                        counts,
+                        sum,
+                        count,
+                        exemplars,
+                    } => Sample::Histogram {
                         counts: counts.clone(),
                         sum: *sum,
                         count: *count,
+                        exemplars: exemplars.clone(),
                     },
                 };
                 out.push((*def, labels.clone(), s));
@@ -224,6 +283,16 @@ impl Registry {
         self.matching(name, filter).iter().sum()
     }
 
+    /// Whether any series of a family has a non-zero value (no allocation: asked once per event).
+    pub fn any_nonzero(&self, name: &str) -> bool {
+        let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        g.families.get(name).is_some_and(|(_, series)| {
+            series
+                .values()
+                .any(|(_, p)| matches!(p, Point::Value(v) if *v != 0.0))
+        })
+    }
+
     /// Number of series in a family.
     pub fn count(&self, name: &str) -> usize {
         self.matching(name, &[]).len()
@@ -246,168 +315,5 @@ impl Registry {
                 Point::Hist { count, .. } => *count as f64,
             })
             .collect()
-    }
-
-    /// Renders the Prometheus text exposition format (0.0.4).
-    pub fn render_prometheus(&self, extra_labels: &[(&'static str, &str)]) -> String {
-        let mut out = String::new();
-        let snap = self.snapshot();
-        let mut last = "";
-        for (def, labels, sample) in &snap {
-            let name = prom_name(def);
-            if def.name != last {
-                let ty = match def.kind {
-                    Kind::Counter => "counter",
-                    Kind::Histogram(_) => "histogram",
-                    _ => "gauge",
-                };
-                let _ = writeln!(out, "# HELP {name} {}", def.help);
-                let _ = writeln!(out, "# TYPE {name} {ty}");
-                last = def.name;
-            }
-            let mut all: Vec<(String, String)> = labels
-                .iter()
-                .map(|(k, v)| (prom_label(k), v.clone()))
-                .collect();
-            all.extend(
-                extra_labels
-                    .iter()
-                    .map(|(k, v)| (prom_label(k), v.to_string())),
-            );
-            match (sample, def.kind) {
-                (Sample::Value(v), _) => {
-                    let _ = writeln!(out, "{name}{} {}", fmt_labels(&all, None), fmt_f(*v));
-                }
-                (Sample::Histogram { counts, sum, count }, Kind::Histogram(bounds)) => {
-                    let mut cum = 0;
-                    for (i, c) in counts.iter().enumerate() {
-                        cum += c;
-                        let le = bounds.get(i).map_or("+Inf".to_string(), |b| fmt_f(*b));
-                        let _ = writeln!(out, "{name}_bucket{} {cum}", fmt_labels(&all, Some(&le)));
-                    }
-                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(&all, None), fmt_f(*sum));
-                    let _ = writeln!(out, "{name}_count{} {count}", fmt_labels(&all, None));
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
-
-fn fmt_f(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn fmt_labels(all: &[(String, String)], le: Option<&str>) -> String {
-    if all.is_empty() && le.is_none() {
-        return String::new();
-    }
-    let mut s = String::from("{");
-    let mut first = true;
-    for (k, v) in all
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(le.map(|l| ("le", l)))
-    {
-        if !first {
-            s.push(',');
-        }
-        first = false;
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(s, "{k}=\"{v}\"");
-    }
-    s.push('}');
-    s
-}
-
-/// OTel attribute key → Prometheus label name.
-pub fn prom_label(key: &str) -> String {
-    key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-/// OTel metric name + unit + kind → Prometheus name (the collector's translation rules).
-pub fn prom_name(def: &Def) -> String {
-    let mut n = prom_label(def.name);
-    let suffix = match def.unit {
-        "s" => "_seconds",
-        "ms" => "_milliseconds",
-        "By" => "_bytes",
-        "1" if def.kind == Kind::Gauge && !def.name.contains("ratio") => "",
-        "1" => "_ratio",
-        _ => "",
-    };
-    if !suffix.is_empty() && !n.ends_with(suffix) {
-        n.push_str(suffix);
-    }
-    if def.kind == Kind::Counter && !n.ends_with("_total") {
-        n.push_str("_total");
-    }
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const C: Def = Def {
-        name: "websocket.messages",
-        kind: Kind::Counter,
-        unit: "{message}",
-        help: "m",
-    };
-    const H: Def = Def {
-        name: "websocket.ping.rtt",
-        kind: Kind::Histogram(&[0.1, 1.0]),
-        unit: "s",
-        help: "r",
-    };
-    const B: Def = Def {
-        name: "websocket.payload",
-        kind: Kind::Counter,
-        unit: "By",
-        help: "b",
-    };
-
-    #[test]
-    fn translation_follows_the_otel_prometheus_rules() {
-        assert_eq!(prom_name(&C), "websocket_messages_total");
-        assert_eq!(prom_name(&H), "websocket_ping_rtt_seconds");
-        assert_eq!(prom_name(&B), "websocket_payload_bytes_total");
-        assert_eq!(prom_label("iskra.dashboard"), "iskra_dashboard");
-    }
-
-    #[test]
-    fn renders_counters_and_cumulative_buckets() {
-        let r = Registry::default();
-        r.add(&C, &[("iskra.dashboard", "pulse")], 2.0);
-        r.observe(&H, &[], 0.05);
-        r.observe(&H, &[], 5.0);
-        let text = r.render_prometheus(&[]);
-        assert!(
-            text.contains("websocket_messages_total{iskra_dashboard=\"pulse\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("websocket_ping_rtt_seconds_bucket{le=\"0.1\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("websocket_ping_rtt_seconds_bucket{le=\"+Inf\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("websocket_ping_rtt_seconds_count 2\n"),
-            "{text}"
-        );
     }
 }

@@ -62,6 +62,7 @@ impl Encoded {
 struct Closed {
     at: u64,
     code: u16,
+    upstream_code: u16,
     reason: String,
     initiator: &'static str,
 }
@@ -69,6 +70,7 @@ struct Closed {
 impl Closed {
     fn write(&self, a: &mut impl Attrs) {
         a.int("websocket.close.code", self.code as i64);
+        a.int("websocket.upstream.close.code", self.upstream_code as i64);
         a.str("websocket.close.reason", &self.reason);
         a.str("websocket.close.initiator", self.initiator);
     }
@@ -147,6 +149,16 @@ struct Open {
 }
 
 impl Open {
+    /// A session first seen at `at`, with new trace and span ids.
+    fn started(at: u64) -> Open {
+        Open {
+            trace: trace_id(),
+            span: span_id(),
+            start: at,
+            ..Default::default()
+        }
+    }
+
     /// What the session learned along the way (subprotocol, protocol error rule).
     fn learned(&self, a: &mut impl Attrs) {
         if let Some(p) = &self.subprotocol {
@@ -160,7 +172,7 @@ impl Open {
 
 /// Builds spans from events; holds only open sessions.
 pub struct SpanBuilder {
-    dashboard: String,
+    scope: attrs::Scope,
     open: HashMap<u64, Open>,
     probes: HashMap<String, (u64, [u8; 16], [u8; 8], u32)>,
 }
@@ -259,13 +271,35 @@ fn session_span(
 }
 
 impl SpanBuilder {
-    /// A builder labelling spans with `dashboard`.
+    /// A builder labelling spans with `dashboard`, every vocabulary on.
     pub fn new(dashboard: &str) -> Self {
+        Self::scoped(attrs::Scope::new(dashboard))
+    }
+
+    /// A builder writing the attributes `scope` says.
+    pub fn scoped(scope: attrs::Scope) -> Self {
         SpanBuilder {
-            dashboard: dashboard.to_string(),
+            scope,
             open: HashMap::new(),
             probes: HashMap::new(),
         }
+    }
+
+    /// The dashboard and vocabularies the spans carry.
+    pub fn scope(&self) -> &attrs::Scope {
+        &self.scope
+    }
+
+    /// The trace and span ids of `ev`'s session (opening its state at its first event); None for
+    /// events of no session.
+    pub fn session_ids(&mut self, ev: &Event) -> Ids {
+        let info = ev.session.as_ref()?;
+        let at = nanos(ev.at);
+        let o = self
+            .open
+            .entry(info.id)
+            .or_insert_with(|| Open::started(at));
+        Some((o.trace, o.span))
     }
 
     /// Open sessions (for tests and self-telemetry).
@@ -287,7 +321,7 @@ impl SpanBuilder {
             .collect();
         for id in &stale {
             if let Some(o) = self.open.remove(id) {
-                let dashboard = self.dashboard.as_str();
+                let dashboard = self.scope.dashboard.as_str();
                 let attributes = |a: &mut PbAttrs| {
                     a.str("iskra.dashboard", dashboard);
                     a.str("error.type", "handshake_expired");
@@ -298,22 +332,19 @@ impl SpanBuilder {
         stale.len() as u64
     }
 
-    /// Feeds one event; finished spans are written to `out`. Returns the session's ids for logs.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Encoded) -> Ids {
+    /// Feeds one event, described in `ctx` (the D rule's inputs); finished spans are written to `out`.
+    /// Returns the session's ids for logs.
+    pub fn on_event(&mut self, ev: &Event, ctx: &Context, out: &mut Encoded) -> Ids {
         let at = nanos(ev.at);
-        if let Some(ids) = self.on_probe(ev, at, out) {
+        if let Some(ids) = self.on_probe(ev, ctx, at, out) {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        let dashboard = self.dashboard.as_str();
-        let o = self.open.entry(info.id).or_insert_with(|| Open {
-            trace: trace_id(),
-            span: span_id(),
-            start: at,
-            ..Default::default()
-        });
+        let Self { scope, open, .. } = self;
+        let dashboard = &*scope;
+        let o = open.entry(info.id).or_insert_with(|| Open::started(at));
         let ids = Some((o.trace, o.span));
-        let sem = || semantics::describe(&ev.kind, &Context::default());
+        let sem = || semantics::describe(&ev.kind, ctx);
         match &ev.kind {
             EventKind::UpstreamConnectStarted => o.connect_start = Some(at),
             EventKind::UpstreamConnected { .. } | EventKind::UpstreamConnectFailed { .. } => {
@@ -361,7 +392,7 @@ impl SpanBuilder {
                 };
                 let what = ("ws.handshake", SpanKind::Internal);
                 child_span(out, o, what, (o.start, at), attributes, err);
-                let o = self.open.remove(&info.id).unwrap_or_default();
+                let o = open.remove(&info.id).unwrap_or_default();
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
                     o.learned(a);
@@ -382,6 +413,7 @@ impl SpanBuilder {
             }
             EventKind::Close {
                 code,
+                upstream_code,
                 reason,
                 initiator,
             } => {
@@ -389,15 +421,16 @@ impl SpanBuilder {
                 o.close = Some(Closed {
                     at,
                     code: *code,
+                    upstream_code: *upstream_code,
                     reason: reason.clone(),
                     initiator: initiator.as_str(),
                 });
                 o.last_kind = Some(ev.kind.clone());
             }
             EventKind::SessionEnded { totals, .. } => {
-                let mut o = self.open.remove(&info.id).unwrap_or_default();
+                let mut o = open.remove(&info.id).unwrap_or_default();
                 let outcome = o.last_kind.take().unwrap_or_else(|| ev.kind.clone());
-                let sm = semantics::describe(&outcome, &Context::default());
+                let sm = semantics::describe(&outcome, ctx);
                 let err = o.error.or(sm.error);
                 if let Some(c) = &o.close {
                     let attributes = |a: &mut PbAttrs| {
@@ -438,7 +471,7 @@ impl SpanBuilder {
     }
 
     /// Prober attempts become `ws.reconnect.attempt` spans (one trace per attempt).
-    fn on_probe(&mut self, ev: &Event, at: u64, out: &mut Encoded) -> Option<Ids> {
+    fn on_probe(&mut self, ev: &Event, ctx: &Context, at: u64, out: &mut Encoded) -> Option<Ids> {
         match &ev.kind {
             EventKind::ProbeAttempt {
                 endpoint, attempt, ..
@@ -464,7 +497,7 @@ impl SpanBuilder {
                     self.probes
                         .remove(endpoint)
                         .unwrap_or((at, trace_id(), span_id(), 0));
-                let sm = semantics::describe(&ev.kind, &Context::default());
+                let sm = semantics::describe(&ev.kind, ctx);
                 let attributes = |a: &mut PbAttrs| {
                     a.str("websocket.upstream.name", endpoint);
                     a.str("websocket.transport", transport.as_str());
@@ -472,7 +505,7 @@ impl SpanBuilder {
                     if let Some(st) = status {
                         a.int("http.response.status_code", st as i64);
                     }
-                    attrs::iskra(&sm, &self.dashboard, a);
+                    attrs::iskra(&sm, &self.scope, a);
                 };
                 let at_ = Place {
                     trace,
@@ -553,6 +586,7 @@ mod tests {
                 9,
                 EventKind::Close {
                     code: 4001,
+                    upstream_code: 4001,
                     reason: "bye".into(),
                     initiator: Initiator::Client,
                 },
@@ -566,6 +600,7 @@ mod tests {
                         ..Default::default()
                     },
                     code: 4001,
+                    upstream_code: 4001,
                     initiator: Initiator::Client,
                 },
             ),
@@ -573,7 +608,7 @@ mod tests {
         let mut b = SpanBuilder::new("pulse");
         let mut out = Encoded::default();
         for e in &script {
-            b.on_event(e, &mut out);
+            b.on_event(e, &Context::default(), &mut out);
         }
         assert_eq!((out.count, b.open_sessions()), (4, 0));
         let resource = opentelemetry_proto::tonic::resource::v1::Resource {
@@ -663,7 +698,7 @@ mod tests {
                 session: Some(info(id)),
                 kind,
             };
-            b.on_event(&ev, &mut out);
+            b.on_event(&ev, &Context::default(), &mut out);
         }
         let age = Duration::from_secs(15);
         assert_eq!(b.expire(nanos(t0 + age / 2), age, &mut out), 0);

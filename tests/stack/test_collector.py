@@ -134,17 +134,20 @@ def test_structure(name):
 
 
 def test_compose_overlay_merged_on_collector_yaml():
-    """compose.yaml runs collector.yaml + compose-overlay.yaml; the overlay only drops k8sattributes
-    from the pipelines (no Kubernetes API in compose), so that processor may stay unused there."""
+    """compose.yaml runs collector.yaml + compose-overlay.yaml; the overlay drops k8sattributes from the
+    pipelines (no Kubernetes API in compose), so that processor may stay unused there, and sends the logs
+    to the compose stack's Loki as well (with the persistent queue)."""
     base, overlay = load("collector.yaml"), load("compose-overlay.yaml")
-    assert set(overlay) == {"service"} and set(overlay["service"]) == {"pipelines"}
+    assert set(overlay) == {"service", "exporters"} and set(overlay["service"]) == {"pipelines"}
+    assert set(overlay["exporters"]) == {"otlp_http/loki"}
+    assert overlay["exporters"]["otlp_http/loki"]["sending_queue"]["storage"] == "file_storage"
     merged = merge(base, overlay)
     check_structure(merged, "collector.yaml + compose-overlay.yaml", allowed_unused=frozenset({"k8sattributes"}))
     for pname, p in pipelines(merged).items():
         assert "k8sattributes" not in p.get("processors", []), pname
-        # the overlay changes processors only
         assert p["receivers"] == pipelines(base)[pname]["receivers"]
-        assert p["exporters"] == pipelines(base)[pname]["exporters"]
+        extra = ["otlp_http/loki"] if pname == "logs" else []
+        assert sorted(p["exporters"]) == sorted(pipelines(base)[pname]["exporters"] + extra), pname
     compose = (ROOT / "compose.yaml").read_text()
     assert "compose-overlay.yaml" in compose
 

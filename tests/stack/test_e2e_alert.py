@@ -88,7 +88,12 @@ def stack():
     sidecar = subprocess.Popen([str(BIN), "run", "--dashboard", "pulse", "--listen", "127.0.0.1:0",
                                 "--admin", f"127.0.0.1:{admin_port}", "--upstream", f"ws://127.0.0.1:{dash_port}"],
                                env=env, stdout=subprocess.PIPE, text=True)
-    started = json.loads(sidecar.stdout.readline())
+    # the `sidecar_started` line names the bound addresses; start-up lines before it (descriptor limit) are skipped
+    started = {}
+    while "listen" not in started:
+        line = sidecar.stdout.readline()
+        assert line, "the sidecar exited before its sidecar_started line"
+        started = json.loads(line)
     listen = started["listen"]
 
     # Traffic: a Python websockets client chatting through the sidecar, reconnecting when dropped.

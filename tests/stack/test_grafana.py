@@ -263,6 +263,39 @@ def test_datasources():
     assert t2m["queries"]
 
 
+def test_traces_to_logs_and_back():
+    """Tempo → Loki: a span opens the log records of its trace; Loki → Tempo: a record's trace_id opens
+    its trace. Loki is a compose service the collector sends logs to (otel-collector/compose-overlay.yaml)."""
+    doc = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "datasources.yml")
+    by_uid = {d["uid"]: d for d in doc["datasources"]}
+    tempo, loki = by_uid["tempo"], by_uid["loki"]
+    assert loki["type"] == "loki" and loki["url"] == "http://loki:3100"
+    t2l = tempo["jsonData"]["tracesToLogsV2"]
+    assert t2l["datasourceUid"] == "loki" and t2l["filterByTraceID"] is True
+    # `$$` escapes Grafana's environment expansion: the query must reach Grafana as ${__trace.traceId}
+    assert "$${__trace.traceId}" in t2l["query"] and 'service_name=' in t2l["query"], t2l["query"]
+    [field] = loki["jsonData"]["derivedFields"]
+    assert (field["datasourceUid"], field["matcherType"], field["matcherRegex"]) == ("tempo", "label", "trace_id")
+    overlay = load_yaml(GRAFANA_DIR.parent / "otel-collector" / "compose-overlay.yaml")
+    assert overlay["exporters"]["otlp_http/loki"]["endpoint"].endswith("http://loki:3100/otlp}")
+    assert "otlp_http/loki" in overlay["service"]["pipelines"]["logs"]["exporters"]
+    loki_cfg = load_yaml(GRAFANA_DIR.parent / "otel-collector" / "loki.yaml")
+    assert loki_cfg["limits_config"]["allow_structured_metadata"] is True, "trace_id is structured metadata"
+    assert loki_cfg["server"]["http_listen_port"] == 3100
+
+
+def test_latency_panels_show_exemplars():
+    """The histograms whose buckets carry exemplars (tests/exemplars.rs) are drawn with exemplars on, so a
+    latency point links to its trace."""
+    with_exemplars = set()
+    for d in DASHBOARDS.values():
+        for p in iter_panels(d["panels"]):
+            for t in p.get("targets", []):
+                if t.get("exemplar"):
+                    with_exemplars |= set(re.findall(r"(\w+)_bucket", t["expr"]))
+    assert {"websocket_handshake_duration_seconds", "websocket_upstream_connect_duration_seconds"} <= with_exemplars
+
+
 def test_traces_to_metrics_queries(prom_url):
     t2m = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "datasources.yml")
     [tempo] = [d for d in t2m["datasources"] if d["uid"] == "tempo"]

@@ -8,9 +8,11 @@ Tools (installed by scripts/install-test-deps.sh; a missing one fails the test t
     strict mode (unknown fields are errors).
 
 Every scenario in helm/iskra-ws-sidecar/ci/*-values.yaml is linted (strict, kube v1.30.0), rendered and
-validated. NOTES.txt is not a manifest and is left out. The PodMonitor is a CRD (monitoring.coreos.com/v1)
-that kubernetes-validate has no schema for, so it is left out of that run and checked here instead
-against a hand-written subset of the CRD's schema (the fields the chart uses, unknown fields rejected).
+validated. NOTES.txt is not a manifest and is left out. The PodMonitor, PrometheusRule and
+AlertmanagerConfig are CRDs (monitoring.coreos.com) that kubernetes-validate has no schema for: it only
+warns "Couldn't find schema" and exits 0, so they are left out of that run and checked against
+hand-written subsets of the CRDs' schemas (unknown fields rejected): the PodMonitor here, the
+PrometheusRule and AlertmanagerConfig in test_helm_operator.py, with promtool and amtool as well.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ SCENARIOS = ["default", "collector-enabled", "podmonitor", "single-dashboard-bac
 DASHBOARD_PORTS = {"pulse": 3001, "seams": 3002, "voices": 3003}
 SIDECAR_PROXY_PORT = 8000
 SIDECAR_ADMIN_PORT = 8080
+# Prometheus Operator kinds: no schema in kubernetes-validate, checked by hand below.
+CRD_KINDS = {"PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
 
 try:  # a missing SDK must fail loudly, not skip
     import helm_python  # type: ignore
@@ -178,11 +182,11 @@ def test_scenario_renders_without_duplicate_keys(scenario):
 
 
 def test_kubernetes_validate_strict_every_scenario(tmp_path):
-    """All scenarios in one kubernetes-validate run (strict, Kubernetes 1.30); PodMonitor excluded (CRD)."""
+    """All scenarios in one kubernetes-validate run (strict, Kubernetes 1.30); CRDs excluded."""
     cmd = _kubernetes_validate_cmd()
     files = []
     for scenario in SCENARIOS:
-        docs = [d for d in manifests(scenario) if d.get("kind") != "PodMonitor"]
+        docs = [d for d in manifests(scenario) if d.get("kind") not in CRD_KINDS]
         path = tmp_path / f"{scenario}.yaml"
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         files.append(str(path))
@@ -194,7 +198,7 @@ def test_kubernetes_validate_strict_every_scenario(tmp_path):
     # a kind without a schema is only a warning to the tool: here it would mean an unchecked manifest
     assert "Couldn't find schema" not in out, out
     passed = out.count(" passed for resource ")
-    total = sum(len([d for d in manifests(s) if d.get("kind") != "PodMonitor"]) for s in SCENARIOS)
+    total = sum(len([d for d in manifests(s) if d.get("kind") not in CRD_KINDS]) for s in SCENARIOS)
     assert passed == total, f"{passed} of {total} manifests reported as passed:\n{out}"
 
 
@@ -583,6 +587,7 @@ SIDECAR_KEYS = {
     "websocket.fallback.degraded_service", "websocket.fallback.timeout",
     "probe.path", "probe.subprotocols", "probe.origin", "probe.init_messages", "probe.replies",
     "probe.gates_readiness", "health.window_ms",
+    "iskra.fractal_logging", "iskra.slo_monitoring", "iskra.voice_system",
 }
 # …and maps whose keys are the user's (a header name, a text to answer)
 SIDECAR_MAPS = ("probe.replies.", "probe.header_files.")
@@ -691,17 +696,16 @@ def test_images_are_pinned(scenario):
 def test_secrets_only_by_reference(scenario):
     docs = manifests(scenario)
     assert not of_kind(docs, "Secret"), "the chart never creates Secrets"
+    # The alert channels are the AlertmanagerConfig's (Secret references), not environment variables
+    # of the sidecar, which never read them.
     for deploy in of_kind(docs, "Deployment"):
         for c in deploy["spec"]["template"]["spec"]["containers"]:
             env = env_of(c)
-            for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_API_KEY"):
-                if name in env:
-                    assert "value" not in env[name]
-                    assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "iskra-alerting"
-    if scenario == "single-dashboard-backups":
-        env = env_of(container(dashboard_deployments(docs)[0], "sidecar"))
-        assert env["SLACK_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]["key"] == "slack-webhook-url"
-        assert env["PAGERDUTY_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "pagerduty-api-key"
+            for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_API_KEY", "EMAIL_SMTP_HOST", "EMAIL_SMTP_PORT"):
+                assert name not in env, f"{c['name']}: {name} is set but nothing in the pod reads it"
+    for amc in of_kind(docs, "AlertmanagerConfig"):
+        refs = _secret_refs(amc["spec"])
+        assert refs and {name for name, _ in refs} == {"iskra-alerting"}, refs
 
 
 PROBE_SEND_ENV = "ISKRA_SIDECAR_PROBE__SEND_TOKEN_FILE"
@@ -811,6 +815,8 @@ BAD_VALUES = {
     "probe header the handshake owns": "sidecar:\n  probeHeaders:\n    existingSecret: s\n    headers: {Host: host}\n    mountPath: /x\n",
     "bad backup URL": "dashboards:\n  pulse:\n    backupUrls: [backup-pulse:3001]\n",
     "service.name in resource attributes": "otel:\n  resourceAttributes:\n    service.name: x\n",
+    "alerting without its Secret": "alerting:\n  enabled: true\n",
+    "a literal Slack URL under alerting.slack": "alerting:\n  slack:\n    apiURL: https://hooks.slack.com/x\n",
 }
 
 
@@ -946,3 +952,17 @@ def test_the_sidecar_accepts_the_rendered_config(scenario, tmp_path):
         assert effective["admin"] == f"0.0.0.0:{ports['admin']}"
         assert effective["telemetry.spool_dir"] == next(
             m["mountPath"] for m in container(deploy, "sidecar")["volumeMounts"] if m["name"] == "spool")
+
+
+def _secret_refs(tree) -> list[tuple[str, str]]:
+    """Every {name, key} secret selector in a tree."""
+    found = []
+    if isinstance(tree, dict):
+        if set(tree) <= {"name", "key", "optional"} and {"name", "key"} <= set(tree):
+            found.append((tree["name"], tree["key"]))
+        for v in tree.values():
+            found.extend(_secret_refs(v))
+    elif isinstance(tree, list):
+        for v in tree:
+            found.extend(_secret_refs(v))
+    return found

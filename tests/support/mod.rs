@@ -400,3 +400,10 @@ pub async fn health_until(admin: SocketAddr, what: &str, f: impl Fn(&Value) -> b
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A python3 script of tests/peers with its arguments, started with [`spawn_piped`].
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("tests/peers").join(script)).args(args);
+    spawn_piped(cmd, &[])
+}

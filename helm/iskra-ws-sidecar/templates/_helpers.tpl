@@ -160,6 +160,7 @@ The values' sidecar.config plus what follows from the dashboard and the ports.
     "telemetry" $telemetry
     "probe" $probe
     "health" $root.Values.sidecar.config.health
+    "iskra" $root.Values.sidecar.config.iskra
     "websocket" $ws -}}
 {{- toYaml $cfg -}}
 {{- end -}}

@@ -106,7 +106,7 @@ pub async fn hold(mut st: State<'_>, lost: Lost, ctx: &SessionCtx) -> Held {
     };
     let took = (t0, attempts.load(Relaxed));
     Held::Ended(match end {
-        End::Client(stop) => client_ended(&st, ctx, stop, took).await,
+        End::Client(stop) => client_ended(&st, ctx, stop, lost.cause, took).await,
         End::ClientDead(missed) => {
             let kind = EventKind::HeartbeatTimeout {
                 peer: Peer::Client,
@@ -116,6 +116,7 @@ pub async fn hold(mut st: State<'_>, lost: Lost, ctx: &SessionCtx) -> Held {
             let reason = "client heartbeat timeout";
             let ending = Ending {
                 code: 1001,
+                upstream_code: lost.cause.upstream_code(),
                 reason: reason.into(),
                 initiator: Initiator::Sidecar,
             };
@@ -235,12 +236,16 @@ async fn client_ended(
     st: &State<'_>,
     ctx: &SessionCtx,
     stop: Stop,
+    cause: LostCause,
     took: (Instant, u32),
 ) -> Ending {
+    // The dashboard's side ended when the hold began.
+    let upstream_code = cause.upstream_code();
     let (ending, reply) = match stop {
         Stop::Gone => {
             let e = Ending {
                 code: 1006,
+                upstream_code,
                 reason: "client connection lost".into(),
                 initiator: Initiator::Client,
             };
@@ -251,6 +256,7 @@ async fn client_ended(
             (
                 Ending {
                     code,
+                    upstream_code,
                     reason,
                     initiator: Initiator::Client,
                 },
@@ -268,6 +274,7 @@ async fn client_ended(
             let reason = format!("client protocol error: {}", rule.as_str());
             let e = Ending {
                 code: rule.close_code(),
+                upstream_code,
                 reason,
                 initiator: Initiator::Sidecar,
             };
@@ -295,29 +302,24 @@ async fn give_up(
     (t0, attempts): (Instant, u32),
 ) -> Ending {
     gave_up(ctx, reason, t0.elapsed(), attempts);
-    let (code, to_client, why, initiator) = match (reason, cause) {
+    // What the client gets (`to_client`) is the session's close code; the upstream's is the cause's.
+    let (to_client, why, initiator) = match (reason, cause) {
         (ResumeGaveUp::Shutdown, _) => (
-            1001,
             1001,
             "sidecar shutting down".to_string(),
             Initiator::Sidecar,
         ),
-        (_, LostCause::Vanished) => (
-            1006,
-            1012,
-            "upstream connection lost".into(),
-            Initiator::Upstream,
-        ),
-        (_, LostCause::Closed(c)) => (c, c, "upstream restarting".into(), Initiator::Upstream),
+        (_, LostCause::Vanished) => (1012, "upstream connection lost".into(), Initiator::Upstream),
+        (_, LostCause::Closed(c)) => (c, "upstream restarting".into(), Initiator::Upstream),
         (_, LostCause::Heartbeat) => (
-            1011,
             1011,
             "upstream heartbeat timeout".into(),
             Initiator::Sidecar,
         ),
     };
     let ending = Ending {
-        code,
+        code: to_client,
+        upstream_code: cause.upstream_code(),
         reason: why,
         initiator,
     };

@@ -97,6 +97,19 @@ pub enum LostCause {
     Heartbeat,
 }
 
+impl LostCause {
+    /// The close code the upstream's side of the session got: 1006 when it vanished, its own close
+    /// code, or the 1001 the sidecar sent an upstream that stopped answering heartbeats
+    /// (`websocket.upstream.close.code`).
+    pub fn upstream_code(self) -> u16 {
+        match self {
+            LostCause::Vanished => 1006,
+            LostCause::Closed(c) => c,
+            LostCause::Heartbeat => 1001,
+        }
+    }
+}
+
 /// A session whose upstream is gone, ready to be held.
 #[derive(Debug)]
 pub struct Lost {
