@@ -20,6 +20,29 @@ const FAST: &[(&str, &str)] = &[
     ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
 ];
 
+/// [`FAST`], exporting over OTLP to `endpoint`, and `extra`.
+fn exporting<'a>(endpoint: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = FAST.to_vec();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Opens a session through `addr` and sends an unmasked client frame (a protocol violation); returns
+/// the raw connection, to keep it open.
+async fn unmasked_frame(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let mut raw = match ws.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
+        _ => unreachable!(),
+    };
+    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    raw
+}
+
 /// N sessions of M messages each, closed with the given codes, with secrets in headers and query.
 async fn scripted_sessions(addr: std::net::SocketAddr, codes: &[u16], m: usize) {
     for (n, code) in codes.iter().enumerate() {
@@ -83,22 +106,23 @@ fn sessions(rec: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> 
 async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_values() {
     let up = node_ws(&[]);
     let (otlp, rec, _h) = grpc_receiver().await;
-    let mut env = FAST.to_vec();
     let endpoint = format!("http://{otlp}");
-    env.extend([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_SERVICE_NAME", "pulse-sidecar"),
-        (
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "service.name=ignored,deployment.environment=test",
-        ),
-        ("POD_NAME", "pulse-abc"),
-        ("POD_NAMESPACE", "iskra-ecosystem"),
-        ("NODE_NAME", "node-1"),
-        // A session's clean open and close log at DEBUG by default (issue 15); the correlation check
-        // below reads the connection_established record.
-        ("WEBSOCKET_LOG_LEVEL", "debug"),
-    ]);
+    let env = exporting(
+        &endpoint,
+        &[
+            ("OTEL_SERVICE_NAME", "pulse-sidecar"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=ignored,deployment.environment=test",
+            ),
+            ("POD_NAME", "pulse-abc"),
+            ("POD_NAMESPACE", "iskra-ecosystem"),
+            ("NODE_NAME", "node-1"),
+            // A session's clean open and close log at DEBUG by default (issue 15); the correlation check
+            // below reads the connection_established record.
+            ("WEBSOCKET_LOG_LEVEL", "debug"),
+        ],
+    );
     let sc = sidecar(
         &format!("ws://127.0.0.1:{}", up.port),
         &["--dashboard", "pulse"],
@@ -321,15 +345,7 @@ async fn failures_are_errors_with_their_seed_class_over_http() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     ]);
     let sc2 = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env2);
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc2.addr))
-        .await
-        .unwrap();
-    let mut raw = match ws.into_inner() {
-        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
-        _ => unreachable!(),
-    };
-    use tokio::io::AsyncWriteExt;
-    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    let _raw = unmasked_frame(sc2.addr).await;
     wait_for(&rec2, "protocol error session", |r| !sessions(r).is_empty()).await;
     let s = &sessions(&rec2)[0];
     assert_eq!(s.status.as_ref().unwrap().code, 2);
@@ -357,12 +373,11 @@ async fn failures_are_errors_with_their_seed_class_over_http() {
 async fn the_step_spans_switch_exports_the_steps_as_child_spans() {
     let up = node_ws(&[]);
     let (otlp, rec, _h) = grpc_receiver().await;
-    let mut env = FAST.to_vec();
     let endpoint = format!("http://{otlp}");
-    env.extend([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("ISKRA_SIDECAR_TELEMETRY__STEP_SPANS", "true"),
-    ]);
+    let env = exporting(
+        &endpoint,
+        &[("ISKRA_SIDECAR_TELEMETRY__STEP_SPANS", "true")],
+    );
     let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env);
     scripted_sessions(sc.addr, &[1000, 1001], 1).await;
     wait_for(&rec, "2 sessions and their 6 steps", |r| {
@@ -405,15 +420,7 @@ async fn a_clean_session_logs_no_line_at_the_default_level_and_trouble_still_doe
     scripted_sessions(sc.addr, &[1000, 1001], 1).await;
     // Then a protocol violation (an unmasked client frame). One consumer takes the events in order, so
     // once its line is out, the clean sessions' events have been through the level check.
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc.addr))
-        .await
-        .unwrap();
-    let mut raw = match ws.into_inner() {
-        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
-        _ => unreachable!(),
-    };
-    use tokio::io::AsyncWriteExt;
-    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    let _raw = unmasked_frame(sc.addr).await;
     let has = |l: &Lines, delta: &str| l.lock().unwrap().iter().any(|v| v["delta"] == delta);
     eventually(
         Duration::from_secs(10),
