@@ -74,7 +74,11 @@ fn closes(rec: &Received, code: &str, upstream: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-async fn traced_sidecar(upstream_port: u16, extra: &[(&str, &str)]) -> (Sidecar, Received) {
+async fn traced_sidecar(upstream_port: u16) -> (Sidecar, Received) {
+    traced_sidecar_with(upstream_port, &[]).await
+}
+
+async fn traced_sidecar_with(upstream_port: u16, extra: &[(&str, &str)]) -> (Sidecar, Received) {
     let (otlp, rec, _h) = grpc_receiver().await;
     let endpoint = format!("http://{otlp}");
     let mut env = FAST.to_vec();
@@ -87,7 +91,7 @@ async fn traced_sidecar(upstream_port: u16, extra: &[(&str, &str)]) -> (Sidecar,
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_dashboard_is_1012_for_the_client_and_1006_upstream_in_spans_logs_and_metrics() {
     let mut up = node_ws(&[]);
-    let (sc, rec) = traced_sidecar(up.port, &[]).await;
+    let (sc, rec) = traced_sidecar(up.port).await;
     let mut client = py_client(&format!("ws://{}/live", sc.addr), "wait");
     // The dashboard dies without a close frame.
     up.proc.child.kill().unwrap();
@@ -110,10 +114,27 @@ async fn a_dead_dashboard_is_1012_for_the_client_and_1006_upstream_in_spans_logs
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_hold_that_gives_up_records_the_clients_1012_and_the_upstreams_1006() {
+    // With session resume on, the dashboard's death is held first; it stays dead past the window.
+    let mut up = node_ws(&[]);
+    let (sc, rec) = traced_sidecar_with(up.port, &[("ISKRA_SIDECAR_RESUME__HOLD_MS", "300")]).await;
+    let mut client = py_client(&format!("ws://{}/live", sc.addr), "wait");
+    up.proc.child.kill().unwrap();
+    let _ = up.proc.child.wait();
+    assert_eq!(client_code(&mut client), 1012, "what the browser sees");
+    wait_for(&rec, "the session span", |r| !span_codes(r).is_empty()).await;
+    assert_eq!(span_codes(&rec), [("1012".to_string(), "1006".to_string())]);
+    wait_for(&rec, "websocket.closes{1012,1006}", |r| {
+        closes(r, "1012", "1006") == 1.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn normal_closes_carry_the_same_code_on_both_sides() {
     let up = node_ws(&[]);
     // A clean close is logged at DEBUG by default (issue 15); this test reads the close records.
-    let (sc, rec) = traced_sidecar(up.port, &[("WEBSOCKET_LOG_LEVEL", "debug")]).await;
+    let (sc, rec) = traced_sidecar_with(up.port, &[("WEBSOCKET_LOG_LEVEL", "debug")]).await;
     let url = format!("ws://{}/live", sc.addr);
     // The client closes with 4002; then the dashboard closes with 4003.
     let mut c = py_client(&url, "close:4002");
