@@ -105,6 +105,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             &[("iskra.dashboard".into(), dashboard.clone())],
         )
     });
+    crate::jsonlog::set_min_level(&config.log_level);
     for w in &env.warnings {
         log_line("WARN", "otel_env", json!({"message": w}));
     }
@@ -120,6 +121,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         health_window: config.health_window,
         slo_latency_ms: config.slo_latency_ms,
         switches: config.switches,
+        step_spans: config.step_spans,
     };
     let telemetry = Telemetry::new(opts, stats, sink);
     tokio::spawn(telemetry.clone().consume(rx, tap));
@@ -262,16 +264,16 @@ fn raise_nofile() {
     );
 }
 
-/// Prints one structured log line to stdout.
+/// Prints one structured log line of the sidecar's own to stdout, through the one log writer
+/// ([`crate::jsonlog`]): at or above `websocket.monitoring.log_level`, except the process's start, drain
+/// and stop, which are always said.
 pub fn log_line(level: &str, event_type: &str, fields: Value) {
-    let mut v = json!({
-        "timestamp": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        "level": level, "component": "iskra-ws-sidecar", "event_type": event_type,
-    });
-    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    println!("{v}");
+    let always = matches!(
+        event_type,
+        "sidecar_started" | "sidecar_draining" | "sidecar_stopped"
+    );
+    let out = crate::jsonlog::Stream::Stdout;
+    crate::jsonlog::own(out, always, level, "iskra-ws-sidecar", event_type, &fields);
 }
 
 /// Collects the run flags as config overrides.

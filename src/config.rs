@@ -222,6 +222,9 @@ pub struct Config {
     pub spool_max_bytes: u64,
     /// Emit one event per relayed message (debugging; costs throughput).
     pub frame_events: bool,
+    /// A session's steps (upstream connect, handshake, close) as child spans rather than as events of
+    /// its `ws.session` span.
+    pub step_spans: bool,
     /// Subprotocols whose name may appear in telemetry (others are reported as `other`).
     pub record_subprotocols: Vec<String>,
     /// `X-Forwarded-For` / `X-Forwarded-Proto` toward the upstream.
@@ -378,6 +381,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         .map(PathBuf::from);
     let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
     let frame_events = r.boolean("telemetry.frame_events");
+    let step_spans = r.boolean("telemetry.step_spans");
     let record_subprotocols = r.list("telemetry.record_subprotocols").into_iter();
     let record_subprotocols = record_subprotocols.map(|(_, v)| v).collect();
     let forwarded = crate::proxy::forwarded::Forwarding {
@@ -419,6 +423,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         spool_dir,
         spool_max_bytes,
         frame_events,
+        step_spans,
         record_subprotocols,
         forwarded,
         probe_enabled,

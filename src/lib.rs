@@ -21,6 +21,7 @@
 //! - [`events`]: the lifecycle event enum, the only seam between data path and telemetry.
 //! - [`semantics`]: pure, table-driven mapping from events to the seed's vocabulary.
 //! - [`admin`]: `/health`, `/ready`, `/metrics`.
+//! - [`jsonlog`]: the one JSON log line writer (sessions' lines and the sidecar's own), with levels.
 //!
 //! The module map, the import rules and the decision to produce OTLP with our own pipeline are in
 //! `docs/architecture.md`.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod jsonlog;
 pub mod probe;
 pub mod proxy;
 pub mod semantics;
