@@ -28,6 +28,10 @@ METRICS = [
     ("latency_p50_us", "latency", "p50_us", "µs", False, 1),
     ("latency_p99_us", "latency", "p99_us", "µs", False, 1),
     ("churn_per_s", "churn", "handshakes_per_s", "cycles/s", True, 1),
+    ("churn_connect_p50_us", "churn", "connect_p50_us", "µs", False, 1),
+    ("churn_connect_p99_us", "churn", "connect_p99_us", "µs", False, 1),
+    ("churn_allocs_per_cycle", "churn_allocs", "allocs_per_cycle", "allocs", False, 1),
+    ("churn_alloc_bytes_per_cycle", "churn_allocs", "bytes_per_cycle", "bytes", False, 1),
     ("idle_bytes_per_conn", "idle", "bytes_per_conn", "KB", False, 1 / 1000),
     ("idle_rss_mb", "idle", "rss_before_kb", "MB", False, 1.024 / 1000),
 ]
@@ -38,6 +42,10 @@ TITLES = {
     "latency_p50_us": "round trip p50 @ rate",
     "latency_p99_us": "round trip p99 @ rate",
     "churn_per_s": "churn (connect, 1 msg, close)",
+    "churn_connect_p50_us": "churn: connect + upgrade p50",
+    "churn_connect_p99_us": "churn: connect + upgrade p99",
+    "churn_allocs_per_cycle": "churn: allocations per cycle (sidecar)",
+    "churn_alloc_bytes_per_cycle": "churn: bytes allocated per cycle (sidecar)",
     "idle_bytes_per_conn": "memory per idle connection",
     "idle_rss_mb": "RSS before connections",
 }

@@ -9,6 +9,10 @@
 # the whole sequence is repeated (default 3). Results: DIR/latest.json (default bench-results/) and a
 # table of medians and ratios to direct on stdout, and the CPU each proxy (and, for the sidecar with
 # telemetry on, the OTLP receiver) used per operation. A benchmark, not a test: nothing here asserts timings.
+# The churn figure also reports connect p50/p99 (TCP connect + upgrade until the 101 is read) and, for
+# the sidecar, allocations per churn cycle: a separate short churn run with bench/alloccount.c preloaded
+# (a malloc/free counter), minus the allocations the same process makes idle over the same time.
+# The sidecar runs at its default configuration (log level included).
 # --smoke runs a tiny version of every figure once (CI: checks the harness works, < 60 s after builds).
 # The machine's CPU use just before each run is recorded (background_busy_pct): other work on a 2-core
 # machine skews every figure; --wait-quiet waits (up to 60 s) for it to drop under 15 % first.
@@ -40,9 +44,9 @@ done
 
 # Figure parameters (seconds). The machine has 2 cores shared by load generator, echo and proxy.
 if [ "$SMOKE" = 1 ]; then
-  WARM=0.2; DUR=0.5; LAT_RATE=1000; IDLE_CONNS=200; SETTLE=0.2; BUSY_WINDOW=0.2
+  WARM=0.2; DUR=0.5; LAT_RATE=1000; IDLE_CONNS=200; SETTLE=0.2; BUSY_WINDOW=0.2; ALLOC_DUR=0.5
 else
-  WARM=1; DUR=3; LAT_RATE=4000; IDLE_CONNS=5000; SETTLE=1; BUSY_WINDOW=0.5
+  WARM=1; DUR=3; LAT_RATE=4000; IDLE_CONNS=5000; SETTLE=1; BUSY_WINDOW=0.5; ALLOC_DUR=1.5
 fi
 TP_CONNS=50; TP_WINDOW=16; LAT_CONNS=10; CHURN_WORKERS=8
 
@@ -62,6 +66,12 @@ fi
 SIDECAR="$ROOT/target/release/iskra-ws-sidecar"
 BIN="$HERE/target/release"
 LOAD="$BIN/bench-load"
+# The allocation counter (C, against glibc), rebuilt when its source is newer.
+ALLOC_SO="$BIN/alloccount.so"
+if [ ! -f "$ALLOC_SO" ] || [ "$HERE/alloccount.c" -nt "$ALLOC_SO" ]; then
+  mkdir -p "$BIN"
+  cc -O2 -shared -fPIC -o "$ALLOC_SO" "$HERE/alloccount.c" -lpthread
+fi
 for b in "$SIDECAR" "$LOAD" "$BIN/bench-echo" "$BIN/bench-relay"; do
   [ -x "$b" ] || { echo "missing $b (run without --no-build)" >&2; exit 1; }
 done
@@ -172,6 +182,7 @@ EOF
 
 # --- targets ---
 TPID=""; TURL=""
+EXTRA_ENV=() # added to the sidecar's environment (the allocation counter)
 start_target() {
   local t=$1 n=$2
   case "$t" in
@@ -184,7 +195,7 @@ start_target() {
         TPID=$ECHO_PID; TURL="ws://127.0.0.1:$ECHO_PORT/bench"; return
       fi ;;
     sidecar_on|sidecar_off)
-      local envs=(WEBSOCKET_LOG_LEVEL=warn)
+      local envs=("${EXTRA_ENV[@]}")
       if [ "$t" = sidecar_on ]; then
         envs+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_METRIC_EXPORT_INTERVAL=2000)
       else
@@ -249,6 +260,51 @@ cpu_s() {
 
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 
+# Allocations per churn cycle of a sidecar target: started afresh with the counter preloaded; counts
+# read over an idle second (the baseline: exports, timers), then over a short churn run and a settle
+# (the telemetry consumer finishes the sessions' events); the idle rate times the churn window is
+# subtracted. Prints the result object.
+ALLOC_IDLE=1; [ "$SMOKE" = 1 ] && ALLOC_IDLE=0.3
+counts() { # "allocs frees bytes" from the counter's file (rewritten every 10 ms)
+  local l=""; for _ in $(seq 1 100); do l=$(cat "$1" 2>/dev/null || true); [ -n "$l" ] && break; sleep 0.02; done
+  echo $l
+}
+alloc_phase() {
+  local t=$1 n=$2 f="$TMP/allocs-$2.txt"
+  EXTRA_ENV=(LD_PRELOAD="$ALLOC_SO" ALLOCCOUNT_FILE="$f")
+  start_target "$t" "$n" >&2
+  EXTRA_ENV=()
+  local c0 c1 c2 w0 w1 w2 out="$TMP/allocs-$n.json"
+  c0=$(counts "$f"); w0=$(date +%s.%N)
+  sleep "$ALLOC_IDLE"
+  c1=$(counts "$f"); w1=$(date +%s.%N)
+  "$LOAD" churn --url "$TURL" --workers $CHURN_WORKERS --size 64 --warmup 0 --duration "$ALLOC_DUR" \
+    >"$out" 2>>"$TMP/load.err" || true
+  sleep 0.3; c2=$(counts "$f"); w2=$(date +%s.%N)
+  stop_target "$t"
+  python3 - "$out" "$c0" "$c1" "$c2" "$w0" "$w1" "$w2" <<'PY'
+import json, sys
+out = sys.argv[1]
+c0, c1, c2 = [list(map(int, a.split())) for a in sys.argv[2:5]]
+w0, w1, w2 = map(float, sys.argv[5:8])
+try:
+    churn = json.load(open(out))
+except (OSError, ValueError):
+    churn = {}
+cycles = churn.get("total_cycles") or 0
+idle_s, run_s = w1 - w0, w2 - w1
+res = {"mode": "churn_allocs", "cycles": cycles, "idle_s": round(idle_s, 3), "run_s": round(run_s, 3)}
+if cycles and idle_s > 0 and len(c0) == len(c1) == len(c2) == 3:
+    for i, name in enumerate(["allocs", "frees", "bytes"]):
+        idle_rate = (c1[i] - c0[i]) / idle_s
+        res[f"idle_{name}_per_s"] = round(idle_rate, 1)
+        res[f"{name}_per_cycle"] = round(((c2[i] - c1[i]) - idle_rate * run_s) / cycles, 1)
+else:
+    res["error"] = "no churn cycle, or no counts from the allocation counter"
+print(json.dumps(res))
+PY
+}
+
 run_figure() {
   local fig=$1 url=$2 pid=$3
   case "$fig" in
@@ -301,6 +357,12 @@ for rep in $(seq 1 "$REPS"); do
       printf '{"rep":%d,"figure":"%s","target":"%s","background_busy_pct":%d,"cpu":%s,"result":%s}\n' \
         "$rep" "$fig" "$t" "$busy" "$cpu" "$res" >>"$RAW"
       log "rep $rep $fig $t: $res"
+      case "$fig:$t" in churn:sidecar_*)
+        res=$(alloc_phase "$t" "$n-allocs")
+        printf '{"rep":%d,"figure":"churn_allocs","target":"%s","background_busy_pct":%d,"cpu":null,"result":%s}\n' \
+          "$rep" "$t" "$busy" "$res" >>"$RAW"
+        log "rep $rep churn allocations $t: $res" ;;
+      esac
     done
   done
 done

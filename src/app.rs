@@ -100,6 +100,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             &[("iskra.dashboard".into(), dashboard.clone())],
         )
     });
+    crate::jsonlog::set_min_level(&config.telemetry.log_level);
     for w in &env.warnings {
         log_line("WARN", "otel_env", json!({"message": w}));
     }
@@ -115,6 +116,7 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
         health_window: config.telemetry.health_window,
         slo_latency_ms: config.slo_latency_ms,
         switches: config.switches,
+        step_spans: config.telemetry.step_spans,
     };
     // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
     let outbox = (config.probe.enabled && config.outbox.enabled)

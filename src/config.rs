@@ -214,6 +214,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
         .map(PathBuf::from);
     let spool_max_bytes = r.uint("telemetry.spool_max_bytes", 4096, 1 << 40);
     let frame_events = r.boolean("telemetry.frame_events");
+    let step_spans = r.boolean("telemetry.step_spans");
     let record_subprotocols = r.list("telemetry.record_subprotocols").into_iter();
     let record_subprotocols = record_subprotocols.map(|(_, v)| v).collect();
     let forwarded = Forwarding {
@@ -241,6 +242,7 @@ pub fn from_tree(tree: &Value) -> Result<Config, ConfigErrors> {
             spool_dir,
             spool_max_bytes,
             frame_events,
+            step_spans,
             record_subprotocols,
             log_level,
             health_window,

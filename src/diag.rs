@@ -1,17 +1,17 @@
-//! The sidecar's own diagnostic lines (started, draining, a spool it cannot use, …): one JSON object per
-//! line on stdout with the shape of the session logs (`timestamp`, `level`, `component`, `event_type`).
+//! The sidecar's own diagnostic lines (started, draining, a spool it cannot use, …), written by the one
+//! log writer (`jsonlog`) with the shape and the level filter of the session logs.
 //! A leaf: every part may say something about itself without importing the one that wires it.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// Prints one structured log line to stdout.
+/// Prints one structured log line of the sidecar's own to stdout, through the one log writer
+/// ([`crate::jsonlog`]): at or above `websocket.monitoring.log_level`, except the process's start, drain
+/// and stop, which are always said.
 pub fn log_line(level: &str, event_type: &str, fields: Value) {
-    let mut v = json!({
-        "timestamp": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        "level": level, "component": "iskra-ws-sidecar", "event_type": event_type,
-    });
-    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    println!("{v}");
+    let always = matches!(
+        event_type,
+        "sidecar_started" | "sidecar_draining" | "sidecar_stopped"
+    );
+    let out = crate::jsonlog::Stream::Stdout;
+    crate::jsonlog::own(out, always, level, "iskra-ws-sidecar", event_type, &fields);
 }

@@ -28,6 +28,7 @@
 //! - [`config`]: typed configuration, defaults, validation, figment layering (a leaf).
 //! - [`cli`]: the clap definitions (a leaf).
 //! - [`diag`]: the sidecar's own diagnostic lines (a leaf).
+//! - [`jsonlog`]: the one JSON log line writer (sessions' lines and the sidecar's own), with levels (a leaf).
 //! - [`exit`]: the exit codes (a leaf).
 //!
 //! The module map, the import rules and the decision to produce OTLP with our own pipeline are in
@@ -41,6 +42,7 @@ pub mod config;
 pub mod diag;
 pub mod events;
 pub mod exit;
+pub mod jsonlog;
 pub mod probe;
 pub mod proxy;
 pub mod readiness;

@@ -12,7 +12,8 @@ use support::*;
 #[test]
 fn the_demo_shows_traffic_for_all_three_dashboards_a_held_restart_and_a_classified_error() {
     let (code, out, err) = run(
-        &["demo", "--duration", "7s", "--clients", "3"],
+        // 9 s: the Seams dashboard is back at 6 s, and a loaded machine needs a moment to redial.
+        &["demo", "--duration", "9s", "--clients", "3"],
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")],
     );
     assert_eq!(code, 0, "{err}");

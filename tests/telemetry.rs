@@ -20,6 +20,29 @@ const FAST: &[(&str, &str)] = &[
     ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
 ];
 
+/// [`FAST`], exporting over OTLP to `endpoint`, and `extra`.
+fn exporting<'a>(endpoint: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = FAST.to_vec();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Opens a session through `addr` and sends an unmasked client frame (a protocol violation); returns
+/// the raw connection, to keep it open.
+async fn unmasked_frame(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let mut raw = match ws.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
+        _ => unreachable!(),
+    };
+    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    raw
+}
+
 /// N sessions of M messages each, closed with the given codes, with secrets in headers and query.
 async fn scripted_sessions(addr: std::net::SocketAddr, codes: &[u16], m: usize) {
     for (n, code) in codes.iter().enumerate() {
@@ -64,6 +87,14 @@ async fn wait_for(rec: &Received, what: &str, f: impl Fn(&Received) -> bool) {
     }
 }
 
+/// The spans of proxied sessions (not the prober's `ws.reconnect.attempt`).
+fn proxied(rec: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    rec.spans()
+        .into_iter()
+        .filter(|s| s.name != "ws.reconnect.attempt")
+        .collect()
+}
+
 fn sessions(rec: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
     rec.spans()
         .into_iter()
@@ -75,19 +106,23 @@ fn sessions(rec: &Received) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> 
 async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_values() {
     let up = node_ws(&[]);
     let (otlp, rec, _h) = grpc_receiver().await;
-    let mut env = FAST.to_vec();
     let endpoint = format!("http://{otlp}");
-    env.extend([
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_SERVICE_NAME", "pulse-sidecar"),
-        (
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "service.name=ignored,deployment.environment=test",
-        ),
-        ("POD_NAME", "pulse-abc"),
-        ("POD_NAMESPACE", "iskra-ecosystem"),
-        ("NODE_NAME", "node-1"),
-    ]);
+    let env = exporting(
+        &endpoint,
+        &[
+            ("OTEL_SERVICE_NAME", "pulse-sidecar"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=ignored,deployment.environment=test",
+            ),
+            ("POD_NAME", "pulse-abc"),
+            ("POD_NAMESPACE", "iskra-ecosystem"),
+            ("NODE_NAME", "node-1"),
+            // A session's clean open and close log at DEBUG by default (issue 15); the correlation check
+            // below reads the connection_established record.
+            ("WEBSOCKET_LOG_LEVEL", "debug"),
+        ],
+    );
     let sc = sidecar(
         &format!("ws://127.0.0.1:{}", up.port),
         &["--dashboard", "pulse"],
@@ -137,26 +172,34 @@ async fn sessions_arrive_over_grpc_as_spans_metrics_and_logs_with_the_seed_value
         );
         assert!(attr(&s.attributes, "error.type").is_none());
     }
-    // Children: each session has its handshake and upstream connect spans in the same trace.
-    let all = rec.spans();
+    // Steps: by default events of the session's span (no child spans), each at its start within the
+    // session, with its duration; the handshake's carries its Δ and Ω.
+    assert_eq!(proxied(&rec).len(), 3, "one span per session, no children");
     for s in &spans {
-        for child in ["ws.handshake", "ws.upstream.connect", "ws.close"] {
+        let names: Vec<&str> = s.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["ws.upstream.connect", "ws.handshake", "ws.close"]);
+        for e in &s.events {
             assert!(
-                all.iter().any(|c| c.name == child
-                    && c.trace_id == s.trace_id
-                    && c.parent_span_id == s.span_id),
-                "{child} under its session"
+                (s.start_time_unix_nano..=s.end_time_unix_nano).contains(&e.time_unix_nano),
+                "{} within its session",
+                e.name
             );
+            let ms: f64 = attr(&e.attributes, "websocket.step.duration_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} has its duration", e.name));
+            let span_ms = (s.end_time_unix_nano - s.start_time_unix_nano) as f64 / 1e6;
+            assert!((0.0..=span_ms).contains(&ms), "{}: {ms} ms", e.name);
         }
+        let hs = &s.events[1];
+        assert_eq!(
+            (
+                attr(&hs.attributes, "iskra.delta").unwrap(),
+                attr(&hs.attributes, "iskra.omega").unwrap(),
+                attr(&hs.attributes, "http.response.status_code").unwrap()
+            ),
+            ("connection_established".into(), "0.9".into(), "101".into())
+        );
     }
-    let hs = all.iter().find(|c| c.name == "ws.handshake").unwrap();
-    assert_eq!(
-        (
-            attr(&hs.attributes, "iskra.delta").unwrap(),
-            attr(&hs.attributes, "iskra.omega").unwrap()
-        ),
-        ("connection_established".into(), "0.9".into())
-    );
     // Resource: OTEL_SERVICE_NAME wins; the downward API fills k8s.*.
     let res = &rec.span_resources()[0];
     assert_eq!(attr(res, "service.name").as_deref(), Some("pulse-sidecar"));
@@ -302,15 +345,7 @@ async fn failures_are_errors_with_their_seed_class_over_http() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     ]);
     let sc2 = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env2);
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", sc2.addr))
-        .await
-        .unwrap();
-    let mut raw = match ws.into_inner() {
-        tokio_tungstenite::MaybeTlsStream::Plain(s) => s,
-        _ => unreachable!(),
-    };
-    use tokio::io::AsyncWriteExt;
-    raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    let _raw = unmasked_frame(sc2.addr).await;
     wait_for(&rec2, "protocol error session", |r| !sessions(r).is_empty()).await;
     let s = &sessions(&rec2)[0];
     assert_eq!(s.status.as_ref().unwrap().code, 2);
@@ -330,4 +365,115 @@ async fn failures_are_errors_with_their_seed_class_over_http() {
         attr(&s.attributes, "websocket.protocol_error.rule").as_deref(),
         Some("unmasked_client_frame")
     );
+}
+
+/// `telemetry.step_spans: true`: the steps are child spans of the session's span again (the layout
+/// before issue 15), with the same Δ and Ω.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_step_spans_switch_exports_the_steps_as_child_spans() {
+    let up = node_ws(&[]);
+    let (otlp, rec, _h) = grpc_receiver().await;
+    let endpoint = format!("http://{otlp}");
+    let env = exporting(
+        &endpoint,
+        &[("ISKRA_SIDECAR_TELEMETRY__STEP_SPANS", "true")],
+    );
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env);
+    scripted_sessions(sc.addr, &[1000, 1001], 1).await;
+    wait_for(&rec, "2 sessions and their 6 steps", |r| {
+        proxied(r).len() >= 8
+    })
+    .await;
+    let all = proxied(&rec);
+    let spans = sessions(&rec);
+    assert_eq!((spans.len(), all.len()), (2, 8));
+    for s in &spans {
+        assert!(s.events.is_empty(), "the steps are spans, not events");
+        for child in ["ws.handshake", "ws.upstream.connect", "ws.close"] {
+            assert!(
+                all.iter().any(|c| c.name == child
+                    && c.trace_id == s.trace_id
+                    && c.parent_span_id == s.span_id),
+                "{child} under its session"
+            );
+        }
+    }
+    let hs = all.iter().find(|c| c.name == "ws.handshake").unwrap();
+    assert_eq!(
+        (
+            attr(&hs.attributes, "iskra.delta").unwrap(),
+            attr(&hs.attributes, "iskra.omega").unwrap()
+        ),
+        ("connection_established".into(), "0.9".into())
+    );
+}
+
+/// The default level (`info`): a session's clean open and close write no line — its span carries the
+/// same ∆DΩΛ — while trouble still does; at `debug` they are there. Every line, the sidecar's own
+/// included, has the one writer's shape.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_session_logs_no_line_at_the_default_level_and_trouble_still_does() {
+    let up = node_ws(&[]);
+    let upstream = format!("ws://127.0.0.1:{}", up.port);
+    let off = [("OTEL_SDK_DISABLED", "true")];
+    let (sc, lines) = sidecar_logged(&upstream, &[], &off);
+    scripted_sessions(sc.addr, &[1000, 1001], 1).await;
+    // Then a protocol violation (an unmasked client frame). One consumer takes the events in order, so
+    // once its line is out, the clean sessions' events have been through the level check.
+    let _raw = unmasked_frame(sc.addr).await;
+    let has = |l: &Lines, delta: &str| l.lock().unwrap().iter().any(|v| v["delta"] == delta);
+    eventually(
+        Duration::from_secs(10),
+        "the protocol violation's line",
+        || has(&lines, "error_handled"),
+    )
+    .await;
+    let routine = [
+        "connection_established",
+        "connection_closed",
+        "session_ended",
+    ];
+    let got = lines.lock().unwrap().clone();
+    for delta in routine {
+        // (The prober's own connection_established has no session and stays INFO.)
+        let session_line =
+            |v: &&serde_json::Value| v["delta"] == delta && !v["session_id"].is_null();
+        let found: Vec<_> = got.iter().filter(session_line).collect();
+        assert!(found.is_empty(), "{delta} is DEBUG by default: {found:?}");
+    }
+    let pv = got.iter().find(|v| v["delta"] == "protocol_violation");
+    assert_eq!(pv.map(|v| &v["level"]), Some(&"ERROR".into()), "{got:?}");
+
+    // At debug, the same clean session's open, close and end are logged, with its ids.
+    let debug = [
+        ("OTEL_SDK_DISABLED", "true"),
+        ("WEBSOCKET_LOG_LEVEL", "debug"),
+    ];
+    let (sc2, lines2) = sidecar_logged(&upstream, &[], &debug);
+    scripted_sessions(sc2.addr, &[1000], 1).await;
+    eventually(Duration::from_secs(10), "session_ended at debug", || {
+        has(&lines2, "session_ended")
+    })
+    .await;
+    let got2 = lines2.lock().unwrap().clone();
+    let mut ids = Vec::new();
+    for delta in routine {
+        let v = got2
+            .iter()
+            .find(|v| v["delta"] == delta && !v["session_id"].is_null());
+        let v = v.unwrap_or_else(|| panic!("{delta} at debug: {got2:?}"));
+        assert_eq!(v["level"], "DEBUG");
+        assert!(v["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{v}");
+        ids.push((v["session_id"].clone(), v["trace_id"].clone()));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one session's lines: {ids:?}");
+    // One shape for every line, the sidecar's own (probe_target, …) and the sessions'.
+    for v in got.iter().chain(&got2) {
+        for k in ["timestamp", "level", "component", "event_type"] {
+            assert!(v[k].is_string(), "{k} missing in {v}");
+        }
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(ts).is_ok(), "{ts}");
+    }
 }

@@ -154,6 +154,9 @@ pub struct TelemetryConfig {
     pub spool_max_bytes: u64,
     /// Emit one event per relayed message (debugging; costs throughput).
     pub frame_events: bool,
+    /// A session's steps (upstream connect, handshake, close) as child spans rather than as events of
+    /// its `ws.session` span.
+    pub step_spans: bool,
     /// Subprotocols whose name may appear in telemetry (others are reported as `other`).
     pub record_subprotocols: Vec<String>,
     /// Log level name.

@@ -87,11 +87,16 @@ impl Forwarding {
             }
             out.extend_from_slice(line);
         }
-        xff.retain(|v| !v.is_empty());
-        xff.push(plan.client);
-        out.extend_from_slice(format!("X-Forwarded-For: {}\r\n", xff.join(", ")).as_bytes());
-        let proto = proto.unwrap_or_else(|| "http".into());
-        out.extend_from_slice(format!("X-Forwarded-Proto: {proto}\r\n\r\n").as_bytes());
+        // Written straight into the head (no joined or formatted strings per handshake).
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        for v in xff.iter().filter(|v| !v.is_empty()) {
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(plan.client.as_bytes());
+        out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
+        out.extend_from_slice(proto.as_deref().unwrap_or("http").as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
         Some(out)
     }
 

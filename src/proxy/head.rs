@@ -76,19 +76,24 @@ pub fn check_ws_headers<'v>(
     keys: impl Iterator<Item = &'v [u8]>,
 ) -> Option<Invalid> {
     use base64::Engine as _;
-    let versions: Vec<&[u8]> = versions.collect();
-    if versions.len() != 1 || versions[0].trim_ascii() != b"13" {
+    // Exactly one value of each, checked without collecting them (no allocation per handshake).
+    fn only<'v>(mut it: impl Iterator<Item = &'v [u8]>) -> Option<&'v [u8]> {
+        let first = it.next()?;
+        it.next().is_none().then_some(first)
+    }
+    if only(versions).map(<[u8]>::trim_ascii) != Some(b"13") {
         return Some(Invalid::Version);
     }
-    let keys: Vec<&[u8]> = keys.collect();
-    let decoded = match keys.as_slice() {
-        [k] => base64::engine::general_purpose::STANDARD
-            .decode(k.trim_ascii())
-            .ok(),
-        _ => None,
-    };
+    // A 16-byte nonce is 24 base64 characters; decoded into a stack buffer with room to spare, so that
+    // a longer key fails on its length rather than on the buffer.
+    let mut nonce = [0u8; 18];
+    let decoded = only(keys).and_then(|k| {
+        base64::engine::general_purpose::STANDARD
+            .decode_slice(k.trim_ascii(), &mut nonce)
+            .ok()
+    });
     match decoded {
-        Some(k) if k.len() == 16 => None,
+        Some(16) => None,
         _ => Some(Invalid::Key),
     }
 }

@@ -96,7 +96,8 @@ async fn dial_reporting(
     for (i, (name, up)) in shared.upstreams.iter().enumerate() {
         report(EventKind::UpstreamConnectStarted);
         let t0 = Instant::now();
-        let res = tokio::time::timeout(timeout, TcpStream::connect(up.authority())).await;
+        let res =
+            tokio::time::timeout(timeout, TcpStream::connect((up.host.as_str(), up.port))).await;
         let duration = t0.elapsed();
         let cause = match res {
             Ok(Ok(stream)) => {

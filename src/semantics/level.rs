@@ -7,7 +7,9 @@
 //! - an event that carries an error class, or whose voice answers trouble ([`Voice::is_alert`]), logs
 //!   at the seed's level for its Ω, but never below INFO (trouble is never DEBUG);
 //! - any other event logs at INFO, or at DEBUG when it is routine and frequent (accepts, request
-//!   heads, frames, ping/pong, upstream dials, first probe attempts).
+//!   heads, frames, ping/pong, upstream dials, first probe attempts, and a session's clean open,
+//!   close and end: at thousands of sessions per second those lines would cost more than the session,
+//!   and its `ws.session` span carries the same ∆DΩΛ).
 
 use super::voices::Voice;
 

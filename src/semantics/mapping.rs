@@ -59,7 +59,9 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
         K::UpstreamConnectStarted => other("upstream_connect_started", true),
         K::UpstreamConnected { .. } => other("upstream_connected", true),
         K::UpstreamConnectFailed { .. } | K::ProbeFailed { .. } => failure(classify(kind)),
-        K::HandshakeCompleted { .. } => named(T::ConnectionEstablished, false),
+        // A session's routine open and close (the `ws.session` span carries the same ∆DΩΛ): DEBUG
+        // unless trouble (an error class or an alerting voice) lifts them.
+        K::HandshakeCompleted { .. } => named(T::ConnectionEstablished, true),
         K::HandshakeRejected {
             cause: RejectCause::ShuttingDown,
             ..
@@ -81,9 +83,9 @@ pub fn map_kind(kind: &EventKind) -> Mapped {
         K::Close { code, .. } if classify_close_code(*code) == Some(ErrorClass::ServerOverload) => {
             named(T::ServerOverload, false)
         }
-        K::Close { .. } => other("connection_closed", false),
+        K::Close { .. } => other("connection_closed", true),
         K::ProtocolError { .. } => named(T::ProtocolViolation, false),
-        K::SessionEnded { .. } => other("session_ended", false),
+        K::SessionEnded { .. } => other("session_ended", true),
         K::Resumed { .. } => named(T::ConnectionResumed, false),
         K::ResumeGaveUp { .. } => other("resume_gave_up", false),
         K::ProbeAttempt { attempt: 0, .. } => other("connection_attempt", true),
@@ -202,7 +204,7 @@ mod tests {
             (EventKind::UpstreamConnectStarted,                T::Other, "upstream_connect_started", true),
             (EventKind::UpstreamConnected { duration: D },     T::Other, "upstream_connected", true),
             (EventKind::UpstreamConnectFailed { duration: D, cause: ConnectCause::Refused }, T::ConnectionFailed, "connection_failed", false),
-            (EventKind::HandshakeCompleted { duration: D, subprotocol: None, extensions: None }, T::ConnectionEstablished, "connection_established", false),
+            (EventKind::HandshakeCompleted { duration: D, subprotocol: None, extensions: None }, T::ConnectionEstablished, "connection_established", true),
             (rejected(503, ConnectionLimit),                   T::ServerOverload, "server_overload", false),
             (rejected(502, UpstreamUnavailable(ConnectCause::Refused)), T::ConnectionFailed, "connection_failed", false),
             (rejected(504, UpstreamTimeout),                   T::ConnectionFailed, "connection_failed", false),
@@ -217,14 +219,14 @@ mod tests {
             (ping(Some(D)),                                    T::HeartbeatSuccess, "heartbeat_success", true),
             (ping(None),                                       T::HeartbeatSuccess, "heartbeat_success", true),
             (EventKind::HeartbeatTimeout { peer: Peer::Client, missed: 3 }, T::HeartbeatTimeout, "heartbeat_timeout", false),
-            (close(1000, Initiator::Client),                   T::Other, "connection_closed", false),
-            (close(1006, Initiator::Upstream),                 T::Other, "connection_closed", false),
+            (close(1000, Initiator::Client),                   T::Other, "connection_closed", true),
+            (close(1006, Initiator::Upstream),                 T::Other, "connection_closed", true),
             (close(1013, Initiator::Upstream),                 T::ServerOverload, "server_overload", false),
             (close(1002, Initiator::Sidecar),                  T::ErrorHandled, "error_handled", false),
             (close(1013, Initiator::Sidecar),                  T::ErrorHandled, "error_handled", false),
-            (close(1001, Initiator::Sidecar),                  T::Other, "connection_closed", false),
+            (close(1001, Initiator::Sidecar),                  T::Other, "connection_closed", true),
             (EventKind::ProtocolError { peer: Peer::Client, rule: ProtocolRule::ReservedBits }, T::ProtocolViolation, "protocol_violation", false),
-            (ended,                                            T::Other, "session_ended", false),
+            (ended,                                            T::Other, "session_ended", true),
             (attempt(0),                                       T::Other, "connection_attempt", true),
             (attempt(1),                                       T::Other, "reconnection_attempt", false),
             (probe_succeeded(false),                           T::ConnectionEstablished, "connection_established", false),

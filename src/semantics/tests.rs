@@ -109,12 +109,13 @@ fn the_events_own_latency_wins_over_the_contexts() {
 
 #[test]
 #[rustfmt::skip]
-fn connection_established_is_info_not_the_seeds_error() {
+fn a_sessions_connection_established_is_debug_not_the_seeds_error() {
+    // Routine per session (its ws.session span carries the same ∆DΩΛ): DEBUG by default since issue 15.
     let kind = EventKind::HandshakeCompleted { duration: MS(5), subprotocol: None, extensions: None };
     let s = describe(&kind, &ctx());
     assert_eq!((s.delta, s.omega, s.lambda.as_ref()), ("connection_established", 0.9, "continue_monitoring"));
     assert_eq!(log_level_for_omega(s.omega), LogLevel::Error);
-    assert_eq!((s.level, s.voice, s.error), (LogLevel::Info, None, None));
+    assert_eq!((s.level, s.voice, s.error), (LogLevel::Debug, None, None));
 }
 
 #[test]
@@ -186,7 +187,8 @@ fn server_overload_from_a_close_1013() {
 fn normal_and_abnormal_closes_fall_into_anything_else() {
     let s = describe(&close(1000, Initiator::Client), &ctx());
     assert_eq!((s.delta, s.event_type, s.omega), ("connection_closed", EventType::Other, 0.5));
-    assert_eq!((s.error, s.voice, s.level, s.dimension), (None, None, LogLevel::Info, 1));
+    // A clean close is routine (DEBUG); an abnormal one carries an error class and stays at INFO.
+    assert_eq!((s.error, s.voice, s.level, s.dimension), (None, None, LogLevel::Debug, 1));
     assert_eq!(s.fractal, event_entry(VoiceImpact::DEFAULT, "general_operation"));
     let s = describe(&close(1006, Initiator::Client), &ctx());
     assert_eq!((s.delta, s.error), ("connection_closed", Some(ErrorClass::NetworkError)));

@@ -330,10 +330,8 @@ pub async fn sender(
             Err(e) => {
                 registry.add(&n::TELEMETRY_FAILED, &sig, items as f64);
                 if !warned {
-                    eprintln!(
-                        "{}",
-                        serde_json::json!({"level": "WARN", "component": "iskra-ws-sidecar.exporter", "event_type": "export_failed", "message": e.to_string(), "spooled_requests": spool.len()})
-                    );
+                    let fields = serde_json::json!({"message": e.to_string(), "spooled_requests": spool.len()});
+                    exporter_line("WARN", "export_failed", &fields);
                     warned = true;
                 }
                 let sleep = tokio::time::sleep(backoff);
@@ -362,9 +360,20 @@ fn accept(spool: &mut Spool, metrics: &mut Option<Batch>, registry: &Registry, b
             &[(n::attr::SIGNAL, signal.as_str())],
             items as f64,
         );
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "ERROR", "component": "iskra-ws-sidecar.exporter", "event_type": "telemetry_dropped", "signal": signal.as_str(), "items": items, "reason": "spool budget exceeded"})
-        );
+        let fields = serde_json::json!({"signal": signal.as_str(), "items": items, "reason": "spool budget exceeded"});
+        exporter_line("ERROR", "telemetry_dropped", &fields);
     }
+}
+
+/// One line about the exporter's own trouble, on stderr (never exported: it cannot feed back).
+pub fn exporter_line(level: &str, event_type: &str, fields: &serde_json::Value) {
+    let to = crate::jsonlog::Stream::Stderr;
+    crate::jsonlog::own(
+        to,
+        false,
+        level,
+        "iskra-ws-sidecar.exporter",
+        event_type,
+        fields,
+    );
 }

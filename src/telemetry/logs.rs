@@ -2,166 +2,282 @@
 //! component, event_type, delta, omega, lambda, fractal_metadata) and the same record as an OTLP log,
 //! correlated with its session's trace and span. The exporter never logs through this path, so its own
 //! failures cannot feed back into it.
+//!
+//! Each shape is built only when something takes it: the stdout line is written by [`crate::jsonlog`]
+//! straight into a reused buffer (no map, no `String` per field), the OTLP record only when logs are
+//! exported. Both carry the same event fields, written once by [`details`] through [`Fields`].
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use serde_json::{json, Map, Value};
 
 use super::attrs::{self, s};
 use super::names::{attr, log};
 use super::spans::{nanos, Ids};
 use crate::events::{Event, EventKind};
+use crate::jsonlog::Line;
 use crate::semantics::{LogLevel, Semantics};
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// Where an event's fields go: the JSON line or the OTLP record's attributes.
+pub trait Fields {
+    /// A string field.
+    fn str(&mut self, k: &str, v: &str);
+    /// An integer field.
+    fn int(&mut self, k: &str, v: i64);
+    /// A floating-point field.
+    fn float(&mut self, k: &str, v: f64);
+    /// A boolean field (an OTLP string, `"true"`/`"false"`, as before).
+    fn bool(&mut self, k: &str, v: bool);
+    /// A field with no value: `null` in JSON, left out of OTLP.
+    fn null(&mut self, k: &str);
+}
+
+impl Fields for Line<'_> {
+    fn str(&mut self, k: &str, v: &str) {
+        Line::string(self, k, v);
+    }
+    fn int(&mut self, k: &str, v: i64) {
+        Line::integer(self, k, v);
+    }
+    fn float(&mut self, k: &str, v: f64) {
+        Line::number(self, k, v);
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        Line::bool(self, k, v);
+    }
+    fn null(&mut self, k: &str) {
+        Line::opt_string(self, k, None);
+    }
+}
+
+impl Fields for Vec<KeyValue> {
+    fn str(&mut self, k: &str, v: &str) {
+        self.push(s(k, v));
+    }
+    fn int(&mut self, k: &str, v: i64) {
+        self.push(attrs::i(k, v));
+    }
+    fn float(&mut self, k: &str, v: f64) {
+        self.push(attrs::f(k, v));
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.push(s(k, if v { "true" } else { "false" }));
+    }
+    fn null(&mut self, _: &str) {}
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn opt_str(out: &mut impl Fields, k: &str, v: Option<&str>) {
+    match v {
+        Some(v) => out.str(k, v),
+        None => out.null(k),
+    }
+}
+
+fn opt_int(out: &mut impl Fields, k: &str, v: Option<i64>) {
+    match v {
+        Some(v) => out.int(k, v),
+        None => out.null(k),
+    }
 }
 
 /// Event-specific fields worth logging (never headers, cookies or query strings).
-fn details(kind: &EventKind) -> Map<String, Value> {
-    let v = match kind {
-        EventKind::Accepted { client } => json!({attr::CLIENT_ADDRESS: client.ip().to_string()}),
-        EventKind::RequestHead {
+fn details(kind: &EventKind, out: &mut impl Fields) {
+    use EventKind as K;
+    match kind {
+        K::Accepted { client } => out.str(attr::CLIENT_ADDRESS, &client.ip().to_string()),
+        K::RequestHead {
             method,
             path,
             upgrade,
         } => {
-            json!({attr::HTTP_REQUEST_METHOD: method, attr::URL_PATH: path, log::UPGRADE: upgrade})
+            out.str(attr::HTTP_REQUEST_METHOD, method);
+            out.str(attr::URL_PATH, path);
+            out.bool(log::UPGRADE, *upgrade);
         }
-        EventKind::UpstreamConnected { duration } => {
-            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3})
+        K::UpstreamConnected { duration } => out.float(log::DURATION_MS, ms(*duration)),
+        K::UpstreamConnectFailed { duration, cause } => {
+            out.float(log::DURATION_MS, ms(*duration));
+            out.str(log::CAUSE, cause.as_str());
         }
-        EventKind::UpstreamConnectFailed { duration, cause } => {
-            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, log::CAUSE: cause.as_str()})
-        }
-        EventKind::HandshakeCompleted {
+        K::HandshakeCompleted {
             duration,
             subprotocol,
             ..
         } => {
-            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::SUBPROTOCOL: subprotocol})
+            out.float(log::DURATION_MS, ms(*duration));
+            opt_str(out, attr::SUBPROTOCOL, subprotocol.as_deref());
         }
-        EventKind::HandshakeRejected {
+        K::HandshakeRejected {
             duration, status, ..
         } => {
-            json!({log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::STATUS: status})
+            out.float(log::DURATION_MS, ms(*duration));
+            out.int(attr::STATUS, *status as i64);
         }
-        EventKind::HttpRelayed {
+        K::HttpRelayed {
             method,
             path,
             status,
             duration,
         } => {
-            json!({attr::HTTP_REQUEST_METHOD: method, attr::URL_PATH: path, attr::STATUS: status, log::DURATION_MS: duration.as_secs_f64() * 1e3})
+            out.str(attr::HTTP_REQUEST_METHOD, method);
+            out.str(attr::URL_PATH, path);
+            out.int(attr::STATUS, *status as i64);
+            out.float(log::DURATION_MS, ms(*duration));
         }
-        EventKind::PingPong { peer, rtt } => {
-            json!({attr::PEER: peer.as_str(), log::RTT_MS: rtt.map(|r| r.as_secs_f64() * 1e3)})
+        K::PingPong { peer, rtt } => {
+            out.str(attr::PEER, peer.as_str());
+            match rtt {
+                Some(r) => out.float(log::RTT_MS, ms(*r)),
+                None => out.null(log::RTT_MS),
+            }
         }
-        EventKind::HeartbeatTimeout { peer, missed } => {
-            json!({attr::PEER: peer.as_str(), log::MISSED: missed})
+        K::HeartbeatTimeout { peer, missed } => {
+            out.str(attr::PEER, peer.as_str());
+            out.int(log::MISSED, *missed as i64);
         }
-        EventKind::Resumed {
+        K::Resumed {
             gap,
             attempts,
             upstream,
         } => {
-            json!({log::GAP_MS: gap.as_secs_f64() * 1e3, log::ATTEMPTS: attempts, attr::UPSTREAM_NAME: upstream})
+            out.float(log::GAP_MS, ms(*gap));
+            out.int(log::ATTEMPTS, *attempts as i64);
+            out.str(attr::UPSTREAM_NAME, upstream);
         }
-        EventKind::ResumeGaveUp {
+        K::ResumeGaveUp {
             gap,
             attempts,
             reason,
         } => {
-            json!({log::GAP_MS: gap.as_secs_f64() * 1e3, log::ATTEMPTS: attempts, attr::REASON: reason.as_str()})
+            out.float(log::GAP_MS, ms(*gap));
+            out.int(log::ATTEMPTS, *attempts as i64);
+            out.str(attr::REASON, reason.as_str());
         }
-        EventKind::Close {
+        K::Close {
             code,
             upstream_code,
             reason,
             initiator,
         } => {
-            json!({attr::CLOSE_CODE: code, attr::UPSTREAM_CLOSE_CODE: upstream_code, attr::CLOSE_REASON: reason, attr::CLOSE_INITIATOR: initiator.as_str()})
+            out.int(attr::CLOSE_CODE, *code as i64);
+            out.int(attr::UPSTREAM_CLOSE_CODE, *upstream_code as i64);
+            out.str(attr::CLOSE_REASON, reason);
+            out.str(attr::CLOSE_INITIATOR, initiator.as_str());
         }
-        EventKind::ProtocolError { peer, rule } => {
-            json!({attr::PEER: peer.as_str(), attr::RULE: rule.as_str(), attr::CLOSE_CODE: rule.close_code()})
+        K::ProtocolError { peer, rule } => {
+            out.str(attr::PEER, peer.as_str());
+            out.str(attr::RULE, rule.as_str());
+            out.int(attr::CLOSE_CODE, rule.close_code() as i64);
         }
-        EventKind::SessionEnded {
+        K::SessionEnded {
             duration,
             totals,
             code,
             upstream_code,
             initiator,
         } => {
-            json!({log::DURATION_S: duration.as_secs_f64(), log::MESSAGES_IN: totals.messages_in, log::MESSAGES_OUT: totals.messages_out, log::BYTES_IN: totals.bytes_in, log::BYTES_OUT: totals.bytes_out, attr::CLOSE_CODE: code, attr::UPSTREAM_CLOSE_CODE: upstream_code, attr::CLOSE_INITIATOR: initiator.as_str()})
+            out.float(log::DURATION_S, duration.as_secs_f64());
+            out.int(log::MESSAGES_IN, totals.messages_in as i64);
+            out.int(log::MESSAGES_OUT, totals.messages_out as i64);
+            out.int(log::BYTES_IN, totals.bytes_in as i64);
+            out.int(log::BYTES_OUT, totals.bytes_out as i64);
+            out.int(attr::CLOSE_CODE, *code as i64);
+            out.int(attr::UPSTREAM_CLOSE_CODE, *upstream_code as i64);
+            out.str(attr::CLOSE_INITIATOR, initiator.as_str());
         }
-        EventKind::ProbeAttempt {
+        K::ProbeAttempt {
             endpoint,
             url,
             attempt,
             transport,
         } => {
-            json!({attr::ENDPOINT: endpoint, log::URL: url, log::ATTEMPT: attempt, attr::TRANSPORT: transport.as_str()})
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(log::URL, url);
+            out.int(log::ATTEMPT, *attempt as i64);
+            out.str(attr::TRANSPORT, transport.as_str());
         }
-        EventKind::ProbeSucceeded {
+        K::ProbeSucceeded {
             endpoint,
             transport,
             duration,
             recovered,
         } => {
-            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: transport.as_str(), log::DURATION_MS: duration.as_secs_f64() * 1e3, log::RECOVERED: recovered})
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(attr::TRANSPORT, transport.as_str());
+            out.float(log::DURATION_MS, ms(*duration));
+            out.bool(log::RECOVERED, *recovered);
         }
-        EventKind::ProbeFailed {
+        K::ProbeFailed {
             endpoint,
             transport,
             cause,
             status,
             duration,
         } => {
-            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: transport.as_str(), log::CAUSE: cause.as_str(), log::STATUS: status, log::DURATION_MS: duration.as_secs_f64() * 1e3})
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(attr::TRANSPORT, transport.as_str());
+            out.str(log::CAUSE, cause.as_str());
+            opt_int(out, log::STATUS, status.map(i64::from));
+            out.float(log::DURATION_MS, ms(*duration));
         }
-        EventKind::ProbeRejected {
+        K::ProbeRejected {
             endpoint,
             url,
             status,
             duration,
             ..
         } => {
-            json!({attr::ENDPOINT: endpoint, log::URL: url, attr::STATUS: status,
-                   attr::REASON: super::health::refusal(*status),
-                   log::DURATION_MS: duration.as_secs_f64() * 1e3, attr::STATE: "probe_rejected",
-                   log::HINT: super::health::REJECTED_HINT})
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(log::URL, url);
+            opt_int(out, attr::STATUS, status.map(i64::from));
+            out.str(attr::REASON, &super::health::refusal(*status));
+            out.float(log::DURATION_MS, ms(*duration));
+            out.str(attr::STATE, "probe_rejected");
+            out.str(log::HINT, super::health::REJECTED_HINT);
         }
-        EventKind::FallbackChanged { endpoint, mode } => {
-            json!({attr::ENDPOINT: endpoint, attr::FALLBACK_MODE: mode.map_or("primary", |m| m.as_str())})
+        K::FallbackChanged { endpoint, mode } => {
+            out.str(attr::ENDPOINT, endpoint);
+            let mode = mode.map_or("primary", |m| m.as_str());
+            out.str(attr::FALLBACK_MODE, mode);
         }
-        EventKind::Failover { endpoint, from, to } => {
-            json!({attr::ENDPOINT: endpoint, log::FROM: from, log::TO: to})
+        K::Failover { endpoint, from, to } => {
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(log::FROM, from);
+            out.str(log::TO, to);
         }
-        EventKind::Downgrade { endpoint, to } => {
-            json!({attr::ENDPOINT: endpoint, attr::TRANSPORT: to.as_str()})
+        K::Downgrade { endpoint, to } => {
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(attr::TRANSPORT, to.as_str());
         }
-        EventKind::FallbackActivated { endpoint } => json!({attr::ENDPOINT: endpoint}),
-        EventKind::MissingHeartbeat { endpoint, silence } => {
-            json!({attr::ENDPOINT: endpoint, log::SILENCE_MS: silence.as_secs_f64() * 1e3})
+        K::FallbackActivated { endpoint } => out.str(attr::ENDPOINT, endpoint),
+        K::MissingHeartbeat { endpoint, silence } => {
+            out.str(attr::ENDPOINT, endpoint);
+            out.float(log::SILENCE_MS, ms(*silence));
         }
-        EventKind::BufferFlushed {
+        K::BufferFlushed {
             endpoint,
             messages,
             queued,
-        } => json!({attr::ENDPOINT: endpoint, log::MESSAGES: messages, log::QUEUED: queued}),
-        EventKind::BufferRejected {
+        } => {
+            out.str(attr::ENDPOINT, endpoint);
+            out.int(log::MESSAGES, *messages as i64);
+            out.int(log::QUEUED, *queued as i64);
+        }
+        K::BufferRejected {
             endpoint,
             reason,
             capacity,
             queued,
         } => {
-            json!({attr::ENDPOINT: endpoint, attr::REASON: reason.as_str(), log::CAPACITY: capacity, log::QUEUED: queued})
+            out.str(attr::ENDPOINT, endpoint);
+            out.str(attr::REASON, reason.as_str());
+            out.int(log::CAPACITY, *capacity as i64);
+            out.int(log::QUEUED, *queued as i64);
         }
-        _ => json!({}),
-    };
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
+        _ => {}
     }
 }
 
@@ -212,99 +328,86 @@ fn severity(level: LogLevel) -> i32 {
     }
 }
 
-/// One log entry in both shapes.
-pub struct Entry {
-    /// The stdout JSON line.
-    pub json: Value,
-    /// The OTLP record.
-    pub record: LogRecord,
-}
-
-/// Builds the log entry of `ev`.
-pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Entry {
-    let component = if ev.session.is_some() {
-        "iskra-ws-sidecar.proxy"
-    } else if matches!(
+/// The component an event is logged under.
+fn component(ev: &Event) -> &'static str {
+    use EventKind as K;
+    let probe = matches!(
         ev.kind,
-        EventKind::ProbeAttempt { .. }
-            | EventKind::ProbeSucceeded { .. }
-            | EventKind::ProbeFailed { .. }
-            | EventKind::ProbeRejected { .. }
-            | EventKind::FallbackChanged { .. }
-            | EventKind::Failover { .. }
-            | EventKind::Downgrade { .. }
-            | EventKind::FallbackActivated { .. }
-            | EventKind::MissingHeartbeat { .. }
-            | EventKind::BufferFlushed { .. }
-            | EventKind::BufferRejected { .. }
-    ) {
+        K::ProbeAttempt { .. }
+            | K::ProbeSucceeded { .. }
+            | K::ProbeFailed { .. }
+            | K::ProbeRejected { .. }
+            | K::FallbackChanged { .. }
+            | K::Failover { .. }
+            | K::Downgrade { .. }
+            | K::FallbackActivated { .. }
+            | K::MissingHeartbeat { .. }
+            | K::BufferFlushed { .. }
+            | K::BufferRejected { .. }
+    );
+    if ev.session.is_none() && probe {
         "iskra-ws-sidecar.probe"
     } else {
         "iskra-ws-sidecar.proxy"
-    };
-    let f = &sem.fractal;
-    let mut j = json!({
-        "timestamp": humantime::format_rfc3339_micros(ev.at).to_string(),
-        "level": sem.level.as_str(),
-        log::COMPONENT: component,
-        log::EVENT_TYPE: sem.event_type.as_str(),
-        attr::DASHBOARD: scope.dashboard,
-    });
-    let o = j.as_object_mut().expect("object");
+    }
+}
+
+/// Writes the stdout JSON line of `ev` (ending in `\n`) into `buf`, which is cleared first.
+pub fn line(buf: &mut Vec<u8>, ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) {
+    let mut l = Line::new(buf);
+    l.time("timestamp", ev.at)
+        .string("level", sem.level.as_str())
+        .string("component", component(ev))
+        .string("event_type", sem.event_type.as_str())
+        .string("iskra.dashboard", &scope.dashboard);
     // The seed's switches: ∆DΩΛ and fractal metadata (iskra.fractal_logging), voices (iskra.voice_system).
     if scope.ddol {
-        let mut fractal = json!({"seam_id": f.seam_id});
-        if scope.voices {
-            fractal["voice_pain"] = f.voice_pain.into();
-            fractal["voice_chaos"] = f.voice_chaos.into();
-            fractal["voice_trust"] = f.voice_trust.into();
-        }
-        o.extend([
-            ("delta".into(), sem.delta.into()),
-            ("dimension".into(), sem.dimension.into()),
-            ("omega".into(), sem.omega.into()),
-            ("lambda".into(), json!(sem.lambda)),
-            ("fractal_metadata".into(), fractal),
-            (attr::SEAM_ID.into(), sem.seam.into()),
-        ]);
+        let f = &sem.fractal;
+        l.string("delta", sem.delta)
+            .uint("dimension", sem.dimension.into())
+            .number("omega", sem.omega)
+            .string("lambda", &sem.lambda)
+            .object("fractal_metadata", |o| {
+                o.string("seam_id", f.seam_id);
+                if scope.voices {
+                    o.number("voice_pain", f.voice_pain)
+                        .number("voice_chaos", f.voice_chaos)
+                        .number("voice_trust", f.voice_trust);
+                }
+            })
+            .string("iskra.seam.id", sem.seam);
     }
     if scope.voices {
-        let voice = sem.voice.map_or("none", |v| v.as_str());
-        o.insert(attr::VOICE_ACTIVE.into(), voice.into());
+        l.string(
+            "iskra.voice.active",
+            sem.voice.map_or("none", |v| v.as_str()),
+        );
     }
     if let Some(e) = sem.error {
-        o.insert(attr::ERROR_TYPE.into(), e.as_str().into());
-        o.insert("severity".into(), e.severity().as_str().into());
+        l.string("error.type", e.as_str())
+            .string("severity", e.severity().as_str());
     }
-    if let Some(l) = sem.voice_lambda().filter(|_| scope.voices) {
-        o.insert("voice_lambda".into(), l.into());
+    if let Some(l2) = sem.voice_lambda().filter(|_| scope.voices) {
+        l.string("voice_lambda", &l2);
     }
     if let Some(info) = &ev.session {
-        o.insert("session_id".into(), info.id.into());
+        l.uint("session_id", info.id);
     }
     if let Some((t, sp)) = ids {
-        o.insert("trace_id".into(), hex(&t).into());
-        o.insert("span_id".into(), hex(&sp).into());
+        l.hex("trace_id", &t).hex("span_id", &sp);
     }
-    let details = details(&ev.kind);
+    details(&ev.kind, &mut l);
+    l.finish();
+}
+
+/// The OTLP log record of `ev`.
+pub fn record(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> LogRecord {
     let mut attributes = Vec::new();
     attrs::iskra(sem, scope, &mut attributes);
     attributes.push(s(log::EVENT_TYPE, sem.event_type.as_str()));
-    attributes.push(s(log::COMPONENT, component));
-    for (k, v) in &details {
-        let kv = match v {
-            Value::String(x) => s(k, x.clone()),
-            Value::Number(n) if n.is_i64() || n.is_u64() => {
-                attrs::i(k, n.as_i64().unwrap_or(i64::MAX))
-            }
-            Value::Number(n) => attrs::f(k, n.as_f64().unwrap_or(0.0)),
-            Value::Bool(b) => s(k, b.to_string()),
-            _ => continue,
-        };
-        attributes.push(kv);
-    }
-    o.extend(details);
-    let record = LogRecord {
+    attributes.push(s(log::COMPONENT, component(ev)));
+    details(&ev.kind, &mut attributes);
+    LogRecord {
         time_unix_nano: nanos(ev.at),
         observed_time_unix_nano: nanos(std::time::SystemTime::now()),
         severity_number: severity(sem.level),
@@ -317,8 +420,7 @@ pub fn entry(ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) -> Ent
         span_id: ids.map(|(_, s)| s.to_vec()).unwrap_or_default(),
         event_name: sem.event_type.as_str().into(),
         ..Default::default()
-    };
-    Entry { json: j, record }
+    }
 }
 
 #[cfg(test)]
@@ -370,5 +472,85 @@ mod tests {
             status: None,
         };
         assert!(q.keep(&failed) && q.keep(&attempt()));
+    }
+
+    /// A session's close, as the stdout line and as the OTLP record: the line parses with serde_json
+    /// (a reason with quotes, a newline and non-ASCII survives), and both carry the same fields.
+    #[test]
+    fn a_close_line_parses_back_and_matches_its_otlp_record() {
+        use crate::events::{Initiator, SessionInfo};
+        use serde_json::{json, Value};
+        let info = std::sync::Arc::new(SessionInfo {
+            id: 42,
+            client: "10.0.0.9:5555".parse().unwrap(),
+            path: "/live".into(),
+            user_agent: None,
+            upstream_name: "primary".into(),
+            upstream_host: "127.0.0.1".into(),
+            upstream_port: 3001,
+        });
+        let reason = "bye \"now\"\n∆ \u{1}";
+        let ev = Event {
+            at: std::time::SystemTime::UNIX_EPOCH + Duration::from_micros(1_765_000_000_000_001),
+            session: Some(info),
+            kind: EventKind::Close {
+                code: 1006,
+                upstream_code: 1000,
+                reason: reason.into(),
+                initiator: Initiator::Client,
+            },
+        };
+        let sem = crate::semantics::describe(&ev.kind, &Default::default());
+        let scope = attrs::Scope::new("pulse");
+        let ids = Some(([0xab; 16], [1, 2, 3, 4, 5, 6, 7, 0xff]));
+        let mut buf = b"left over".to_vec();
+        line(&mut buf, &ev, &sem, &scope, ids);
+        let text = std::str::from_utf8(&buf).unwrap();
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
+        let v: Value = serde_json::from_str(text).expect("the line is JSON");
+        let want = json!({
+            "timestamp": "2025-12-06T05:46:40.000001Z", "level": "INFO",
+            "component": "iskra-ws-sidecar.proxy", "event_type": "other", "iskra.dashboard": "pulse",
+            "delta": "connection_closed", "dimension": sem.dimension, "omega": 0.5,
+            "lambda": sem.lambda, "iskra.seam.id": sem.seam, "iskra.voice.active": "none",
+            "fractal_metadata": {"seam_id": sem.fractal.seam_id, "voice_pain": sem.fractal.voice_pain,
+                "voice_chaos": sem.fractal.voice_chaos, "voice_trust": sem.fractal.voice_trust},
+            "error.type": "NETWORK_ERROR", "severity": sem.error.unwrap().severity().as_str(),
+            "session_id": 42, "trace_id": "ab".repeat(16), "span_id": "01020304050607ff",
+            "websocket.close.code": 1006, "websocket.upstream.close.code": 1000,
+            "websocket.close.reason": reason, "websocket.close.initiator": "client",
+        });
+        assert_eq!(v, want);
+        // The record: the same event fields as attributes, the ids as bytes.
+        let r = record(&ev, &sem, &scope, ids);
+        let get = |k: &str| {
+            let kv = r.attributes.iter().find(|kv| kv.key == k)?;
+            kv.value.clone()?.value
+        };
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+        assert_eq!(get("websocket.close.code"), Some(V::IntValue(1006)));
+        assert_eq!(
+            get("websocket.upstream.close.code"),
+            Some(V::IntValue(1000))
+        );
+        assert_eq!(
+            get("websocket.close.reason"),
+            Some(V::StringValue(reason.into()))
+        );
+        assert_eq!(
+            get("component"),
+            Some(V::StringValue("iskra-ws-sidecar.proxy".into()))
+        );
+        assert_eq!(
+            (r.severity_text.as_str(), r.event_name.as_str()),
+            ("INFO", "other")
+        );
+        assert_eq!(
+            (r.trace_id, r.span_id),
+            (vec![0xab; 16], vec![1, 2, 3, 4, 5, 6, 7, 0xff])
+        );
     }
 }

@@ -71,6 +71,8 @@ pub struct Options {
     pub slo_latency_ms: crate::config::Slo,
     /// The seed's switches (metrics export, ∆DΩΛ and voice fields).
     pub switches: crate::config::Switches,
+    /// A session's steps as child spans (`telemetry.step_spans`) rather than span events.
+    pub step_spans: bool,
 }
 
 /// The telemetry side of one sidecar.
@@ -98,6 +100,11 @@ pub struct Telemetry {
     flush_tx: mpsc::Sender<oneshot::Sender<()>>,
     flush_rx: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
     drained: Arc<Notify>,
+}
+
+thread_local! {
+    /// The stdout log line being written: one buffer per thread, reused line after line.
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Parses a log level name.
@@ -140,16 +147,20 @@ impl Telemetry {
             for (signal, target) in &opts.env.targets {
                 match export::Client::new(*signal, target.clone()) {
                     Ok(c) => clients.push(c),
-                    Err(e) => eprintln!(
-                        "{}",
-                        serde_json::json!({"level": "ERROR", "component": "iskra-ws-sidecar.exporter", "event_type": "exporter_config", "message": e})
+                    Err(e) => export::exporter_line(
+                        "ERROR",
+                        "exporter_config",
+                        &serde_json::json!({"message": e}),
                     ),
                 }
             }
-            let spool = spool::Spool::open(opts.spool_dir.as_deref(), opts.spool_max_bytes).unwrap_or_else(|e| {
-                eprintln!("{}", serde_json::json!({"level": "WARN", "component": "iskra-ws-sidecar.exporter", "event_type": "spool_unavailable", "message": format!("{e}; spooling in memory")}));
-                spool::Spool::open(None, opts.spool_max_bytes).expect("memory spool")
-            });
+            let spool = spool::Spool::open(opts.spool_dir.as_deref(), opts.spool_max_bytes)
+                .unwrap_or_else(|e| {
+                    let message = format!("{e}; spooling in memory");
+                    let fields = serde_json::json!({ "message": message });
+                    export::exporter_line("WARN", "spool_unavailable", &fields);
+                    spool::Spool::open(None, opts.spool_max_bytes).expect("memory spool")
+                });
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(export::sender(
                 spool,
@@ -300,12 +311,14 @@ impl Telemetry {
         self.window.record(&ev);
         let ids = builder.on_event(&ev, &sem, span_buf);
         if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
-            let entry = logs::entry(&ev, &sem, builder.scope(), ids);
             if self.opts.stdout_logs {
-                let _ = writeln!(std::io::stdout().lock(), "{}", entry.json);
+                LINE.with_borrow_mut(|line| {
+                    logs::line(line, &ev, &sem, builder.scope(), ids);
+                    let _ = std::io::stdout().lock().write_all(line);
+                });
             }
             if self.exports(Signal::Logs) {
-                log_buf.push(entry.record);
+                log_buf.push(logs::record(&ev, &sem, builder.scope(), ids));
             }
         }
         if let Some(t) = tap {
@@ -325,7 +338,7 @@ impl Telemetry {
             .ok()
             .and_then(|mut f| f.take())
             .expect("consume runs once");
-        let mut builder = spans::SpanBuilder::scoped(self.scope());
+        let mut builder = spans::SpanBuilder::scoped(self.scope()).step_spans(self.opts.step_spans);
         let mut tracker = context::Tracker::default();
         let mut span_buf = spans::Encoded {
             off: !self.exports(Signal::Traces),

@@ -130,6 +130,7 @@ pub mod attr {
         RESUME_ATTEMPTS = "websocket.resume.attempts";
         RESUME_REASON = "websocket.resume.reason";
         UPSTREAM_RESUMES = "websocket.upstream.resumes";
+        STEP_DURATION_MS = "websocket.step.duration_ms";
     }
 }
 

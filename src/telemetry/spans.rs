@@ -1,6 +1,7 @@
 //! Lifecycle events → OTLP spans. One `ws.session` span per proxied connection (request head to session
-//! end), with `ws.upstream.connect`, `ws.handshake` and `ws.close` children exported as each ends, and a
-//! `ws.reconnect.attempt` span per prober attempt. Only the open sessions' small state is held, and
+//! end) whose steps — `ws.upstream.connect`, `ws.handshake`, `ws.close` — are span events with their
+//! start and `websocket.step.duration_ms` (or, with `telemetry.step_spans`, child spans exported as each
+//! ends), and a `ws.reconnect.attempt` span per prober attempt. Only the open sessions' small state is held, and
 //! finished spans are written already encoded ([`Encoded`], through [`super::pb`]): no span structs, no
 //! allocation per attribute.
 //!
@@ -132,6 +133,56 @@ impl Resume {
     }
 }
 
+/// A finished step of a session (upstream connect, handshake), kept in place until the session ends
+/// when steps are span events: no heap, its name and Δ are static.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    name: &'static str,
+    start: u64,
+    end: u64,
+    delta: &'static str,
+    omega: f64,
+    error: Option<ErrorClass>,
+    /// The handshake's HTTP status.
+    status: Option<u16>,
+}
+
+impl Step {
+    fn new(name: &'static str, (start, end): (u64, u64), sem: &Semantics) -> Step {
+        Step {
+            name,
+            start,
+            end,
+            delta: sem.delta,
+            omega: sem.omega,
+            error: sem.error,
+            status: None,
+        }
+    }
+
+    /// Span.Event { time_unix_nano 1, name 2, attributes 3 }, as field 11 of the session's span.
+    fn write(&self, b: &mut Vec<u8>, scope: &attrs::Scope, extra: impl FnOnce(&mut PbAttrs)) {
+        pb::message(b, 11, |b| {
+            pb::fixed64(b, 1, self.start);
+            pb::bytes(b, 2, self.name.as_bytes());
+            let a = &mut PbAttrs::new(b, 3);
+            let ns = self.end.saturating_sub(self.start);
+            a.float(attr::STEP_DURATION_MS, ns as f64 / 1e6);
+            if let Some(s) = self.status {
+                a.int(attr::STATUS, s as i64);
+            }
+            extra(a);
+            if scope.ddol {
+                a.str(attr::DELTA, self.delta);
+                a.float(attr::OMEGA, self.omega);
+            }
+            if let Some(e) = self.error {
+                a.str(attr::ERROR_TYPE, e.as_str());
+            }
+        });
+    }
+}
+
 #[derive(Debug, Default)]
 struct Open {
     trace: [u8; 16],
@@ -142,6 +193,8 @@ struct Open {
     rule: Option<&'static str>,
     connect_start: Option<u64>,
     close: Option<Closed>,
+    /// Upstream connect and handshake, when steps are span events.
+    steps: [Option<Step>; 2],
     error: Option<ErrorClass>,
     /// The semantics of the session's outcome so far (its handshake, then its close), described once
     /// when that event came.
@@ -177,6 +230,8 @@ impl Open {
 /// Builds spans from events; holds only open sessions.
 pub struct SpanBuilder {
     scope: attrs::Scope,
+    /// Steps as child spans (`telemetry.step_spans`) rather than events of the session span.
+    step_spans: bool,
     open: HashMap<u64, Open>,
     probes: HashMap<String, (u64, [u8; 16], [u8; 8], u32)>,
 }
@@ -209,11 +264,11 @@ struct Place {
 /// attributes 9, status 15 { message 2, code 3 } }.
 fn span(
     out: &mut Encoded,
-    name: &str,
-    kind: SpanKind,
+    (name, kind): (&str, SpanKind),
     at: Place,
     (start, end): (u64, u64),
     attributes: impl FnOnce(&mut PbAttrs),
+    events: impl FnOnce(&mut Vec<u8>),
     error: Option<&str>,
 ) {
     if out.off {
@@ -230,6 +285,7 @@ fn span(
         pb::fixed64(b, 7, start);
         pb::fixed64(b, 8, end.max(start));
         attributes(&mut PbAttrs::new(b, 9));
+        events(b);
         pb::message(b, 15, |b| {
             if let Some(msg) = error {
                 pb::bytes(b, 2, msg.as_bytes());
@@ -254,15 +310,16 @@ fn child_span(
         id: span_id(),
         parent: Some(o.span),
     };
-    span(out, name, kind, at, times, attributes, error)
+    span(out, (name, kind), at, times, attributes, |_| {}, error)
 }
 
-/// The `ws.session` span of a finished session.
+/// The `ws.session` span of a finished session, with its steps' events (`close`: the close step's
+/// event, when steps are events and the session closed).
 fn session_span(
     out: &mut Encoded,
-    o: &Open,
+    (o, scope): (&Open, &attrs::Scope),
     attributes: impl FnOnce(&mut PbAttrs),
-    end: u64,
+    (end, close): (u64, Option<Step>),
     error: Option<&str>,
 ) {
     let at = Place {
@@ -271,7 +328,23 @@ fn session_span(
         parent: None,
     };
     let (name, kind) = (span::SESSION, SpanKind::Server);
-    span(out, name, kind, at, (o.start, end), attributes, error)
+    let events = |b: &mut Vec<u8>| {
+        for step in o.steps.iter().flatten() {
+            step.write(b, scope, |_| {});
+        }
+        if let (Some(step), Some(c)) = (close, &o.close) {
+            step.write(b, scope, |a| c.write(a));
+        }
+    };
+    span(
+        out,
+        (name, kind),
+        at,
+        (o.start, end),
+        attributes,
+        events,
+        error,
+    )
 }
 
 impl SpanBuilder {
@@ -284,9 +357,16 @@ impl SpanBuilder {
     pub fn scoped(scope: attrs::Scope) -> Self {
         SpanBuilder {
             scope,
+            step_spans: false,
             open: HashMap::new(),
             probes: HashMap::new(),
         }
+    }
+
+    /// Steps as child spans (true) or as events of the `ws.session` span (false, the default).
+    pub fn step_spans(mut self, on: bool) -> Self {
+        self.step_spans = on;
+        self
     }
 
     /// The dashboard and vocabularies the spans carry.
@@ -330,7 +410,8 @@ impl SpanBuilder {
                     a.str(attr::DASHBOARD, dashboard);
                     a.str(attr::ERROR_TYPE, "handshake_expired");
                 };
-                session_span(out, &o, attributes, now, Some("handshake_expired"));
+                let (o, end) = ((&o, &self.scope), (now, None));
+                session_span(out, o, attributes, end, Some("handshake_expired"));
             }
         }
         stale.len() as u64
@@ -344,7 +425,13 @@ impl SpanBuilder {
             return ids;
         }
         let info = ev.session.as_ref()?;
-        let Self { scope, open, .. } = self;
+        let Self {
+            scope,
+            open,
+            step_spans,
+            ..
+        } = self;
+        let step_spans = *step_spans;
         let dashboard = &*scope;
         let o = open.entry(info.id).or_insert_with(|| Open::started(at));
         let ids = Some((o.trace, o.span));
@@ -361,7 +448,11 @@ impl SpanBuilder {
                 };
                 let err = sm.error.map(|e| e.as_str());
                 let what = (span::UPSTREAM_CONNECT, SpanKind::Client);
-                child_span(out, o, what, (start, at), attributes, err);
+                if step_spans {
+                    child_span(out, o, what, (start, at), attributes, err);
+                } else {
+                    o.steps[0] = Some(Step::new(what.0, (start, at), sm));
+                }
             }
             EventKind::HandshakeCompleted {
                 subprotocol,
@@ -380,7 +471,15 @@ impl SpanBuilder {
                     attrs::iskra(sm, dashboard, a);
                 };
                 let what = (span::HANDSHAKE, SpanKind::Internal);
-                child_span(out, o, what, (o.start, at), attributes, None);
+                if step_spans {
+                    child_span(out, o, what, (o.start, at), attributes, None);
+                } else {
+                    let step = Step::new(what.0, (o.start, at), sm);
+                    o.steps[1] = Some(Step {
+                        status: Some(101),
+                        ..step
+                    });
+                }
                 o.live = true;
                 o.subprotocol.clone_from(subprotocol);
                 o.outcome = Some(sem.clone());
@@ -394,7 +493,15 @@ impl SpanBuilder {
                     attrs::iskra(sm, dashboard, a);
                 };
                 let what = (span::HANDSHAKE, SpanKind::Internal);
-                child_span(out, o, what, (o.start, at), attributes, err);
+                if step_spans {
+                    child_span(out, o, what, (o.start, at), attributes, err);
+                } else {
+                    let step = Step::new(what.0, (o.start, at), sm);
+                    o.steps[1] = Some(Step {
+                        status: Some(status as u16),
+                        ..step
+                    });
+                }
                 let o = open.remove(&info.id).unwrap_or_default();
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
@@ -402,7 +509,7 @@ impl SpanBuilder {
                     a.int(attr::STATUS, status);
                     attrs::iskra(sm, dashboard, a);
                 };
-                session_span(out, &o, attributes, at, err);
+                session_span(out, (&o, dashboard), attributes, (at, None), err);
             }
             EventKind::ProtocolError { rule, .. } => {
                 o.error = o.error.or(sem.error);
@@ -433,14 +540,20 @@ impl SpanBuilder {
                 let outcome = o.outcome.take();
                 let sm = outcome.as_ref().unwrap_or(sem);
                 let err = o.error.or(sm.error);
+                let mut close = None;
                 if let Some(c) = &o.close {
-                    let attributes = |a: &mut PbAttrs| {
-                        c.write(a);
-                        attrs::iskra(sm, dashboard, a);
-                    };
                     let what = (span::CLOSE, SpanKind::Internal);
-                    let err = err.map(|e| e.as_str());
-                    child_span(out, &o, what, (c.at, at), attributes, err);
+                    if step_spans {
+                        let attributes = |a: &mut PbAttrs| {
+                            c.write(a);
+                            attrs::iskra(sm, dashboard, a);
+                        };
+                        let err = err.map(|e| e.as_str());
+                        child_span(out, &o, what, (c.at, at), attributes, err);
+                    } else {
+                        let step = Step::new(what.0, (c.at, at), sm);
+                        close = Some(Step { error: err, ..step });
+                    }
                 }
                 let attributes = |a: &mut PbAttrs| {
                     base_attrs(info, a);
@@ -464,7 +577,8 @@ impl SpanBuilder {
                         attrs::error_class(e, a);
                     }
                 };
-                session_span(out, &o, attributes, at, err.map(|e| e.as_str()));
+                let err = err.map(|e| e.as_str());
+                session_span(out, (&o, dashboard), attributes, (at, close), err);
             }
             _ => {}
         }
@@ -521,11 +635,11 @@ impl SpanBuilder {
                     .or(rejected.then_some("probe_rejected"));
                 span(
                     out,
-                    what,
-                    SpanKind::Client,
+                    (what, SpanKind::Client),
                     at_,
                     (start, at),
                     attributes,
+                    |_| {},
                     err,
                 );
                 Some(Some((trace, id)))
@@ -554,8 +668,8 @@ mod tests {
     /// A scripted session through the encoder and the request wrapper, decoded with the official
     /// definitions: four spans, one trace, children under the session span, the attributes the seed
     /// asks for, and the resource and scope around them.
-    #[test]
-    fn a_session_decodes_as_four_spans_of_one_trace() {
+    /// A session's events: connect 0–1 ms, handshake done at 2 ms, close 4001 at 9 ms, end at 10 ms.
+    fn scripted_session(t0: SystemTime) -> Vec<Event> {
         let info = Arc::new(SessionInfo {
             id: 7,
             client: "10.0.0.9:5555".parse().unwrap(),
@@ -565,7 +679,6 @@ mod tests {
             upstream_host: "127.0.0.1".into(),
             upstream_port: 3001,
         });
-        let t0 = SystemTime::now();
         let ev = |ms: u64, kind: EventKind| Event {
             at: t0 + Duration::from_millis(ms),
             session: Some(info.clone()),
@@ -606,16 +719,17 @@ mod tests {
                 },
             ),
         ];
-        let mut b = SpanBuilder::new("pulse");
+        script.to_vec()
+    }
+
+    /// Feeds `events` to `b` and decodes what it wrote as an OTLP request, checking the resource.
+    fn decode(b: &mut SpanBuilder, events: &[Event]) -> (Vec<Span>, u64) {
         let mut out = Encoded::default();
-        for e in &script {
-            b.on_event(
-                e,
-                &crate::semantics::describe(&e.kind, &Default::default()),
-                &mut out,
-            );
+        for e in events {
+            let sem = crate::semantics::describe(&e.kind, &Default::default());
+            b.on_event(e, &sem, &mut out);
         }
-        assert_eq!((out.count, b.open_sessions()), (4, 0));
+        assert_eq!(b.open_sessions(), 0);
         let resource = opentelemetry_proto::tonic::resource::v1::Resource {
             attributes: vec![super::super::attrs::s(
                 crate::telemetry::names::resource::SERVICE_NAME,
@@ -629,7 +743,18 @@ mod tests {
         let req = ExportTraceServiceRequest::decode(req.as_slice()).expect("decodes");
         let rs = &req.resource_spans[0];
         assert_eq!(rs.resource.as_ref().unwrap().encode_to_vec(), resource);
-        let spans = &rs.scope_spans[0].spans;
+        (rs.scope_spans[0].spans.clone(), out.count)
+    }
+
+    /// With `telemetry.step_spans`: four spans, one trace, children under the session span, the
+    /// attributes the seed asks for, and the resource and scope around them.
+    #[test]
+    fn a_session_decodes_as_four_spans_of_one_trace_with_step_spans() {
+        let t0 = SystemTime::now();
+        let mut b = SpanBuilder::new("pulse").step_spans(true);
+        let (spans, count) = decode(&mut b, &scripted_session(t0));
+        assert_eq!(count, 4);
+        let spans = &spans;
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -713,5 +838,58 @@ mod tests {
         assert_eq!(b.expire(nanos(t0 + age / 2), age, &mut out), 0);
         assert_eq!(b.expire(nanos(t0 + age * 2), age, &mut out), 1);
         assert_eq!(b.open_sessions(), 1, "the live session stays");
+    }
+
+    /// By default: one `ws.session` span per session, its steps as events at their start with their
+    /// durations and Δ/Ω (what Tempo shows as the session's timeline).
+    #[test]
+    fn by_default_a_session_is_one_span_with_its_steps_as_events() {
+        let t0 = SystemTime::now();
+        let mut b = SpanBuilder::new("pulse");
+        let (spans, count) = decode(&mut b, &scripted_session(t0));
+        assert_eq!(count, 1);
+        let session = &spans[0];
+        assert_eq!(session.name, "ws.session");
+        assert_eq!(
+            attr(session, "websocket.close.code"),
+            Some(&Value::IntValue(4001))
+        );
+        let start = session.start_time_unix_nano;
+        let ms = |e: &opentelemetry_proto::tonic::trace::v1::span::Event, k: &str| {
+            let kv = e.attributes.iter().find(|kv| kv.key == k);
+            kv.and_then(|kv| kv.value.clone()?.value)
+        };
+        let got: Vec<(&str, u64, Option<Value>)> = session
+            .events
+            .iter()
+            .map(|e| {
+                let d = ms(e, "websocket.step.duration_ms");
+                (e.name.as_str(), (e.time_unix_nano - start) / 1_000_000, d)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ws.upstream.connect", 0, Some(Value::DoubleValue(1.0))),
+                ("ws.handshake", 0, Some(Value::DoubleValue(2.0))),
+                ("ws.close", 9, Some(Value::DoubleValue(1.0))),
+            ]
+        );
+        let hs = &session.events[1];
+        assert_eq!(
+            (ms(hs, "iskra.delta"), ms(hs, "iskra.omega")),
+            (
+                Some(Value::StringValue("connection_established".into())),
+                Some(Value::DoubleValue(0.9))
+            )
+        );
+        assert_eq!(
+            ms(hs, "http.response.status_code"),
+            Some(Value::IntValue(101))
+        );
+        assert_eq!(
+            ms(&session.events[2], "websocket.close.code"),
+            Some(Value::IntValue(4001))
+        );
     }
 }

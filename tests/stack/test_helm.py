@@ -572,7 +572,7 @@ SIDECAR_KEYS = {
     "shutdown.grace_ms",
     "resume.hold_ms", "resume.buffer_bytes", "resume.replay_messages", "resume.replay_bytes",
     "forwarded.enabled", "forwarded.trusted_proxies",
-    "telemetry.events_channel_capacity", "telemetry.spool_dir", "telemetry.spool_max_bytes",
+    "telemetry.events_channel_capacity", "telemetry.spool_dir", "telemetry.spool_max_bytes", "telemetry.step_spans",
     "telemetry.record_subprotocols",
     "websocket.reconnection.max_attempts", "websocket.reconnection.initial_delay",
     "websocket.reconnection.backoff_multiplier", "websocket.reconnection.max_delay",

@@ -289,9 +289,12 @@ fn latency(args: &Args) -> Value {
     v
 }
 
-/// One connect → handshake → one message → close → EOF cycle.
-async fn cycle(addr: SocketAddr, path: &str, msg: &[u8], close: &[u8]) -> io::Result<()> {
+/// One connect → handshake → one message → close → EOF cycle; returns how long the connect and the
+/// handshake took (until the 101's head was read).
+async fn cycle(addr: SocketAddr, path: &str, msg: &[u8], close: &[u8]) -> io::Result<Duration> {
+    let t = Instant::now();
     let (mut s, pre) = connect_ws(addr, path).await?;
+    let connected = t.elapsed();
     let mut counter = FrameCounter::default();
     let mut seen = counter.feed(&pre);
     s.write_all(msg).await?;
@@ -315,7 +318,7 @@ async fn cycle(addr: SocketAddr, path: &str, msg: &[u8], close: &[u8]) -> io::Re
     }
     // The server closes TCP first; wait for its FIN.
     while s.read(&mut buf).await? > 0 {}
-    Ok(())
+    Ok(connected)
 }
 
 /// `workers` loops of [`cycle`]; completed cycles/s over `duration` after `warmup`.
@@ -330,7 +333,8 @@ async fn churn(args: &Args) -> Value {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut cycle_ns: Vec<tokio::task::JoinHandle<Vec<u64>>> = Vec::new();
+    // Per worker: (cycle, connect) durations in ns, measured after the warm-up.
+    let mut cycle_ns: Vec<tokio::task::JoinHandle<(Vec<u64>, Vec<u64>)>> = Vec::new();
     let t_start = Instant::now();
     for _ in 0..workers {
         let (msg, close, done, errors, stop, path) = (
@@ -342,16 +346,17 @@ async fn churn(args: &Args) -> Value {
             path.clone(),
         );
         cycle_ns.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let (mut lat, mut conn) = (Vec::new(), Vec::new());
             while !stop.load(Relaxed) {
                 let t = Instant::now();
                 match tokio::time::timeout(Duration::from_secs(5), cycle(addr, &path, &msg, &close))
                     .await
                 {
-                    Ok(Ok(())) => {
+                    Ok(Ok(connected)) => {
                         done.fetch_add(1, Relaxed);
                         if t_start.elapsed() > warmup {
                             lat.push(t.elapsed().as_nanos() as u64);
+                            conn.push(connected.as_nanos() as u64);
                         }
                     }
                     _ => {
@@ -360,7 +365,7 @@ async fn churn(args: &Args) -> Value {
                     }
                 }
             }
-            lat
+            (lat, conn)
         }));
     }
     tokio::time::sleep(warmup).await;
@@ -370,19 +375,26 @@ async fn churn(args: &Args) -> Value {
     let (b, eb) = (done.load(Relaxed), errors.load(Relaxed));
     let secs = t0.elapsed().as_secs_f64();
     stop.store(true, Relaxed);
-    let mut lat = Vec::new();
+    let (mut lat, mut conn) = (Vec::new(), Vec::new());
     for h in cycle_ns {
-        if let Ok(Ok(l)) = tokio::time::timeout(Duration::from_secs(6), h).await {
+        if let Ok(Ok((l, c))) = tokio::time::timeout(Duration::from_secs(6), h).await {
             lat.extend(l);
+            conn.extend(c);
         }
     }
     lat.sort_unstable();
+    conn.sort_unstable();
     let mut v = json!({
         "mode": "churn", "workers": workers,
         "handshakes_per_s": ((b - a) as f64 / secs).round(), "cycles": b - a, "seconds": secs,
         "errors": eb - ea,
+        // Every cycle completed from start to end, warm-up and the last in-flight ones included (what
+        // a per-process counter sees over the whole run).
+        "total_cycles": done.load(Relaxed),
         "cycle_p50_us": percentile(&lat, 50.0) as f64 / 1000.0,
         "cycle_p99_us": percentile(&lat, 99.0) as f64 / 1000.0,
+        "connect_p50_us": percentile(&conn, 50.0) as f64 / 1000.0,
+        "connect_p99_us": percentile(&conn, 99.0) as f64 / 1000.0,
     });
     if b == a {
         v["error"] = json!("no cycle completed");
@@ -486,7 +498,7 @@ async fn wait(args: &Args) -> Value {
     let mut last = String::new();
     while t0.elapsed() < timeout {
         match tokio::time::timeout(Duration::from_secs(2), cycle(addr, &path, &msg, &close)).await {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 return json!({"mode": "wait", "ready_after_s": t0.elapsed().as_secs_f64()})
             }
             Ok(Err(e)) => last = e.to_string(),

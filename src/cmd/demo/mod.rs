@@ -83,7 +83,8 @@ async fn start_dashboard(name: &str, port: u16) -> std::io::Result<(u16, Arc<Das
 }
 
 /// One synthetic client: connects through the sidecar, chats, reads updates, and ends its session in a
-/// random way (normal close, abrupt drop, or a protocol violation), then reconnects.
+/// random way (normal close, abrupt drop, or a protocol violation), then reconnects. Client 0 keeps its
+/// session for the whole demo, as a browser tab would.
 async fn client(addr: SocketAddr, id: usize) {
     let mut round = 0u64;
     loop {
@@ -98,7 +99,12 @@ async fn client(addr: SocketAddr, id: usize) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        let life = Duration::from_millis(1500 + rand::random::<u64>() % 3000);
+        // Client 0 stays like an open browser tab (its session lives through the Seams restart and is
+        // held); the others come and go every few seconds.
+        let life = match id {
+            0 => Duration::from_secs(24 * 3600),
+            _ => Duration::from_millis(1500 + rand::random::<u64>() % 3000),
+        };
         let t0 = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         while t0.elapsed() < life {
