@@ -30,16 +30,9 @@ struct KeepAlive {
 
 fn keepalive_upstream() -> KeepAlive {
     let dir = root().join("tests/peers");
-    let mut child = std::process::Command::new("node")
-        .arg(dir.join("http-keepalive.js"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node is required");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(dir.join("http-keepalive.js"));
+    let mut proc = spawn_piped(cmd, &[]);
     let port = proc.wait_json(|v| v.get("port").is_some())["port"]
         .as_u64()
         .unwrap() as u16;

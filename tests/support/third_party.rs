@@ -1,12 +1,12 @@
 //! Third-party dashboards and their own clients from npm (tests/peers/third-party.js), a probe config
 //! file, and waiting for readiness: shared by tests/dashboards.rs and tests/probe_rejected.rs.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{http_get, root, Proc};
+use super::{http_get, root, spawn_piped, Proc};
 
 /// The bearer token the `token` server wants (never in any output: the tests search for it).
 pub const TOKEN: &str = "tok-3f9a1c7e5b2d4680";
@@ -18,21 +18,11 @@ pub fn server(kind: &str, port: u16) -> (Proc, u16) {
         dir.join("node_modules/socket.io").exists() && dir.join("node_modules/graphql-ws").exists(),
         "socket.io / graphql-ws missing: run scripts/install-test-deps.sh (npm ci in tests/peers)"
     );
-    let mut child = Command::new("node")
-        .arg(dir.join("third-party.js"))
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("third-party.js"))
         .args(["server", kind, &port.to_string()])
-        .env("TOKEN", TOKEN)
-        .env("COOKIE", "c00kie-value-42")
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node is required");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut proc = Proc {
-        child,
-        stdout: Some(stdout),
-    };
+        .current_dir(&dir);
+    let mut proc = spawn_piped(cmd, &[("TOKEN", TOKEN), ("COOKIE", "c00kie-value-42")]);
     let v = proc.wait_json(|v| v.get("port").is_some());
     (proc, v["port"].as_u64().unwrap() as u16)
 }
