@@ -44,6 +44,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The telemetry thread could not start.
+    #[error("cannot start the telemetry thread: {0}")]
+    Telemetry(std::io::Error),
 }
 
 async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -121,8 +124,10 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     // The prober's outbox (the seed's offline buffer): fed by POST /probe/send, flushed by the prober.
     let outbox = (config.probe.enabled && config.outbox.enabled)
         .then(|| crate::probe::outbox::for_sidecar(&config, shared.sink.clone()));
-    let telemetry = Telemetry::new(opts, stats, outbox.clone(), sink);
-    tokio::spawn(telemetry.clone().consume(rx, tap));
+    let parts = (stats, outbox.clone(), sink);
+    let telemetry = Telemetry::spawn(opts, parts, rx, tap)
+        .await
+        .map_err(StartError::Telemetry)?;
     let admin = Arc::new(Admin {
         proxy: shared.clone(),
         telemetry: telemetry.clone(),

@@ -72,7 +72,10 @@ pub async fn command(args: RunArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::BIND;
+            return match e {
+                crate::app::StartError::Bind { .. } => exit::BIND,
+                crate::app::StartError::Telemetry(_) => exit::FAILURE,
+            };
         }
     };
     let cfg = running.proxy.config.clone();

@@ -85,6 +85,10 @@ pub struct OtelEnv {
     pub span_delay: Duration,
     /// `OTEL_BLRP_SCHEDULE_DELAY`.
     pub log_delay: Duration,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request (default 512).
+    pub span_batch: usize,
+    /// `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`: log records per export request (default 512).
+    pub log_batch: usize,
     /// Problems found (bad values), reported at start-up; the default is used instead.
     pub warnings: Vec<String>,
 }
@@ -141,6 +145,17 @@ impl OtelEnv {
                         Duration::from_millis(default)
                     }
                 },
+            }
+        };
+        let count = |name: &str, default: usize, warnings: &mut Vec<String>| -> usize {
+            match get(name).map(|v| (v.trim().parse::<usize>(), v)) {
+                None => default,
+                Some((Ok(n), _)) if n > 0 => n,
+                Some((_, v)) => {
+                    let w = format!("{name}={v:?}: expected a positive integer; using {default}");
+                    warnings.push(w);
+                    default
+                }
             }
         };
         let mut targets = BTreeMap::new();
@@ -268,6 +283,8 @@ impl OtelEnv {
             metric_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000, &mut warnings),
             span_delay: millis("OTEL_BSP_SCHEDULE_DELAY", 5_000, &mut warnings),
             log_delay: millis("OTEL_BLRP_SCHEDULE_DELAY", 1_000, &mut warnings),
+            span_batch: count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, &mut warnings),
+            log_batch: count("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512, &mut warnings),
             warnings,
         }
     }
@@ -314,6 +331,24 @@ mod tests {
         assert_eq!(
             env(&[]).resource_value("service.name"),
             Some("iskra-ws-sidecar-pulse")
+        );
+    }
+
+    #[test]
+    fn batch_sizes_follow_the_spec_and_refuse_zero() {
+        let e = env(&[]);
+        assert_eq!((e.span_batch, e.log_batch), (512, 512));
+        let e = env(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ]);
+        assert_eq!((e.span_batch, e.log_batch), (64, 512));
+        assert!(
+            e.warnings
+                .iter()
+                .any(|w| w.contains("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=\"0\"")),
+            "{:?}",
+            e.warnings
         );
     }
 

@@ -100,6 +100,9 @@ pub struct Telemetry {
     flush_tx: mpsc::Sender<oneshot::Sender<()>>,
     flush_rx: std::sync::Mutex<Option<mpsc::Receiver<oneshot::Sender<()>>>>,
     drained: Arc<Notify>,
+    /// Whether a fallback is active (mirrors `websocket.fallback.active`, which only a `FallbackChanged`
+    /// event sets): read for every event's context without a registry lookup.
+    fallback: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -188,6 +191,7 @@ impl Telemetry {
             flush_tx,
             flush_rx: std::sync::Mutex::new(Some(flush_rx)),
             drained,
+            fallback: Default::default(),
         })
     }
 
@@ -243,7 +247,7 @@ impl Telemetry {
 
     /// Whether `websocket.fallback.active` is set on any series.
     fn fallback_active(&self) -> bool {
-        self.registry.any_nonzero(names::FALLBACK_ACTIVE.name)
+        self.fallback.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn ship_metrics(&self) {
@@ -308,6 +312,11 @@ impl Telemetry {
             sem.level = LogLevel::Warn; // a setting to change, said once per change
         }
         self.recorder.record_traced(&ev, &sem, traced);
+        if let EventKind::FallbackChanged { mode, .. } = &ev.kind {
+            let active = mode.is_some();
+            self.fallback
+                .store(active, std::sync::atomic::Ordering::Relaxed);
+        }
         self.window.record(&ev);
         let ids = builder.on_event(&ev, &sem, span_buf);
         if sem.level >= self.opts.log_level && self.quiet.keep(&ev.kind) {
@@ -324,6 +333,33 @@ impl Telemetry {
         if let Some(t) = tap {
             let _ = t.send(ev);
         }
+    }
+
+    /// Starts the pipeline on a thread of its own, with a current-thread runtime: the consumer and the
+    /// exporter never take a turn from the relay's workers (a batch encoded or sent never delays a
+    /// handshake), and the relay never waits on them. Events reach it through `rx`; the returned handle
+    /// serves scrapes, health and flushes from any thread. The thread ends when every sender is gone.
+    pub async fn spawn(
+        opts: Options,
+        (stats, outbox, sink): (Arc<Stats>, Option<Arc<Outbox>>, EventSink),
+        rx: mpsc::Receiver<Event>,
+        tap: Option<mpsc::UnboundedSender<Event>>,
+    ) -> std::io::Result<Arc<Telemetry>> {
+        let (tx, started) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("iskra-telemetry".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("telemetry runtime");
+                rt.block_on(async move {
+                    let telemetry = Telemetry::new(opts, stats, outbox, sink);
+                    let _ = tx.send(telemetry.clone());
+                    telemetry.consume(rx, tap).await;
+                });
+            })?;
+        started.await.map_err(std::io::Error::other)
     }
 
     /// Consumes events until every sender is gone; `tap` sees each event after it is recorded.
@@ -349,17 +385,27 @@ impl Telemetry {
             (Instant::now(), Instant::now(), Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut last_expiry = Instant::now();
+        // After a batch the consumer waits a moment before taking the next one, so that under load it
+        // is woken about once per `LINGER` for the events of many sessions, not once per event (each
+        // wake from another thread is a system call on both sides).
+        const LINGER: Duration = Duration::from_millis(1);
+        const BATCH: usize = 4096;
+        let mut linger = false;
         loop {
+            if std::mem::take(&mut linger) {
+                tokio::time::sleep(LINGER).await;
+            }
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break };
                     let mut bufs = (&mut builder, &mut span_buf, &mut log_buf, &mut tracker);
                     self.on_event(ev, &mut bufs, tap.as_ref());
                     // Whatever else is queued is taken now: the checks below run once per batch.
-                    for _ in 0..256 {
+                    for _ in 0..BATCH {
                         let Ok(ev) = rx.try_recv() else { break };
                         self.on_event(ev, &mut bufs, tap.as_ref());
                     }
+                    linger = true;
                 }
                 Some(ack) = flush_rx.recv() => {
                     self.flush(&mut span_buf, &mut log_buf);
@@ -381,13 +427,13 @@ impl Telemetry {
                 let tracked = builder.open_sessions() as f64;
                 self.registry.set(&names::SESSIONS_TRACKED, &d, tracked);
             }
-            if span_buf.count >= 512
+            if span_buf.count >= self.opts.env.span_batch as u64
                 || (!span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay)
             {
                 self.flush(&mut span_buf, &mut Vec::new());
                 last_spans = now;
             }
-            if log_buf.len() >= 512
+            if log_buf.len() >= self.opts.env.log_batch
                 || (!log_buf.is_empty() && now - last_logs >= self.opts.env.log_delay)
             {
                 self.flush(&mut spans::Encoded::default(), &mut log_buf);

@@ -283,16 +283,6 @@ impl Registry {
         self.matching(name, filter).iter().sum()
     }
 
-    /// Whether any series of a family has a non-zero value (no allocation: asked once per event).
-    pub fn any_nonzero(&self, name: &str) -> bool {
-        let g = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        g.families.get(name).is_some_and(|(_, series)| {
-            series
-                .values()
-                .any(|(_, p)| matches!(p, Point::Value(v) if *v != 0.0))
-        })
-    }
-
     /// Number of series in a family.
     pub fn count(&self, name: &str) -> usize {
         self.matching(name, &[]).len()
