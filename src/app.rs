@@ -6,13 +6,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::Admin;
 use crate::config::Config;
-use crate::diag::log_line;
 use crate::events::{Event, EventSink};
 use crate::proxy::{self, Stats};
 use crate::telemetry::env::OtelEnv;
@@ -100,10 +98,9 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             &[("iskra.dashboard".into(), dashboard.clone())],
         )
     });
-    crate::jsonlog::set_min_level(&config.telemetry.log_level);
-    for w in &env.warnings {
-        log_line("WARN", "otel_env", json!({"message": w}));
-    }
+    crate::diag::init();
+    crate::diag::set_level(&config.telemetry.log_level);
+    let otel_warnings = env.warnings.clone();
     let opts = Options {
         dashboard,
         env,
@@ -122,6 +119,13 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     let outbox = (config.probe.enabled && config.outbox.enabled)
         .then(|| crate::probe::outbox::for_sidecar(&config, shared.sink.clone()));
     let telemetry = Telemetry::new(opts, stats, outbox.clone(), sink);
+    if !embed.quiet {
+        // The process's own WARN and ERROR lines go out with this sidecar's logs (said from here on).
+        crate::diag::export_to(telemetry.own_logs());
+    }
+    for w in &otel_warnings {
+        tracing::warn!(event_type = "otel_env", message = %w);
+    }
     tokio::spawn(telemetry.clone().consume(rx, tap));
     let admin = Arc::new(Admin {
         proxy: shared.clone(),

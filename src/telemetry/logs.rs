@@ -319,7 +319,8 @@ impl Quiet {
     }
 }
 
-fn severity(level: LogLevel) -> i32 {
+/// The OTLP severity number of a level.
+pub(super) fn severity(level: LogLevel) -> i32 {
     match level {
         LogLevel::Debug => 5,
         LogLevel::Info => 9,

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod metrics;
 pub mod names;
 pub mod otlp_metrics;
+pub mod own_logs;
 pub mod pb;
 pub mod raw_grpc;
 pub mod registry;
@@ -147,18 +148,20 @@ impl Telemetry {
             for (signal, target) in &opts.env.targets {
                 match export::Client::new(*signal, target.clone()) {
                     Ok(c) => clients.push(c),
-                    Err(e) => export::exporter_line(
-                        "ERROR",
-                        "exporter_config",
-                        &serde_json::json!({"message": e}),
+                    Err(e) => tracing::error!(
+                        target: crate::diag::EXPORTER,
+                        event_type = "exporter_config",
+                        message = %e
                     ),
                 }
             }
             let spool = spool::Spool::open(opts.spool_dir.as_deref(), opts.spool_max_bytes)
                 .unwrap_or_else(|e| {
-                    let message = format!("{e}; spooling in memory");
-                    let fields = serde_json::json!({ "message": message });
-                    export::exporter_line("WARN", "spool_unavailable", &fields);
+                    tracing::warn!(
+                        target: crate::diag::EXPORTER,
+                        event_type = "spool_unavailable",
+                        message = %format!("{e}; spooling in memory")
+                    );
                     spool::Spool::open(None, opts.spool_max_bytes).expect("memory spool")
                 });
             let (tx, rx) = mpsc::unbounded_channel();
