@@ -37,7 +37,10 @@ fn lines_until_started(rust_log: Option<&str>) -> Vec<Value> {
 }
 
 fn has(lines: &[Value], event_type: &str) -> Option<Value> {
-    lines.iter().find(|v| v["event_type"] == event_type).cloned()
+    lines
+        .iter()
+        .find(|v| v["event_type"] == event_type)
+        .cloned()
 }
 
 #[test]
@@ -100,7 +103,9 @@ async fn own_warn_lines_arrive_as_otlp_records_and_the_exporters_trouble_does_no
     };
     let failed = |s: &Mutex<Vec<Value>>| {
         let s = s.lock().unwrap();
-        s.iter().find(|v| v["event_type"] == "export_failed").cloned()
+        s.iter()
+            .find(|v| v["event_type"] == "export_failed")
+            .cloned()
     };
     eventually(Duration::from_secs(10), "export_failed on stderr", || {
         failed(&stderr).is_some()
@@ -127,7 +132,10 @@ async fn own_warn_lines_arrive_as_otlp_records_and_the_exporters_trouble_does_no
     let records = rec.log_records();
     let r = records.iter().find(|r| r.event_name == "otel_env").unwrap();
     assert_eq!((r.severity_text.as_str(), r.severity_number), ("WARN", 13));
-    assert_eq!(attr(&r.attributes, "event_type").as_deref(), Some("otel_env"));
+    assert_eq!(
+        attr(&r.attributes, "event_type").as_deref(),
+        Some("otel_env")
+    );
     let message = attr(&r.attributes, "message").unwrap_or_default();
     assert!(message.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{message}");
     // Whatever was spooled while the collector was away (an exported export_failed would be right

@@ -131,10 +131,17 @@ mod tests {
         assert_eq!(get("list"), Some(V::StringValue("[\"a\"]".into())));
         assert_eq!(get("none"), None);
         assert_eq!(
-            (r.event_name.as_str(), r.severity_text.as_str(), r.severity_number),
+            (
+                r.event_name.as_str(),
+                r.severity_text.as_str(),
+                r.severity_number
+            ),
             ("otel_env", "WARN", 13)
         );
-        assert_eq!(r.body.and_then(|b| b.value), Some(V::StringValue("bad OTEL_X".into())));
+        assert_eq!(
+            r.body.and_then(|b| b.value),
+            Some(V::StringValue("bad OTEL_X".into()))
+        );
         assert_eq!(r.time_unix_nano, 2_000_000_000);
     }
 }

@@ -22,7 +22,12 @@ pub fn for_sidecar(config: &crate::config::Config, sink: EventSink) -> Arc<Outbo
     };
     let s = config.outbox.clone();
     Arc::new(
-        Outbox::open(s.clone(), config.telemetry.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
+        Outbox::open(
+            s.clone(),
+            config.telemetry.spool_dir.as_deref(),
+            hooks.clone(),
+        )
+        .unwrap_or_else(|e| {
             tracing::warn!(
                 event_type = "outbox_spool_unavailable",
                 message = %format!("{e}; the prober's outbox is kept in memory only"),
