@@ -9,6 +9,18 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+/// The keys every line starts with, spelled once (`telemetry::names` lists them for the schema).
+pub mod key {
+    /// When it happened (RFC 3339, microseconds, UTC).
+    pub const TIMESTAMP: &str = "timestamp";
+    /// DEBUG, INFO, WARN or ERROR.
+    pub const LEVEL: &str = "level";
+    /// Which part of the sidecar speaks.
+    pub const COMPONENT: &str = "component";
+    /// What happened.
+    pub const EVENT_TYPE: &str = "event_type";
+}
+
 /// Where a line of the sidecar's own goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -30,10 +42,7 @@ pub fn own(
 ) {
     let mut buf = Vec::with_capacity(256);
     let mut l = Line::new(&mut buf);
-    l.time("timestamp", at)
-        .string("level", level)
-        .string("component", component)
-        .string("event_type", event_type);
+    l.header(at, level, component, event_type);
     for (k, v) in fields {
         l.value(k, v);
     }
@@ -57,6 +66,20 @@ impl<'a> Line<'a> {
         buf.clear();
         buf.push(b'{');
         Line { buf, empty: true }
+    }
+
+    /// The members every line starts with: timestamp, level, component, event_type ([`key`]).
+    pub fn header(
+        &mut self,
+        at: SystemTime,
+        level: &str,
+        component: &str,
+        event_type: &str,
+    ) -> &mut Self {
+        self.time(key::TIMESTAMP, at)
+            .string(key::LEVEL, level)
+            .string(key::COMPONENT, component)
+            .string(key::EVENT_TYPE, event_type)
     }
 
     fn key(&mut self, k: &str) -> &mut Vec<u8> {

@@ -10,8 +10,8 @@ use tracing::field::{Field, Visit};
 
 /// The name of the field whose JSON object is spread into the line.
 pub const JSON: &str = "json";
-/// The name of the field that says what happened.
-pub const EVENT_TYPE: &str = "event_type";
+/// The name of the field that says what happened (the line's `event_type`).
+pub const EVENT_TYPE: &str = crate::jsonlog::key::EVENT_TYPE;
 
 /// Collects an event's fields ([`Fields::of`]).
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attrs::{self, s};
-use super::names::log;
+use super::names::{attr, line, log};
 use super::spans::{nanos, Ids};
 use crate::events::{Event, EventKind};
 use crate::jsonlog::Line;
@@ -97,46 +97,42 @@ fn component(ev: &Event) -> &'static str {
 /// Writes the stdout JSON line of `ev` (ending in `\n`) into `buf`, which is cleared first.
 pub fn line(buf: &mut Vec<u8>, ev: &Event, sem: &Semantics, scope: &attrs::Scope, ids: Ids) {
     let mut l = Line::new(buf);
-    l.time("timestamp", ev.at)
-        .string("level", sem.level.as_str())
-        .string("component", component(ev))
-        .string("event_type", sem.event_type.as_str())
-        .string("iskra.dashboard", &scope.dashboard);
+    let level = sem.level.as_str();
+    l.header(ev.at, level, component(ev), sem.event_type.as_str())
+        .string(attr::DASHBOARD, &scope.dashboard);
     // The seed's switches: ∆DΩΛ and fractal metadata (iskra.fractal_logging), voices (iskra.voice_system).
     if scope.ddol {
         let f = &sem.fractal;
-        l.string("delta", sem.delta)
-            .uint("dimension", sem.dimension.into())
-            .number("omega", sem.omega)
-            .string("lambda", &sem.lambda)
-            .object("fractal_metadata", |o| {
-                o.string("seam_id", f.seam_id);
+        l.string(line::DELTA, sem.delta)
+            .uint(line::DIMENSION, sem.dimension.into())
+            .number(line::OMEGA, sem.omega)
+            .string(line::LAMBDA, &sem.lambda)
+            .object(line::FRACTAL_METADATA, |o| {
+                o.string(line::SEAM_ID, f.seam_id);
                 if scope.voices {
-                    o.number("voice_pain", f.voice_pain)
-                        .number("voice_chaos", f.voice_chaos)
-                        .number("voice_trust", f.voice_trust);
+                    o.number(line::VOICE_PAIN, f.voice_pain)
+                        .number(line::VOICE_CHAOS, f.voice_chaos)
+                        .number(line::VOICE_TRUST, f.voice_trust);
                 }
             })
-            .string("iskra.seam.id", sem.seam);
+            .string(attr::SEAM_ID, sem.seam);
     }
     if scope.voices {
-        l.string(
-            "iskra.voice.active",
-            sem.voice.map_or("none", |v| v.as_str()),
-        );
+        let voice = sem.voice.map_or("none", |v| v.as_str());
+        l.string(attr::VOICE_ACTIVE, voice);
     }
     if let Some(e) = sem.error {
-        l.string("error.type", e.as_str())
-            .string("severity", e.severity().as_str());
+        l.string(attr::ERROR_TYPE, e.as_str())
+            .string(line::SEVERITY, e.severity().as_str());
     }
     if let Some(l2) = sem.voice_lambda().filter(|_| scope.voices) {
-        l.string("voice_lambda", &l2);
+        l.string(line::VOICE_LAMBDA, &l2);
     }
     if let Some(info) = &ev.session {
-        l.uint("session_id", info.id);
+        l.uint(line::SESSION_ID, info.id);
     }
     if let Some((t, sp)) = ids {
-        l.hex("trace_id", &t).hex("span_id", &sp);
+        l.hex(line::TRACE_ID, &t).hex(line::SPAN_ID, &sp);
     }
     details(&ev.kind, &mut l);
     l.finish();

@@ -5,7 +5,7 @@ use super::{span_id, trace_id};
 use crate::events::EventKind;
 use crate::semantics::{ErrorClass, Semantics};
 use crate::telemetry::attrs::{self, Attrs};
-use crate::telemetry::names::attr;
+use crate::telemetry::names::{attr, span_event};
 use crate::telemetry::pb::{self, PbAttrs};
 
 /// The close of a session, kept until the session ends.
@@ -66,8 +66,8 @@ impl Resume {
         pb::message(a.message_buf(), 11, |e| {
             pb::fixed64(e, 1, self.at);
             let name = match self.detail {
-                Ok(_) => "websocket.resumed",
-                Err(_) => "websocket.resume_gave_up",
+                Ok(_) => span_event::RESUMED,
+                Err(_) => span_event::RESUME_GAVE_UP,
             };
             pb::bytes(e, 2, name.as_bytes());
             let mut ea = PbAttrs::new(e, 3);
