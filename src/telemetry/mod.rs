@@ -1,13 +1,14 @@
 //! Telemetry: lifecycle events → metrics, spans and logs, all off the data path in one consumer task,
 //! exported over OTLP by a sender task with a spool.
 //!
-//! - [`names`]: every metric definition and attribute key, once.
+//! - [`names`]: every metric definition, attribute key, log line key and span (event) name, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
 //!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).
 //! - [`metrics`]: events, and the counters of the relay and the prober's outbox (pulled) → registry.
 //! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines);
-//!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events.
+//!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events;
+//!   [`own_logs`]: the sidecar's own WARN/ERROR lines ([`crate::diag`]) → OTLP log records.
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
 //!   re-encoding); [`spool`]: the queue.
 
