@@ -18,6 +18,11 @@ use support::*;
 /// The sidecar's lines on stdout up to and including `sidecar_started`, with `RUST_LOG` set to
 /// `rust_log` (or unset).
 fn lines_until_started(rust_log: Option<&str>) -> Vec<Value> {
+    lines_until_started_with(rust_log, &[])
+}
+
+/// [`lines_until_started`] with `env` added.
+fn lines_until_started_with(rust_log: Option<&str>, env: &[(&str, &str)]) -> Vec<Value> {
     let mut cmd = Command::new(bin());
     cmd.args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .args(["--upstream", &format!("ws://127.0.0.1:{}", dead_port())])
@@ -27,7 +32,7 @@ fn lines_until_started(rust_log: Option<&str>) -> Vec<Value> {
     if let Some(f) = rust_log {
         cmd.env("RUST_LOG", f);
     }
-    let mut proc = spawn_piped(cmd, &[]);
+    let mut proc = spawn_piped(cmd, env);
     let mut seen = Vec::new();
     proc.wait_json(|v| {
         seen.push(v.clone());
@@ -65,6 +70,14 @@ fn rust_log_shows_and_hides_own_lines_and_the_start_is_always_said() {
     assert!(has(&warn, "config_loaded").is_none(), "{warn:?}");
     let started = has(&warn, "sidecar_started").unwrap();
     assert_eq!(started["level"], "INFO");
+
+    // Without RUST_LOG, websocket.monitoring.log_level decides: debug shows the DEBUG line.
+    let level = lines_until_started_with(None, &[("WEBSOCKET_LOG_LEVEL", "debug")]);
+    assert!(has(&level, "config_loaded").is_some(), "{level:?}");
+    // And RUST_LOG wins over it for the sidecar's own lines.
+    let both = lines_until_started_with(Some("warn"), &[("WEBSOCKET_LOG_LEVEL", "debug")]);
+    assert!(has(&both, "config_loaded").is_none(), "{both:?}");
+    assert!(has(&both, "nofile_limit").is_none(), "{both:?}");
 
     // A target directive: only the sidecar's own at debug.
     let scoped = lines_until_started(Some("iskra_ws_sidecar=debug"));

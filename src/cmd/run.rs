@@ -68,6 +68,7 @@ pub async fn command(args: RunArgs) -> u8 {
             return exit::CONFIG;
         }
     };
+    crate::diag::set_level(&config.telemetry.log_level);
     tracing::debug!(
         event_type = "config_loaded",
         file = sources.file.as_deref().map(|p| p.display().to_string()),
