@@ -6,13 +6,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::Admin;
 use crate::config::Config;
-use crate::diag::log_line;
 use crate::events::{Event, EventSink};
 use crate::proxy::{self, Stats};
 use crate::telemetry::env::OtelEnv;
@@ -103,10 +101,9 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
             &[("iskra.dashboard".into(), dashboard.clone())],
         )
     });
-    crate::jsonlog::set_min_level(&config.telemetry.log_level);
-    for w in &env.warnings {
-        log_line("WARN", "otel_env", json!({"message": w}));
-    }
+    crate::diag::init();
+    crate::diag::set_level(&config.telemetry.log_level);
+    let otel_warnings = env.warnings.clone();
     let opts = Options {
         dashboard,
         env,
@@ -128,6 +125,13 @@ pub async fn start_embedded(config: Config, embed: Embed) -> Result<Running, Sta
     let telemetry = Telemetry::spawn(opts, parts, rx, tap)
         .await
         .map_err(StartError::Telemetry)?;
+    if !embed.quiet {
+        // The process's own WARN and ERROR lines go out with this sidecar's logs (said from here on).
+        crate::diag::export_to(telemetry.own_logs());
+    }
+    for w in &otel_warnings {
+        tracing::warn!(event_type = "otel_env", message = %w);
+    }
     let admin = Arc::new(Admin {
         proxy: shared.clone(),
         telemetry: telemetry.clone(),

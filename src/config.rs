@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 mod alerts;
+mod errors;
 mod forwarded;
 mod layers;
 pub mod probe;
@@ -23,11 +24,11 @@ mod read;
 mod secret;
 mod sections;
 pub use alerts::{AlertUrl, AlertsConfig, PAGERDUTY_EVENTS_URL};
+pub use errors::{ConfigError, ConfigErrors};
 pub use forwarded::{Cidr, Forwarding};
 pub use layers::{defaults, figment, file_provider, SEED_ENV};
 pub use probe::{ProbeConfig, TransportPaths};
 use read::Reader;
-pub use read::{ConfigError, ConfigErrors};
 pub use secret::{Masked, Secret};
 pub use sections::{
     Endpoint, Heartbeat, Limits, OutboxConfig, Reconnection, ResumeConfig, Slo, Switches,

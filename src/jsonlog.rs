@@ -1,15 +1,25 @@
 //! The one JSON log writer: [`Line`] writes a line straight into a reused byte buffer (no
 //! `serde_json::Value` map, no `String` per key or value) for the sessions' lines
-//! (`telemetry::logs`) and, through [`own`], for the sidecar's own diagnostics, in the same shape
-//! (timestamp, level, component, event_type, fields) and under the same level
-//! (`websocket.monitoring.log_level`). Strings and numbers go through serde_json's own serializer (its
+//! (`telemetry::logs`) and, through [`own`], for the sidecar's own diagnostics (`diag`'s layer), in the
+//! same shape (timestamp, level, component, event_type, fields). Strings and numbers go through serde_json's own serializer (its
 //! escaping and its float format), so a line parses back to what a map would have printed.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::SystemTime;
 
 use serde_json::Value;
+
+/// The keys every line starts with, spelled once (`telemetry::names` lists them for the schema).
+pub mod key {
+    /// When it happened (RFC 3339, microseconds, UTC).
+    pub const TIMESTAMP: &str = "timestamp";
+    /// DEBUG, INFO, WARN or ERROR.
+    pub const LEVEL: &str = "level";
+    /// Which part of the sidecar speaks.
+    pub const COMPONENT: &str = "component";
+    /// What happened.
+    pub const EVENT_TYPE: &str = "event_type";
+}
 
 /// Where a line of the sidecar's own goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,53 +30,21 @@ pub enum Stream {
     Stderr,
 }
 
-/// The lowest level written: 0 DEBUG, 1 INFO, 2 WARN, 3 ERROR.
-static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
-
-/// The rank of a level name (`debug`/`DEBUG` … `error`; `trace` is DEBUG, anything else INFO).
-fn rank(level: &str) -> u8 {
-    match level.to_ascii_lowercase().as_str() {
-        "trace" | "debug" => 0,
-        "warn" | "warning" => 2,
-        "error" => 3,
-        _ => 1,
-    }
-}
-
-/// Sets the lowest level the sidecar's own lines are written at (`websocket.monitoring.log_level`).
-pub fn set_min_level(level: &str) {
-    MIN_LEVEL.store(rank(level), Relaxed);
-}
-
-/// Whether a line at `level` is written.
-pub fn enabled(level: &str) -> bool {
-    rank(level) >= MIN_LEVEL.load(Relaxed)
-}
-
-/// Writes one line of the sidecar's own, `{timestamp, level, component, event_type, …fields}`, if
-/// `level` is enabled (`always`: the process's lifecycle announcements, which supervisors and scripts
-/// wait for, whatever the level).
+/// Writes one line of the sidecar's own, `{timestamp, level, component, event_type, …fields}`, to
+/// `to` (which lines are written is `diag`'s filter's to decide).
 pub fn own(
     to: Stream,
-    always: bool,
+    at: SystemTime,
     level: &str,
     component: &str,
     event_type: &str,
-    fields: &Value,
+    fields: &[(String, Value)],
 ) {
-    if !always && !enabled(level) {
-        return;
-    }
     let mut buf = Vec::with_capacity(256);
     let mut l = Line::new(&mut buf);
-    l.time("timestamp", SystemTime::now())
-        .string("level", level)
-        .string("component", component)
-        .string("event_type", event_type);
-    if let Value::Object(f) = fields {
-        for (k, v) in f {
-            l.value(k, v);
-        }
+    l.header(at, level, component, event_type);
+    for (k, v) in fields {
+        l.value(k, v);
     }
     l.finish();
     let _ = match to {
@@ -88,6 +66,20 @@ impl<'a> Line<'a> {
         buf.clear();
         buf.push(b'{');
         Line { buf, empty: true }
+    }
+
+    /// The members every line starts with: timestamp, level, component, event_type ([`key`]).
+    pub fn header(
+        &mut self,
+        at: SystemTime,
+        level: &str,
+        component: &str,
+        event_type: &str,
+    ) -> &mut Self {
+        self.time(key::TIMESTAMP, at)
+            .string(key::LEVEL, level)
+            .string(key::COMPONENT, component)
+            .string(key::EVENT_TYPE, event_type)
     }
 
     fn key(&mut self, k: &str) -> &mut Vec<u8> {

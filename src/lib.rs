@@ -27,8 +27,8 @@
 //! - [`readiness`]: what the proxy and the prober know about the upstream, for `/ready`.
 //! - [`config`]: typed configuration, defaults, validation, figment layering (a leaf).
 //! - [`cli`]: the clap definitions (a leaf).
-//! - [`diag`]: the sidecar's own diagnostic lines (a leaf).
-//! - [`jsonlog`]: the one JSON log line writer (sessions' lines and the sidecar's own), with levels (a leaf).
+//! - [`diag`]: the sidecar's own diagnostics: `tracing` events, our layer (JSON lines, `RUST_LOG`), the OTLP hook (a leaf).
+//! - [`jsonlog`]: the one JSON log line writer (sessions' lines and the sidecar's own) (a leaf).
 //! - [`exit`]: the exit codes (a leaf).
 //!
 //! The module map, the import rules and the decision to produce OTLP with our own pipeline are in

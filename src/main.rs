@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    iskra_ws_sidecar::diag::init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

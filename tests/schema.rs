@@ -225,3 +225,41 @@ fn the_resume_reasons_in_code_and_schema_are_the_same() {
         }
     }
 }
+
+/// The keys of a log line on stdout and the session span's resume events: one constant each
+/// (`names::line`, `names::span_event`; the header's from `jsonlog::key`), and the schema lists exactly
+/// those (`log_line`, `span_events`).
+#[test]
+fn log_line_keys_and_span_event_names_have_one_constant_and_the_schema_lists_exactly_those() {
+    use iskra_ws_sidecar::jsonlog::key;
+    use iskra_ws_sidecar::telemetry::names::{attr, line, log, span_event};
+    let s = schema();
+    let set = |keys: &[&str]| -> BTreeSet<String> { keys.iter().map(|k| k.to_string()).collect() };
+    let code_line = set(line::ALL);
+    assert_eq!(
+        code_line.len(),
+        line::ALL.len(),
+        "a key spelled twice in names::line"
+    );
+    for (other, name) in [(attr::ALL, "attr"), (log::ALL, "log")] {
+        let other = set(other);
+        let both: Vec<_> = code_line.intersection(&other).collect();
+        assert!(
+            both.is_empty(),
+            "keys in both names::line and names::{name}: {both:?}"
+        );
+    }
+    assert_eq!(
+        code_line,
+        keys(&s, "log_line"),
+        "names::line and telemetry-schema.yaml (log_line) differ"
+    );
+    // The header the one writer starts every line with is among them.
+    assert!(code_line.contains(key::TIMESTAMP) && code_line.contains(key::LEVEL));
+    assert!(log::ALL.contains(&key::EVENT_TYPE) && log::ALL.contains(&key::COMPONENT));
+    assert_eq!(
+        set(span_event::ALL),
+        keys(&s, "span_events"),
+        "names::span_event and telemetry-schema.yaml (span_events) differ"
+    );
+}

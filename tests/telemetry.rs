@@ -476,4 +476,26 @@ async fn a_clean_session_logs_no_line_at_the_default_level_and_trouble_still_doe
         let ts = v["timestamp"].as_str().unwrap();
         assert!(humantime::parse_rfc3339(ts).is_ok(), "{ts}");
     }
+    // Every key of a session's or the prober's line is in telemetry-schema.yaml (log_line, attributes,
+    // log_attributes): the lines are held against the schema like the exported data.
+    let schema: serde_json::Value = {
+        use figment::providers::{Format, Yaml};
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/telemetry-schema.yaml");
+        let f = figment::Figment::new().merge(Yaml::file_exact(path));
+        f.extract().expect("telemetry-schema.yaml parses")
+    };
+    let listed = |k: &str| {
+        ["log_line", "attributes", "log_attributes"]
+            .iter()
+            .any(|section| schema[section].get(k).is_some())
+    };
+    let events = got.iter().chain(&got2);
+    for v in events.filter(|v| v["component"] != "iskra-ws-sidecar") {
+        for k in v.as_object().unwrap().keys() {
+            assert!(listed(k), "{k} (in {v}) is not in telemetry-schema.yaml");
+        }
+        for k in v["fractal_metadata"].as_object().into_iter().flatten() {
+            assert!(listed(k.0), "fractal_metadata.{} is not listed", k.0);
+        }
+    }
 }

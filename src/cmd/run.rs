@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::app::{start_embedded, Embed};
 use crate::cli::RunArgs;
 use crate::config::{self, Sources};
-use crate::diag::log_line;
+use crate::diag::LIFECYCLE;
 use crate::exit;
 
 /// Raises the soft limit on open descriptors to the hard limit (every connection is one, or two with
@@ -30,10 +30,11 @@ fn raise_nofile() {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 }
     };
     let soft = if raised { lim.rlim_max } else { before };
-    log_line(
-        "INFO",
-        "nofile_limit",
-        json!({"soft_before": before, "soft": soft, "hard": lim.rlim_max}),
+    tracing::info!(
+        event_type = "nofile_limit",
+        soft_before = before,
+        soft,
+        hard = lim.rlim_max
     );
 }
 
@@ -67,6 +68,13 @@ pub async fn command(args: RunArgs) -> u8 {
             return exit::CONFIG;
         }
     };
+    crate::diag::set_level(&config.telemetry.log_level);
+    tracing::debug!(
+        event_type = "config_loaded",
+        file = sources.file.as_deref().map(|p| p.display().to_string()),
+        dashboard = %config.dashboard,
+        log_level = %config.telemetry.log_level
+    );
     raise_nofile();
     let running = match start_embedded(config, Embed::default()).await {
         Ok(r) => r,
@@ -79,32 +87,35 @@ pub async fn command(args: RunArgs) -> u8 {
         }
     };
     let cfg = running.proxy.config.clone();
-    log_line(
-        "INFO",
-        "sidecar_started",
-        json!({
-            "delta": "sidecar_started", "listen": running.addr.to_string(), "admin": running.admin_addr.to_string(),
-            "upstream": cfg.upstream.url, "dashboard": cfg.dashboard, "version": env!("CARGO_PKG_VERSION"),
-        }),
+    tracing::info!(
+        target: LIFECYCLE,
+        event_type = "sidecar_started",
+        delta = "sidecar_started",
+        listen = %running.addr,
+        admin = %running.admin_addr,
+        upstream = %cfg.upstream.url,
+        dashboard = %cfg.dashboard,
+        version = env!("CARGO_PKG_VERSION"),
     );
     if cfg.probe.enabled {
         // Said out loud: where the prober upgrades, and with what (header names only).
         let t = crate::probe::target_of(&cfg);
         let mut line = crate::probe::target::describe(&t.urls, &cfg.probe);
         line["endpoint"] = json!(t.endpoint);
-        log_line("INFO", "probe_target", line);
+        tracing::info!(event_type = "probe_target", json = %line);
     }
     wait_for_signal().await;
-    log_line(
-        "INFO",
-        "sidecar_draining",
-        json!({"delta": "sidecar_draining", "grace_ms": cfg.shutdown_grace.as_millis() as u64}),
+    tracing::info!(
+        target: LIFECYCLE,
+        event_type = "sidecar_draining",
+        delta = "sidecar_draining",
+        grace_ms = cfg.shutdown_grace.as_millis() as u64
     );
     running.shutdown().await;
-    log_line(
-        "INFO",
-        "sidecar_stopped",
-        json!({"delta": "sidecar_stopped"}),
+    tracing::info!(
+        target: LIFECYCLE,
+        event_type = "sidecar_stopped",
+        delta = "sidecar_stopped"
     );
     0
 }

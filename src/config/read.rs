@@ -1,72 +1,13 @@
 //! Reads typed values out of a merged config tree, collecting every problem instead of stopping at one.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::errors::ConfigError;
 use super::{is_secret, Endpoint, Upstream};
-
-/// One configuration problem: the key, the value found, and what was expected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// Dotted key (or the file path for file-level problems).
-    pub key: String,
-    /// The offending value, rendered (masked for secrets).
-    pub value: String,
-    /// What would have been accepted.
-    pub expected: String,
-}
-
-impl ConfigError {
-    pub(super) fn file(path: &Path, msg: String) -> ConfigError {
-        ConfigError {
-            key: "--config".into(),
-            value: path.display().to_string(),
-            expected: msg,
-        }
-    }
-
-    /// The file (or the merged tree) could not be parsed at all: named by its path.
-    pub fn parse(path: Option<&Path>, msg: String) -> ConfigError {
-        ConfigError {
-            key: path.map_or("(config)".into(), |p| p.display().to_string()),
-            value: "(unparsable)".into(),
-            expected: format!("a valid file: {msg}"),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "config key `{}` = {}: expected {}",
-            self.key, self.value, self.expected
-        )
-    }
-}
-
-/// Every problem found in one load.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
 
 pub(super) struct Reader<'a> {
     tree: &'a Value,

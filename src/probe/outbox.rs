@@ -308,11 +308,10 @@ impl Outbox {
             return st.queue.len();
         }
         if let Err(e) = self.persist(&st) {
-            crate::diag::log_line(
-                "WARN",
-                "outbox_spool_error",
-                serde_json::json!({"message": format!("delivered messages stay in the outbox file and will be sent again after a restart: {e}"),
-                                   "path": self.file.as_deref().map(|p| p.display().to_string())}),
+            tracing::warn!(
+                event_type = "outbox_spool_error",
+                message = %format!("delivered messages stay in the outbox file and will be sent again after a restart: {e}"),
+                path = self.file.as_deref().map(|p| p.display().to_string()),
             );
         }
         self.delivered.fetch_add(n as u64, Relaxed);

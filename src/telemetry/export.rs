@@ -1,6 +1,7 @@
 //! Sending OTLP: encodes batches into export requests (resource + scope), queues spans and logs in the
 //! [`Spool`] and sends them in order over gRPC (tonic) or HTTP (protobuf or JSON bodies), retrying with
-//! backoff while the collector is away. Metrics are cumulative and sent each interval without spooling:
+//! backoff while the collector is away. Its own trouble is said under this module's target
+//! ([`crate::diag::EXPORTER`]): on stderr, never exported, so it cannot feed back. Metrics are cumulative and sent each interval without spooling:
 //! a gap loses no counts. Self-telemetry (exported, failed, dropped, export duration) goes to the registry.
 
 use std::sync::Arc;
@@ -330,8 +331,11 @@ pub async fn sender(
             Err(e) => {
                 registry.add(&n::TELEMETRY_FAILED, &sig, items as f64);
                 if !warned {
-                    let fields = serde_json::json!({"message": e.to_string(), "spooled_requests": spool.len()});
-                    exporter_line("WARN", "export_failed", &fields);
+                    tracing::warn!(
+                        event_type = "export_failed",
+                        message = %e,
+                        spooled_requests = spool.len()
+                    );
                     warned = true;
                 }
                 let sleep = tokio::time::sleep(backoff);
@@ -360,20 +364,11 @@ fn accept(spool: &mut Spool, metrics: &mut Option<Batch>, registry: &Registry, b
             &[(n::attr::SIGNAL, signal.as_str())],
             items as f64,
         );
-        let fields = serde_json::json!({"signal": signal.as_str(), "items": items, "reason": "spool budget exceeded"});
-        exporter_line("ERROR", "telemetry_dropped", &fields);
+        tracing::error!(
+            event_type = "telemetry_dropped",
+            signal = signal.as_str(),
+            items,
+            reason = "spool budget exceeded"
+        );
     }
-}
-
-/// One line about the exporter's own trouble, on stderr (never exported: it cannot feed back).
-pub fn exporter_line(level: &str, event_type: &str, fields: &serde_json::Value) {
-    let to = crate::jsonlog::Stream::Stderr;
-    crate::jsonlog::own(
-        to,
-        false,
-        level,
-        "iskra-ws-sidecar.exporter",
-        event_type,
-        fields,
-    );
 }

@@ -1,13 +1,14 @@
 //! Telemetry: lifecycle events → metrics, spans and logs, all off the data path in one consumer task,
 //! exported over OTLP by a sender task with a spool.
 //!
-//! - [`names`]: every metric definition and attribute key, once.
+//! - [`names`]: every metric definition, attribute key, log line key and span (event) name, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
 //!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).
 //! - [`metrics`]: events, and the counters of the relay and the prober's outbox (pulled) → registry.
 //! - [`window`]: the health score's inputs over the last `health.window_ms`; [`health`]: the score.
 //! - [`spans`], [`logs`], [`attrs`]: events → OTLP spans and log records (and stdout JSON lines);
-//!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events.
+//!   [`context`]: the D rule's inputs (reconnections, fallback, latency) followed from the events;
+//!   [`own_logs`]: the sidecar's own WARN/ERROR lines ([`crate::diag`]) → OTLP log records.
 //! - [`env`]: the `OTEL_*` variables; [`export`]: transports and the sender ([`raw_grpc`]: gRPC without
 //!   re-encoding); [`spool`]: the queue.
 
@@ -21,6 +22,7 @@ pub mod logs;
 pub mod metrics;
 pub mod names;
 pub mod otlp_metrics;
+pub mod own_logs;
 pub mod pb;
 pub mod raw_grpc;
 pub mod registry;
@@ -150,18 +152,20 @@ impl Telemetry {
             for (signal, target) in &opts.env.targets {
                 match export::Client::new(*signal, target.clone()) {
                     Ok(c) => clients.push(c),
-                    Err(e) => export::exporter_line(
-                        "ERROR",
-                        "exporter_config",
-                        &serde_json::json!({"message": e}),
+                    Err(e) => tracing::error!(
+                        target: crate::diag::EXPORTER,
+                        event_type = "exporter_config",
+                        message = %e
                     ),
                 }
             }
             let spool = spool::Spool::open(opts.spool_dir.as_deref(), opts.spool_max_bytes)
                 .unwrap_or_else(|e| {
-                    let message = format!("{e}; spooling in memory");
-                    let fields = serde_json::json!({ "message": message });
-                    export::exporter_line("WARN", "spool_unavailable", &fields);
+                    tracing::warn!(
+                        target: crate::diag::EXPORTER,
+                        event_type = "spool_unavailable",
+                        message = %format!("{e}; spooling in memory")
+                    );
                     spool::Spool::open(None, opts.spool_max_bytes).expect("memory spool")
                 });
             let (tx, rx) = mpsc::unbounded_channel();

@@ -67,7 +67,7 @@ defs! {
 
 /// Key constants, and `ALL` listing them (tests/schema.rs holds each list against telemetry-schema.yaml).
 macro_rules! keys {
-    ($($id:ident = $key:literal;)*) => {
+    ($($id:ident = $key:expr;)*) => {
         $(#[allow(missing_docs)] pub const $id: &str = $key;)*
         /// Every key of this module, in order.
         pub const ALL: &[&str] = &[$($id),*];
@@ -137,8 +137,8 @@ pub mod attr {
 /// Keys only log records carry: the event's details (telemetry-schema.yaml `log_attributes`).
 pub mod log {
     keys! {
-        EVENT_TYPE = "event_type";
-        COMPONENT = "component";
+        EVENT_TYPE = crate::jsonlog::key::EVENT_TYPE;
+        COMPONENT = crate::jsonlog::key::COMPONENT;
         UPGRADE = "upgrade";
         DURATION_MS = "duration_ms";
         CAUSE = "cause";
@@ -165,6 +165,31 @@ pub mod log {
     }
 }
 
+/// The other keys of a log line on stdout (telemetry-schema.yaml `log_line`): the header the one
+/// writer starts every line with ([`crate::jsonlog::key`]; event_type and component are in [`log`]),
+/// the seed's ∆DΩΛ fields and fractal metadata, and the session's ids. The line's other keys are
+/// attribute keys ([`attr`]) or the event's details ([`log`]).
+pub mod line {
+    keys! {
+        TIMESTAMP = crate::jsonlog::key::TIMESTAMP;
+        LEVEL = crate::jsonlog::key::LEVEL;
+        DELTA = "delta";
+        DIMENSION = "dimension";
+        OMEGA = "omega";
+        LAMBDA = "lambda";
+        FRACTAL_METADATA = "fractal_metadata";
+        SEAM_ID = "seam_id";
+        VOICE_PAIN = "voice_pain";
+        VOICE_CHAOS = "voice_chaos";
+        VOICE_TRUST = "voice_trust";
+        SEVERITY = "severity";
+        VOICE_LAMBDA = "voice_lambda";
+        SESSION_ID = "session_id";
+        TRACE_ID = "trace_id";
+        SPAN_ID = "span_id";
+    }
+}
+
 /// Resource attribute keys (telemetry-schema.yaml `resource`).
 pub mod resource {
     keys! {
@@ -185,5 +210,14 @@ pub mod span {
         HANDSHAKE = "ws.handshake";
         CLOSE = "ws.close";
         RECONNECT_ATTEMPT = "ws.reconnect.attempt";
+    }
+}
+
+/// Span event names (telemetry-schema.yaml `span_events`); a session's steps, when they are events of
+/// its span, are named as their spans ([`span`]).
+pub mod span_event {
+    keys! {
+        RESUMED = "websocket.resumed";
+        RESUME_GAVE_UP = "websocket.resume_gave_up";
     }
 }

@@ -32,7 +32,7 @@ impl Drop for Proc {
 
 impl Proc {
     /// Reads stdout lines until one is JSON and `pred` accepts it.
-    pub fn wait_json(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_json(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
         let out = self.stdout.as_mut().expect("stdout piped");
         let mut line = String::new();
         loop {

@@ -210,10 +210,10 @@ pub async fn command(args: DemoDashboardArgs) -> u8 {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    crate::diag::log_line(
-        "INFO",
-        "demo_dashboard_started",
-        json!({"dashboard": args.name, "listen": addr}),
+    tracing::info!(
+        event_type = "demo_dashboard_started",
+        dashboard = %args.name,
+        listen = %addr
     );
     let d = Dashboard::new(&args.name, args.interval);
     tokio::select! {

@@ -16,8 +16,6 @@ pub struct Seen {
     pub handshakes: VecDeque<(Instant, f64)>,
     /// (when, ping RTT ms) of the sidecar's session heartbeats.
     pub pings: VecDeque<(Instant, f64)>,
-    /// The last voice that answered an event, and the event's delta.
-    pub voice: Option<(&'static str, &'static str)>,
     /// Sessions that completed a handshake.
     pub sessions: u64,
     /// Sessions held through a dashboard restart and resumed.
@@ -46,9 +44,6 @@ impl Seen {
                 self.all_pings.push(ms);
             }
             _ => {}
-        }
-        if let Some(s) = crate::telemetry::metrics::voiced(&ev.kind) {
-            self.voice = s.voice.map(|v| (v.as_str(), s.delta));
         }
         for q in [&mut self.handshakes, &mut self.pings] {
             while q
@@ -117,7 +112,12 @@ pub fn row(name: &str, r: &Running, seen: &Seen, msgs_per_s: f64) -> String {
     let (p50, p99) = p50_p99(seen.pings.iter().map(|x| x.1));
     let (errs, _) = errors(r);
     let health = r.telemetry.health();
-    let voice = seen.voice.map_or("-", |v| v.0);
+    // The voice as the pipeline described the event (once, with the D rule's context).
+    let voice = r
+        .telemetry
+        .recorder
+        .last_voice()
+        .map_or("-", |v| v.0.as_str());
     format!(
         "{:<7}{:>5}{:>6.0} {:>5.1}/{:<5.1}{:>5.1}/{:<5.1} {:<9.9} {:>7} {:<11} {:<8}",
         name,

@@ -22,12 +22,16 @@ pub fn for_sidecar(config: &crate::config::Config, sink: EventSink) -> Arc<Outbo
     };
     let s = config.outbox.clone();
     Arc::new(
-        Outbox::open(s.clone(), config.telemetry.spool_dir.as_deref(), hooks.clone()).unwrap_or_else(|e| {
-            crate::diag::log_line(
-                "WARN",
-                "outbox_spool_unavailable",
-                serde_json::json!({"message": format!("{e}; the prober's outbox is kept in memory only"),
-                                   "spool_dir": config.telemetry.spool_dir.as_deref().map(|p| p.display().to_string())}),
+        Outbox::open(
+            s.clone(),
+            config.telemetry.spool_dir.as_deref(),
+            hooks.clone(),
+        )
+        .unwrap_or_else(|e| {
+            tracing::warn!(
+                event_type = "outbox_spool_unavailable",
+                message = %format!("{e}; the prober's outbox is kept in memory only"),
+                spool_dir = config.telemetry.spool_dir.as_deref().map(|p| p.display().to_string()),
             );
             Outbox::open(s, None, hooks).expect("a memory outbox")
         }),

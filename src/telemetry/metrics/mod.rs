@@ -10,7 +10,7 @@ use super::registry::{Def, Registry, TraceRef};
 use crate::events::{Direction, DropReason, Event, EventKind, FallbackMode, Initiator, Transport};
 use crate::probe::outbox::Outbox;
 use crate::proxy::Stats;
-use crate::semantics::{self, Semantics};
+use crate::semantics::{self, Semantics, Voice};
 
 /// Turns events into metric updates for one dashboard.
 pub struct MetricsRecorder {
@@ -20,6 +20,8 @@ pub struct MetricsRecorder {
     rtts: Mutex<VecDeque<(Instant, f64)>>,
     /// Count voice activations (`iskra.voice_system`).
     voices: bool,
+    /// The last voice that answered an event, and the event's delta (the demo's view shows it).
+    last_voice: Mutex<Option<(Voice, &'static str)>>,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -32,15 +34,6 @@ fn can_voice(kind: &EventKind) -> bool {
         kind,
         EventKind::FrameRelayed { .. } | EventKind::Accepted { .. } | EventKind::RequestHead { .. }
     )
-}
-
-/// The semantics of an event that can activate a voice, when a voice answers it (for a consumer of the
-/// event stream that has not described the event, like the demo's view).
-pub fn voiced(kind: &EventKind) -> Option<Semantics> {
-    if !can_voice(kind) {
-        return None;
-    }
-    Some(semantics::describe(kind, &semantics::Context::default())).filter(|s| s.voice.is_some())
 }
 
 /// Whether an event can carry an error (so that each failure is counted once, at its source).
@@ -63,9 +56,16 @@ impl MetricsRecorder {
             dashboard: dashboard.to_string(),
             rtts: Mutex::new(VecDeque::new()),
             voices: true,
+            last_voice: Mutex::new(None),
         };
         me.zero_known_series();
         me
+    }
+
+    /// The last voice counted ([`Self::counting_voices`]) and the delta of the event it answered, as the
+    /// pipeline described it.
+    pub fn last_voice(&self) -> Option<(Voice, &'static str)> {
+        *self.last_voice.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether voice activations are counted (`websocket_voice_alerts_total`); the voice system's switch.
@@ -306,6 +306,7 @@ impl MetricsRecorder {
                 &[d, (attr::VOICE, voice.as_str())],
                 1.0,
             );
+            *self.last_voice.lock().unwrap_or_else(|e| e.into_inner()) = Some((voice, sem.delta));
         }
     }
 
@@ -415,46 +416,4 @@ impl MetricsRecorder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::OutboxConfig;
-    use crate::events::EventSink;
-    use crate::probe::outbox::Hooks;
-
-    #[test]
-    fn the_outbox_counters_are_pulled_exactly_with_full_and_full_bytes_from_zero() {
-        let settings = OutboxConfig {
-            enabled: true,
-            capacity: 2,
-            max_bytes: 8 << 20,
-            flush_interval: Duration::from_secs(5),
-            flush_batch: 10,
-        };
-        let hooks = Hooks {
-            endpoint: "pulse".into(),
-            sink: EventSink::disabled(),
-        };
-        let o = Outbox::open(settings, None, hooks).unwrap();
-        let m = MetricsRecorder::new(Arc::new(Registry::default()), "pulse");
-        let d = (attr::DASHBOARD, "pulse");
-        let dropped = |m: &MetricsRecorder, reason: &'static str| {
-            m.registry
-                .value(n::BUFFER_DROPPED.name, &[d, (attr::REASON, reason)])
-        };
-        m.sync_outbox(&o);
-        assert_eq!(
-            (dropped(&m, "full"), dropped(&m, "full_bytes")),
-            (Some(0.0), Some(0.0))
-        );
-        assert_eq!(dropped(&m, "spool_error"), None, "only once it happens");
-        for t in ["a", "b", "c"] {
-            let _ = o.offer(t);
-        }
-        o.begin_flush();
-        o.ack();
-        m.sync_outbox(&o);
-        assert_eq!(dropped(&m, "full"), Some(1.0));
-        assert_eq!(m.registry.value(n::BUFFER_DELIVERED.name, &[d]), Some(2.0));
-        assert_eq!(m.registry.value(n::BUFFER_QUEUED.name, &[d]), Some(0.0));
-    }
-}
+mod tests;
