@@ -1,7 +1,8 @@
 //! The data path: accept client connections (with limits), read request heads, relay plain HTTP and SSE
 //! streamed, and hand upgraded WebSocket sessions to the frame relay.
 //!
-//! - [`listener`]: accept loop, connection limit (503 + Retry-After), per-connection HTTP/1 server.
+//! - [`listener`]: accept loop, connection limit (503 + Retry-After), the first head; [`http`]: the
+//!   rest of a connection that did not start with an upgrade, served by hyper.
 //! - [`head`]: the first request head (linear scan, exact size limit, RFC 6455 checks).
 //! - [`handshake`]: upgrades on the fast path (no HTTP machinery).
 //! - [`prefixed`]: a stream with the bytes already read put back, for hyper.
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod handshake;
 pub mod head;
 pub mod heartbeat;
+pub mod http;
 pub mod listener;
 pub mod prefixed;
 pub mod pump;
