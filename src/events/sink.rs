@@ -20,6 +20,17 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// `kind`, happening now, in `session` (if any).
+    fn now(session: Option<&Arc<SessionInfo>>, kind: EventKind) -> Event {
+        Event {
+            at: SystemTime::now(),
+            session: session.cloned(),
+            kind,
+        }
+    }
+}
+
 /// The sending side of the event stream: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct EventSink {
@@ -49,12 +60,7 @@ impl EventSink {
     /// Publishes without waiting; a full channel counts the event as dropped.
     pub fn emit(&self, session: Option<&Arc<SessionInfo>>, kind: EventKind) {
         let Some(tx) = &self.tx else { return };
-        let ev = Event {
-            at: SystemTime::now(),
-            session: session.cloned(),
-            kind,
-        };
-        if tx.try_send(ev).is_err() {
+        if tx.try_send(Event::now(session, kind)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -65,12 +71,7 @@ impl EventSink {
     /// one such task per session that ends while telemetry is saturated.
     pub fn emit_lossless(&self, session: Option<&Arc<SessionInfo>>, kind: EventKind) {
         let Some(tx) = &self.tx else { return };
-        let ev = Event {
-            at: SystemTime::now(),
-            session: session.cloned(),
-            kind,
-        };
-        match tx.try_send(ev) {
+        match tx.try_send(Event::now(session, kind)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(ev)) => {
                 match tokio::runtime::Handle::try_current() {
