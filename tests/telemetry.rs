@@ -499,3 +499,50 @@ async fn a_clean_session_logs_no_line_at_the_default_level_and_trouble_still_doe
         }
     }
 }
+
+/// Telemetry runs on a thread of its own (`iskra-telemetry`, beside the relay's workers), and
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` bounds the spans per export request: with the schedule delay at ten
+/// minutes, only a full batch can have sent the spans that arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn telemetry_has_its_own_thread_and_exports_full_batches_of_the_configured_size() {
+    let up = node_ws(&[]);
+    let (otlp, rec, _h) = grpc_receiver().await;
+    let endpoint = format!("http://{otlp}");
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+        ("ISKRA_SIDECAR_PROBE__ENABLED", "false"),
+    ];
+    let sc = sidecar(&format!("ws://127.0.0.1:{}", up.port), &[], &env);
+    let pid = sc.proc.child.id();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "iskra-telemetry"),
+        "{threads:?}"
+    );
+    scripted_sessions(sc.addr, &[1000, 1000, 1001, 1001], 1).await;
+    wait_for(&rec, "4 sessions in full batches", |r| {
+        sessions(r).len() >= 4
+    })
+    .await;
+    let per_request: Vec<usize> = rec
+        .traces
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.resource_spans
+                .iter()
+                .flat_map(|rs| rs.scope_spans.iter())
+                .map(|ss| ss.spans.len())
+                .sum()
+        })
+        .collect();
+    assert_eq!(per_request, [2, 2], "spans per trace request");
+}

@@ -29,6 +29,19 @@ type Bufs<'a> = (
 );
 
 impl Telemetry {
+    /// Exports the spans (the log records) held once they make a full batch
+    /// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`): checked after every event,
+    /// so that a request holds at most a batch (an event ends at most one span unless
+    /// `telemetry.step_spans` is on, when a session's step spans come with it).
+    fn ship_full(&self, (_, span_buf, log_buf, _): &mut Bufs) {
+        if span_buf.count >= self.opts.env.span_batch as u64 {
+            self.flush(span_buf, &mut Vec::new());
+        }
+        if log_buf.len() >= self.opts.env.log_batch {
+            self.flush(&mut spans::Encoded::default(), log_buf);
+        }
+    }
+
     /// Records one event: metrics, its spans (if it ends any), and its log line.
     fn on_event(
         &self,
@@ -135,10 +148,12 @@ impl Telemetry {
                     let Some(ev) = ev else { break };
                     let mut bufs = (&mut builder, &mut span_buf, &mut log_buf, &mut tracker);
                     self.on_event(ev, &mut bufs, tap.as_ref());
+                    self.ship_full(&mut bufs);
                     // Whatever else is queued is taken now: the checks below run once per batch.
                     for _ in 0..BATCH {
                         let Ok(ev) = rx.try_recv() else { break };
                         self.on_event(ev, &mut bufs, tap.as_ref());
+                        self.ship_full(&mut bufs);
                     }
                     linger = true;
                 }
@@ -162,15 +177,11 @@ impl Telemetry {
                 let tracked = builder.open_sessions() as f64;
                 self.registry.set(&names::SESSIONS_TRACKED, &d, tracked);
             }
-            if span_buf.count >= self.opts.env.span_batch as u64
-                || (!span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay)
-            {
+            if !span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay {
                 self.flush(&mut span_buf, &mut Vec::new());
                 last_spans = now;
             }
-            if log_buf.len() >= self.opts.env.log_batch
-                || (!log_buf.is_empty() && now - last_logs >= self.opts.env.log_delay)
-            {
+            if !log_buf.is_empty() && now - last_logs >= self.opts.env.log_delay {
                 self.flush(&mut spans::Encoded::default(), &mut log_buf);
                 last_logs = now;
             }
