@@ -165,18 +165,24 @@ impl OtelEnv {
             if exporter.trim() == "none" {
                 continue;
             }
-            let per = |suffix: &str| {
-                get(&format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.upper()))
-                    .or_else(|| get(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
+            // The signal's own variable, else the general one: (the name that was read, its value).
+            let per_named = |suffix: &str| {
+                let own = format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.upper());
+                let general = format!("OTEL_EXPORTER_OTLP_{suffix}");
+                (get(&own).map(|v| (own, v))).or_else(|| get(&general).map(|v| (general, v)))
             };
-            let protocol = match per("PROTOCOL").as_deref().map(str::trim) {
-                None | Some("grpc") => Protocol::Grpc,
-                Some("http/protobuf") => Protocol::HttpProtobuf,
-                Some("http/json") => Protocol::HttpJson,
-                Some(other) => {
-                    warnings.push(format!("OTEL_EXPORTER_OTLP_PROTOCOL={other:?}: expected grpc, http/protobuf or http/json; using grpc"));
-                    Protocol::Grpc
-                }
+            let per = |suffix: &str| per_named(suffix).map(|(_, v)| v);
+            let protocol = match per_named("PROTOCOL") {
+                None => Protocol::Grpc,
+                Some((name, v)) => match v.trim() {
+                    "grpc" => Protocol::Grpc,
+                    "http/protobuf" => Protocol::HttpProtobuf,
+                    "http/json" => Protocol::HttpJson,
+                    other => {
+                        warnings.push(format!("{name}={other:?}: expected grpc, http/protobuf or http/json; using grpc"));
+                        Protocol::Grpc
+                    }
+                },
             };
             let endpoint = match get(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper())) {
                 Some(e) => e.trim().to_string(),
@@ -276,6 +282,9 @@ impl OtelEnv {
                 pod.unwrap_or_else(|| format!("{host}-{}", std::process::id())),
             );
         }
+        // A general variable read for each signal is reported once.
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|w| seen.insert(w.clone()));
         OtelEnv {
             disabled,
             targets,

@@ -95,3 +95,21 @@ fn headers_intervals_disable_and_downward_api() {
     assert_eq!(e.metric_interval, Duration::from_secs(60));
     assert_eq!(e.warnings.len(), 1);
 }
+
+#[test]
+fn a_bad_value_is_reported_once_under_the_name_that_was_read() {
+    let e = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc-ish")]);
+    assert_eq!(
+        e.warnings,
+        ["OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc-ish\": expected grpc, http/protobuf or http/json; using grpc"]
+    );
+    let e = env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc-ish")]);
+    assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+    assert!(
+        e.warnings[0].starts_with("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=\"grpc-ish\""),
+        "{:?}",
+        e.warnings
+    );
+    let e = env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")]);
+    assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+}
