@@ -74,8 +74,10 @@ fn export(line: &OwnLine<'_>) {
 /// The lowest level written without `RUST_LOG`: 0 DEBUG, 1 INFO, 2 WARN, 3 ERROR.
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 
-/// The rank of a level name (`debug`/`DEBUG` … `error`; `trace` is DEBUG, anything else INFO).
-fn rank(level: &str) -> u8 {
+/// The rank of a level name (`debug`/`DEBUG` … `error`; `trace` is DEBUG, anything else INFO): 0 DEBUG,
+/// 1 INFO, 2 WARN, 3 ERROR. The one reading of `websocket.monitoring.log_level`, for the sidecar's own
+/// lines and the sessions' (`telemetry::parse_level`).
+pub fn rank(level: &str) -> u8 {
     let is = |name: &str| level.eq_ignore_ascii_case(name);
     if is("trace") || is("debug") {
         0

@@ -32,13 +32,16 @@ impl Telemetry {
     /// Exports the spans (the log records) held once they make a full batch
     /// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`): checked after every event,
     /// so that a request holds at most a batch (an event ends at most one span unless
-    /// `telemetry.step_spans` is on, when a session's step spans come with it).
-    fn ship_full(&self, (_, span_buf, log_buf, _): &mut Bufs) {
+    /// `telemetry.step_spans` is on, when a session's step spans come with it). An export restarts its
+    /// signal's schedule delay (`last`: when spans, logs were last exported).
+    fn ship_full(&self, (_, span_buf, log_buf, _): &mut Bufs, last: &mut (Instant, Instant)) {
         if span_buf.count >= self.opts.env.span_batch as u64 {
             self.flush(span_buf, &mut Vec::new());
+            last.0 = Instant::now();
         }
         if log_buf.len() >= self.opts.env.log_batch {
             self.flush(&mut spans::Encoded::default(), log_buf);
+            last.1 = Instant::now();
         }
     }
 
@@ -129,8 +132,9 @@ impl Telemetry {
             ..Default::default()
         };
         let mut log_buf = Vec::new();
-        let (mut last_spans, mut last_logs, mut last_metrics) =
-            (Instant::now(), Instant::now(), Instant::now());
+        // When spans and logs were last exported (their schedule delays run from there), and metrics.
+        let mut last = (Instant::now(), Instant::now());
+        let mut last_metrics = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut last_expiry = Instant::now();
         // After a batch the consumer waits a moment before taking the next one, so that under load it
@@ -145,15 +149,15 @@ impl Telemetry {
             }
             tokio::select! {
                 ev = rx.recv() => {
-                    let Some(ev) = ev else { break };
+                    let Some(first) = ev else { break };
                     let mut bufs = (&mut builder, &mut span_buf, &mut log_buf, &mut tracker);
-                    self.on_event(ev, &mut bufs, tap.as_ref());
-                    self.ship_full(&mut bufs);
-                    // Whatever else is queued is taken now: the checks below run once per batch.
-                    for _ in 0..BATCH {
-                        let Ok(ev) = rx.try_recv() else { break };
+                    // This event and whatever else is queued (up to BATCH more) are taken now: the
+                    // checks below run once per batch.
+                    let mut next = Some(first);
+                    for _ in 0..=BATCH {
+                        let Some(ev) = next.take().or_else(|| rx.try_recv().ok()) else { break };
                         self.on_event(ev, &mut bufs, tap.as_ref());
-                        self.ship_full(&mut bufs);
+                        self.ship_full(&mut bufs, &mut last);
                     }
                     linger = true;
                 }
@@ -177,13 +181,13 @@ impl Telemetry {
                 let tracked = builder.open_sessions() as f64;
                 self.registry.set(&names::SESSIONS_TRACKED, &d, tracked);
             }
-            if !span_buf.is_empty() && now - last_spans >= self.opts.env.span_delay {
+            if !span_buf.is_empty() && now - last.0 >= self.opts.env.span_delay {
                 self.flush(&mut span_buf, &mut Vec::new());
-                last_spans = now;
+                last.0 = now;
             }
-            if !log_buf.is_empty() && now - last_logs >= self.opts.env.log_delay {
+            if !log_buf.is_empty() && now - last.1 >= self.opts.env.log_delay {
                 self.flush(&mut spans::Encoded::default(), &mut log_buf);
-                last_logs = now;
+                last.1 = now;
             }
             if now - last_metrics >= self.opts.env.metric_interval {
                 self.ship_metrics();

@@ -108,12 +108,12 @@ pub struct Telemetry {
     fallback: std::sync::atomic::AtomicBool,
 }
 
-/// Parses a log level name.
+/// Parses a log level name, as the sidecar's own lines read it ([`crate::diag::rank`]).
 pub fn parse_level(s: &str) -> LogLevel {
-    match s {
-        "trace" | "debug" => LogLevel::Debug,
-        "warn" => LogLevel::Warn,
-        "error" => LogLevel::Error,
+    match crate::diag::rank(s) {
+        0 => LogLevel::Debug,
+        2 => LogLevel::Warn,
+        3 => LogLevel::Error,
         _ => LogLevel::Info,
     }
 }

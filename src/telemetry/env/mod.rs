@@ -133,30 +133,23 @@ impl OtelEnv {
         let mut warnings = Vec::new();
         let disabled =
             get("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let millis = |name: &str, default: u64, warnings: &mut Vec<String>| -> Duration {
-            match get(name) {
-                None => Duration::from_millis(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(ms) => Duration::from_millis(ms),
-                    Err(_) => {
-                        warnings.push(format!(
-                            "{name}={v:?}: expected milliseconds; using {default}"
-                        ));
-                        Duration::from_millis(default)
+        // A whole number of at least `min`; anything else is said and `default` used.
+        let number =
+            |name: &str, (default, min, what): (u64, u64, &str), warnings: &mut Vec<String>| {
+                match get(name).map(|v| (v.trim().parse::<u64>(), v)) {
+                    None => default,
+                    Some((Ok(n), _)) if n >= min => n,
+                    Some((_, v)) => {
+                        warnings.push(format!("{name}={v:?}: expected {what}; using {default}"));
+                        default
                     }
-                },
-            }
-        };
-        let count = |name: &str, default: usize, warnings: &mut Vec<String>| -> usize {
-            match get(name).map(|v| (v.trim().parse::<usize>(), v)) {
-                None => default,
-                Some((Ok(n), _)) if n > 0 => n,
-                Some((_, v)) => {
-                    let w = format!("{name}={v:?}: expected a positive integer; using {default}");
-                    warnings.push(w);
-                    default
                 }
-            }
+            };
+        let millis = |name: &str, default: u64, warnings: &mut Vec<String>| {
+            Duration::from_millis(number(name, (default, 0, "milliseconds"), warnings))
+        };
+        let count = |name: &str, default: u64, warnings: &mut Vec<String>| {
+            number(name, (default, 1, "a positive integer"), warnings) as usize
         };
         let mut targets = BTreeMap::new();
         for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
