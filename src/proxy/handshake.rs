@@ -305,8 +305,8 @@ pub async fn open(
 }
 
 /// Writes a final answer and closes the connection (reading what the client still sends for a moment,
-/// so that closing does not reset the connection under the answer).
-async fn finish(mut client: TcpStream, bytes: &[u8]) -> Option<Opened> {
+/// so that closing does not reset the connection under the answer); at most 2 s. `None`: no session.
+pub(super) async fn finish(mut client: TcpStream, bytes: &[u8]) -> Option<Opened> {
     let answer = Box::pin(async {
         client.write_all(bytes).await?;
         client.shutdown().await?;

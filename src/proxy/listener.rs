@@ -54,7 +54,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Over the limit: a fixed 503 with Retry-After, written without parsing anything.
-async fn refuse(mut stream: TcpStream, _permit: Arc<Permit>, shared: Arc<Shared>) {
+async fn refuse(stream: TcpStream, _permit: Arc<Permit>, shared: Arc<Shared>) {
     let body = "connection limit reached\n";
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n\
@@ -67,15 +67,7 @@ async fn refuse(mut stream: TcpStream, _permit: Arc<Permit>, shared: Arc<Shared>
         cause: RejectCause::ConnectionLimit,
     };
     shared.sink.emit(None, kind);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        stream.write_all(resp.as_bytes()).await?;
-        stream.shutdown().await?;
-        // Read what the client sent so closing does not reset the connection under the response.
-        let mut sink = [0u8; 1024];
-        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
+    handshake::finish(stream, resp.as_bytes()).await;
 }
 
 async fn connection(
