@@ -222,18 +222,7 @@ async fn give_back_memory(shared: Arc<proxy::Shared>) {
         let calmer = peak_rate >= 1000 && rate <= peak_rate / 4;
         if fewer_open || calmer {
             (peak_open, peak_rate) = (open, rate);
-            trim();
+            crate::heap::give_back_free_memory();
         }
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
-    // SAFETY: malloc_trim only releases free pages of the allocator's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}

@@ -29,7 +29,7 @@
 //! - [`cli`]: the clap definitions (a leaf).
 //! - [`diag`]: the sidecar's own diagnostics: `tracing` events, our layer (JSON lines, `RUST_LOG`), the OTLP hook (a leaf).
 //! - [`jsonlog`]: the one JSON log line writer (sessions' lines and the sidecar's own) (a leaf).
-//! - [`exit`]: the exit codes (a leaf).
+//! - [`exit`]: the exit codes (a leaf); [`heap`]: giving free memory back to the system (a leaf).
 //!
 //! The module map, the import rules and the decision to produce OTLP with our own pipeline are in
 //! `docs/architecture.md`.
@@ -42,6 +42,7 @@ pub mod config;
 pub mod diag;
 pub mod events;
 pub mod exit;
+pub mod heap;
 pub mod jsonlog;
 pub mod probe;
 pub mod proxy;

@@ -254,19 +254,9 @@ pub struct Batch {
 /// accepts by default).
 const MAX_RUN: u64 = 1 << 20;
 
-/// A backlog this large, once sent, is followed by [`give_back_free_memory`].
+/// A backlog this large, once sent, is followed by [`crate::heap::give_back_free_memory`]: after a
+/// collector outage or a burst the spool held megabytes that are free again.
 const TRIM_AFTER: u64 = 4 << 20;
-
-/// Returns the allocator's free memory to the system. After a collector outage or a burst the spool
-/// held megabytes that are free again; glibc keeps freed memory in its arenas (the RSS stays up) until
-/// asked to trim.
-fn give_back_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers from us.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// Sends spooled spans and logs in order, and the latest metrics snapshot, retrying with backoff (1 s
 /// doubling to 30 s) while the collector is away.
@@ -289,7 +279,7 @@ pub async fn sender(
         backlog_peak = backlog_peak.max(spool.bytes());
         if spool.is_empty() && backlog_peak >= TRIM_AFTER {
             backlog_peak = 0;
-            give_back_free_memory();
+            crate::heap::give_back_free_memory();
         }
         // Metrics first (the latest snapshot), else the spool's oldest requests, merged up to MAX_RUN.
         let run = if metrics.is_some() {
