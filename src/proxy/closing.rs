@@ -1,5 +1,5 @@
 //! How a session ends on the wire and in events: [`Ending`] (the codes both sides got, the reason, who
-//! closed), the sidecar's own close frames ([`send_one`], waiting for the peer's close), the half-close,
+//! closed), the sidecar's own close frames (`send_one`, waiting for the peer's close), the half-close,
 //! and the `Close` event. Shared by the relay and a held session (`resume::hold`).
 
 use tokio::net::TcpStream;

@@ -1,7 +1,7 @@
 //! Telemetry: lifecycle events → metrics, spans and logs, all off the data path in one consumer task,
 //! exported over OTLP by a sender task with a spool, both on a thread of their own.
 //!
-//! - [`consumer`]: that thread, and the loop that takes events in batches and describes each once.
+//! - `consumer`: that thread, and the loop that takes events in batches and describes each once.
 //! - [`names`]: every metric definition, attribute key, log line key and span (event) name, once.
 //! - [`registry`]: the store `/metrics` and OTLP both read; [`otlp_metrics`] turns it into OTLP,
 //!   [`exposition`] into Prometheus text or OpenMetrics (with exemplars).

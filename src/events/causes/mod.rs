@@ -3,7 +3,7 @@
 //! fallback modes, why the outbox refused a message. Error classes are decided from these, never from
 //! message text. And a close reason as exported ([`reason_text`]).
 //!
-//! - [`probe`]: the prober's values (transports, fallback modes, why the outbox refused a message).
+//! - `probe`: the prober's values (transports, fallback modes, why the outbox refused a message).
 
 mod probe;
 

@@ -9,7 +9,7 @@
 //! out upstream, protocol errors, …), never for a normal 1000/1001 close.
 //!
 //! - [`builder`]: [`SpanBuilder`], events → spans, holding only the open sessions.
-//! - [`session`]: what an open session holds (its steps, close and resumes) and how each is written as a
+//! - `session`: what an open session holds (its steps, close and resumes) and how each is written as a
 //!   span event.
 //! - [`write`]: one span written as protobuf (a session's, a step's, a prober attempt's).
 
